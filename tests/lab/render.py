@@ -1,0 +1,236 @@
+"""Config file text for the registry, nginx and Apache, from the guide read with ERRATA.md.
+
+Contract: pure functions (no I/O) returning file contents; `paths` is the lab's Paths object.
+Variant differences come only from the `Variant` fields.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .variants import (
+    DEBUG_ADDR,
+    HOSTNAME,
+    NGINX_LISTEN,
+    TOKEN_PORT,
+    AUTH_HOSTNAME,
+    Variant,
+)
+
+if TYPE_CHECKING:
+    from .paths import Paths
+
+TOKEN_ISSUER = "regaudit-lab-token-issuer"
+APACHE_MODULES = (
+    "mpm_event", "authz_core", "authz_host", "authz_user", "authn_core", "authn_file", "auth_basic",
+    "alias", "headers", "mime", "proxy", "proxy_http", "socache_shmcb", "ssl",
+)
+
+
+def token_realm() -> str:
+    """The token service's realm URL (served by lab.content token-service)."""
+    return f"https://{AUTH_HOSTNAME}:{TOKEN_PORT}/token"
+
+
+def registry_config(v: Variant, p: Paths, addr: str, debug: bool) -> str:
+    """docker-registry config.yml: the guide's, plus debug addr, storage root in the lab dir."""
+    purging = "true" if v.upload_purging else "false"
+    lines = [
+        "version: 0.1",
+        "log:",
+        "  level: info",
+        f"  formatter: {v.log_formatter}",
+        "storage:",
+        "  filesystem:",
+        f"    rootdirectory: {p.storage}",
+        "  delete:",
+        "    enabled: true",
+        "  maintenance:",
+        "    uploadpurging:",  # ERRATA/FORMATS: a partial section panics the registry
+        f"      enabled: {purging}",
+        "      age: 168h",
+        "      interval: 24h",
+        "      dryrun: false",
+        "http:",
+        f"  addr: \"{addr}\"",
+        f"  host: https://{HOSTNAME}",
+    ]
+    if v.nosniff:
+        lines += ["  headers:", "    X-Content-Type-Options: [nosniff]"]
+    lines += ["  http2:", "    disabled: false"]
+    if debug:
+        lines += ["  debug:", f"    addr: {DEBUG_ADDR}"]
+    lines += ["health:", "  storagedriver:", "    enabled: true", "    interval: 10s", "    threshold: 3"]
+    if v.auth == "token":
+        lines += [
+            "auth:",
+            "  token:",
+            f"    realm: {token_realm()}",
+            f"    service: {HOSTNAME}",
+            f"    issuer: \"{TOKEN_ISSUER}\"",
+            f"    rootcertbundle: {p.pki / 'token-signing.pem'}",
+            "    autoredirect: false",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def nginx_config(v: Variant, p: Paths, upstream: str) -> str:
+    """nginx.conf: the guide's server block on loopback (ERRATA 3), temp paths on the tmpfs (ERRATA 4)."""
+    t = v.nginx_timeout
+    return f"""\
+user www-data;
+worker_processes 1;
+pid {p.nginx_pid};
+error_log {p.nginx / 'error.log'} warn;
+
+events {{
+    worker_connections 256;
+}}
+
+http {{
+    default_type application/octet-stream;
+    access_log {p.nginx / 'access.log'};
+    server_tokens off;
+    fastcgi_temp_path {p.nginx / 'tmp' / 'fastcgi'};
+    uwsgi_temp_path {p.nginx / 'tmp' / 'uwsgi'};
+    scgi_temp_path {p.nginx / 'tmp' / 'scgi'};
+
+    upstream docker-registry {{
+        server {upstream};
+    }}
+
+    server {{
+        listen {NGINX_LISTEN};
+        server_name registry.internal;
+
+        client_max_body_size {v.nginx_body};
+        client_body_temp_path {p.client_body_temp};
+
+        proxy_buffering on;
+        proxy_buffer_size 32k;
+        proxy_buffers 16 64k;
+        proxy_busy_buffers_size 128k;
+
+        proxy_temp_path {p.proxy_temp};
+        proxy_max_temp_file_size 4096m;
+
+        proxy_read_timeout {t};
+        proxy_send_timeout {t};
+        proxy_connect_timeout 60s;
+
+        location /v2/ {{
+            proxy_pass http://docker-registry;
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+}}
+"""
+
+
+def apache_config(v: Variant, p: Paths) -> str:
+    """apache2.conf: the guide's vhost on *:443 (ERRATA 1), RSA and ECDSA certs, :80 redirects."""
+    modules = "\n".join(f"LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so" for m in APACHE_MODULES)
+    if v.auth == "basic":
+        auth = f"""
+    <Location /v2/>
+        AuthType Basic
+        AuthName "Registry Authentication"
+        AuthUserFile {p.htpasswd}
+        Require valid-user
+    </Location>"""
+    elif v.auth == "open":  # seeded defect: an auth type and user file, but nothing required
+        auth = f"""
+    <Location /v2/>
+        AuthType Basic
+        AuthName "Registry Authentication"
+        AuthUserFile {p.htpasswd}
+        Require all granted
+    </Location>"""
+    else:  # token: the registry itself challenges with Bearer
+        auth = ""
+    nginx = f"http://{NGINX_LISTEN}/"
+    return f"""\
+# regaudit lab ({v.name}): started as `apache2 -d {p.apache} -f {p.apache_conf}`
+ServerRoot "{p.apache}"
+DefaultRuntimeDir {p.apache_run}
+PidFile {p.apache_pid}
+Mutex file:{p.apache_run} default
+ServerName {HOSTNAME}
+User www-data
+Group www-data
+ErrorLog {p.apache / 'logs' / 'error.log'}
+LogLevel warn
+Timeout 300
+KeepAlive On
+ServerTokens Prod
+ServerSignature Off
+TraceEnable Off
+
+{modules}
+
+LogFormat "%h %l %u %t \\"%r\\" %>s %O" common
+CustomLog {p.apache / 'logs' / 'access.log'} common
+TypesConfig /etc/mime.types
+SSLSessionCache shmcb:{p.apache_run}/ssl_scache(512000)
+
+Listen 0.0.0.0:80
+Listen [::]:80
+Listen 0.0.0.0:443
+Listen [::]:443
+
+<Directory />
+    AllowOverride None
+    Require all denied
+</Directory>
+
+<VirtualHost *:80>
+    ServerName {HOSTNAME}
+    Redirect permanent / https://{HOSTNAME}/
+</VirtualHost>
+
+<VirtualHost *:443>
+    ServerName {HOSTNAME}
+
+    SSLEngine On
+    SSLCertificateFile    {p.pki / 'server-rsa.pem'}
+    SSLCertificateKeyFile {p.pki / 'server-rsa.key'}
+    SSLCertificateFile    {p.pki / 'server-ecdsa.pem'}
+    SSLCertificateKeyFile {p.pki / 'server-ecdsa.key'}
+    SSLProtocol           {v.ssl_protocols}
+    SSLCipherSuite        {v.ssl_ciphers}
+
+    # Registry requires these headers
+    RequestHeader set X-Forwarded-Proto "https"
+
+    # Proxy to the inner nginx (loopback), which proxies to the registry
+    ProxyPass        / {nginx} nocanon
+    ProxyPassReverse / {nginx}
+
+    ProxyTimeout 900
+    LimitRequestBody 0
+{auth}
+</VirtualHost>
+"""
+
+
+def apache_env(p: Paths) -> dict[str, str]:
+    """The Debian envvars apache2 expects, pointed at the lab's own directories."""
+    return {
+        "APACHE_RUN_USER": "www-data", "APACHE_RUN_GROUP": "www-data",
+        "APACHE_PID_FILE": str(p.apache_pid), "APACHE_RUN_DIR": str(p.apache_run),
+        "APACHE_LOCK_DIR": str(p.apache_run), "APACHE_LOG_DIR": str(p.apache / "logs"),
+        "LANG": "C",
+    }
+
+
+def fstab_line(v: Variant, p: Paths) -> str:
+    """The lab's fstab entry for nginx's temp tmpfs (mount options identical to the live mount)."""
+    return f"tmpfs {p.tmpfs} tmpfs {tmpfs_options(v)} 0 0\n"
+
+
+def tmpfs_options(v: Variant) -> str:
+    """Mount options string: defaults,size=...,<flags>."""
+    return ",".join(("defaults", f"size={v.tmpfs_size}", *v.tmpfs_options))
