@@ -25,14 +25,7 @@ SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-b
                   "/etc/ssl/cert.pem")
 
 
-def load_trust_store(ca_bundle: str | None = None) -> tuple[list[x509.Certificate], str]:
-    """Certificates of `ca_bundle` (PEM) or of the system store; returns (certs, where from).
-
-    Raises OSError/ValueError when the named bundle cannot be read or holds no certificate.
-    """
-    if ca_bundle:
-        certs = x509.load_pem_x509_certificates(Path(ca_bundle).read_bytes())
-        return certs, ca_bundle
+def _system_store() -> tuple[list[x509.Certificate], str]:
     paths = ssl.get_default_verify_paths()
     for candidate in (paths.cafile, paths.openssl_cafile, *SYSTEM_BUNDLES):
         if candidate and Path(candidate).is_file():
@@ -43,7 +36,18 @@ def load_trust_store(ca_bundle: str | None = None) -> tuple[list[x509.Certificat
                 return certs, candidate
             except ValueError:
                 continue
-    raise OSError("no system trust store found")
+    return [], "no system trust store"
+
+
+def load_trust_store(ca_bundle: str | None = None) -> tuple[list[x509.Certificate], str]:
+    """The system store's certificates plus those of `ca_bundle` (PEM) when given; returns
+    (certs, where from). Raises OSError/ValueError when the named bundle cannot be read or holds
+    no certificate."""
+    certs, source = _system_store()
+    if ca_bundle:
+        extra = x509.load_pem_x509_certificates(Path(ca_bundle).read_bytes())
+        return extra + certs, f"{ca_bundle} + {source}"
+    return certs, source
 
 
 def _key_facts(cert: x509.Certificate) -> dict[str, object]:
