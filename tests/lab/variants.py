@@ -94,11 +94,11 @@ VARIANTS: dict[str, Variant] = {
         htpasswd_mode=0o644,
         legacy_htpasswd_entry=True,
     ),
-    "token": Variant(name="token", prefix="rgt-", content_profile="hardened", auth="token"),
+    "token": Variant(name="token", prefix="rgt-", content_profile="token", auth="token"),
     "firewall": Variant(
         name="firewall",
         prefix="rgf-",
-        content_profile="hardened",
+        content_profile="firewall",
         registry_addrs=("10.0.0.10:5000", "[fd00::10]:5000"),
     ),
 }

@@ -1,0 +1,1 @@
+"""CLI subcommands: each module has `register(subparsers)`; every module here is loaded."""

@@ -1,0 +1,86 @@
+"""Options and helpers shared by the audit-running subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from auditor.checkapi import Check
+from auditor.errors import UsageError
+from auditor.model import Severity
+from auditor.plugins import load_checks, load_probes, load_report_writers, validate_needs
+from auditor.profile import DEFAULT_PROFILE, Profile, load_profile, validate_against_checks
+from auditor.report import AuditReport
+from auditor.reportapi import write_report
+
+
+def split_list(values: list[str] | None) -> tuple[str, ...]:
+    out: list[str] = []
+    for value in values or []:
+        out += [v.strip() for v in value.split(",") if v.strip()]
+    return tuple(out)
+
+
+def add_profile_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, metavar="NAME|FILE",
+                        help=f"built-in profile name or YAML file (default {DEFAULT_PROFILE})")
+    parser.add_argument("--select", action="append", metavar="IDS", help="only these checks: ids, globs, areas")
+    parser.add_argument("--skip", action="append", metavar="IDS", help="not these checks: ids, globs, areas")
+    parser.add_argument("--fail-on", metavar="SEVERITY",
+                        help="exit 1 when a fail or error at or above this severity (default: profile's, else high)")
+    parser.add_argument("--format", default="console,json", metavar="FORMATS",
+                        help="comma list of report formats: console and the installed writers (default console,json)")
+    parser.add_argument("--output", default="regaudit-reports", metavar="DIR", help="report directory")
+    parser.add_argument("-v", "--verbose", action="store_true", help="list passing results too")
+
+
+def load_engine() -> dict[str, Check]:
+    checks = load_checks()
+    validate_needs(checks, load_probes())
+    return checks
+
+
+def resolve_profile(ref: str, checks: dict[str, Check]) -> tuple[Profile, list[str]]:
+    profile = load_profile(ref)
+    warnings = validate_against_checks(profile, checks)
+    for warning in warnings:
+        print(f"regaudit: warning: {warning}", file=sys.stderr)
+    return profile, warnings
+
+
+def fail_on(args: argparse.Namespace, profile: Profile) -> Severity:
+    if args.fail_on:
+        try:
+            return Severity.parse(args.fail_on)
+        except ValueError as exc:
+            raise UsageError(f"--fail-on: {exc}") from None
+    return profile.fail_on or Severity.HIGH
+
+
+def formats(text: str) -> list[str]:
+    wanted = [f.strip() for f in text.split(",") if f.strip()]
+    known = {"console", *load_report_writers()}
+    unknown = [f for f in wanted if f not in known]
+    if unknown:
+        raise UsageError(f"unknown report format(s) {', '.join(unknown)} (installed: {', '.join(sorted(known))})")
+    return wanted
+
+
+def write_reports(report: AuditReport, wanted: list[str], out_dir: Path) -> list[Path]:
+    writers = load_report_writers()
+    written = []
+    for name in wanted:
+        if name == "console":
+            continue
+        try:
+            written.append(write_report(writers[name], report, out_dir))
+        except OSError as exc:
+            raise UsageError(f"cannot write {name} report to {out_dir}: {exc.strerror or exc}") from None
+    return written
+
+
+def print_json(data: object) -> None:
+    json.dump(data, sys.stdout, indent=2)
+    sys.stdout.write("\n")

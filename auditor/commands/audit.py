@@ -1,0 +1,120 @@
+"""`regaudit audit [URL]`: gather evidence, judge it under a profile, report, gate CI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from auditor.baseline import load_baseline
+from auditor.console import make_console, print_report, probe_progress
+from auditor.credentials import load_credentials
+from auditor.errors import UsageError
+from auditor.plugins import load_probes
+from auditor.runner import RunOptions, Selection, needed_probes, run_audit
+from auditor.target import PATH_KEYS, Target, parse_registry_url
+
+from ._common import (
+    add_profile_options,
+    fail_on,
+    formats,
+    load_engine,
+    resolve_profile,
+    split_list,
+    write_reports,
+)
+
+# Options naming files or directories; a named one that does not exist is a usage error (exit 2).
+PATH_OPTIONS = {
+    "registry_config": "--registry-config",
+    "nginx_config": "--nginx-config",
+    "apache_config": "--apache-config",
+    "scan_dir": "--scan-dir",
+    "fstab": "--fstab",
+    "ca_bundle": "--ca-bundle",
+    "manifests_dir": "--manifests-dir",
+    "trusted_root": "--trusted-root",
+    "storage_root": "--storage-root",
+    "htpasswd": "--htpasswd",
+    "tls_key": "--tls-key",
+}
+assert set(PATH_OPTIONS) == set(PATH_KEYS)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("audit", help="audit a registry deployment", description=__doc__)
+    parser.add_argument("url", nargs="?", help="the registry's public base URL, e.g. https://registry.example.com")
+    parser.add_argument("--inside", action="store_true", help="also run inside checks (on the registry host)")
+    add_profile_options(parser)
+    for key, flag in PATH_OPTIONS.items():
+        parser.add_argument(flag, dest=key, metavar="PATH", help=f"explicit {key.replace('_', ' ')} path")
+    parser.add_argument("--cosign-key", action="append", default=[], metavar="PEM", help="trusted cosign public key")
+    parser.add_argument("--registry-port", type=int, help="the registry's own port when not 5000 / the config's")
+    parser.add_argument("--active", action="store_true",
+                        help="allow active probes that change state and clean up (e.g. start-and-cancel an upload)")
+    parser.add_argument("--deadline", type=float, default=300.0, metavar="SECONDS", help="whole-audit deadline")
+    parser.add_argument("--evidence-out", metavar="FILE", help="save the gathered evidence for `regaudit evaluate`")
+    parser.add_argument("--baseline", metavar="RUN|FILE", help="fail only on findings new since this run or report")
+    parser.add_argument("--username", help="registry user (the password comes from the environment or a file)")
+    parser.add_argument("--password-file", metavar="FILE", help="file holding the registry password")
+    parser.add_argument("--docker-config", metavar="FILE", help="Docker config.json to read credentials from")
+    parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.set_defaults(func=run)
+
+
+def build_target(args: argparse.Namespace) -> Target:
+    url = parse_registry_url(args.url) if args.url else None
+    if not url and not args.inside:
+        raise UsageError("nothing to audit: give the registry's URL, --inside, or both")
+    paths: dict[str, str] = {}
+    for key, flag in PATH_OPTIONS.items():
+        value = getattr(args, key)
+        if value:
+            if not Path(value).exists():
+                raise UsageError(f"{flag} {value}: no such file or directory")
+            paths[key] = str(Path(value).absolute())
+    for key in args.cosign_key:
+        if not Path(key).is_file():
+            raise UsageError(f"--cosign-key {key}: no such file")
+    if args.deadline <= 0:
+        raise UsageError("--deadline must be positive")
+    options = {"active": bool(args.active)}
+    if args.registry_port is not None:
+        if not 0 < args.registry_port < 65536:
+            raise UsageError("--registry-port must be 1-65535")
+        options["registry_port"] = args.registry_port
+    return Target(url=url, inside=args.inside, paths=paths,
+                  cosign_keys=tuple(str(Path(k).absolute()) for k in args.cosign_key), options=options)
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = load_engine()
+    profile, warnings = resolve_profile(args.profile, checks)
+    target = build_target(args)
+    wanted = formats(args.format)
+    credentials = load_credentials(target.host, args.password_file, args.username, args.docker_config)
+    if credentials and target.scheme == "http" and target.host not in ("localhost", "127.0.0.1", "::1"):
+        raise UsageError("refusing to send credentials over plain http to a non-loopback host; use https")
+    selection = Selection(profile, split_list(args.select), split_list(args.skip))
+    baseline = load_baseline(args.baseline) if args.baseline else None
+    options = RunOptions(fail_on=fail_on(args, profile), deadline=args.deadline, baseline=baseline,
+                         warnings=list(warnings))
+    console = make_console()
+    probes = load_probes()
+    chosen = selection.apply(checks)
+    total = len(needed_probes(chosen, target.vantages()))
+    if args.no_progress:
+        report, evidence = run_audit(checks, probes, target, credentials, selection, options)
+    else:
+        with probe_progress(make_console(sys.stderr), total) as progress:
+            options.progress = progress  # type: ignore[assignment]
+            report, evidence = run_audit(checks, probes, target, credentials, selection, options)
+    if args.evidence_out:
+        evidence.save(Path(args.evidence_out))
+    out_dir = Path(args.output)
+    written = write_reports(report, wanted, out_dir)
+    if "console" in wanted:
+        print_report(console, report, verbose=args.verbose)
+    for path in written:
+        print(f"report written: {path}", file=sys.stderr)
+    return report.exit_code

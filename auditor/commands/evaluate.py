@@ -1,0 +1,40 @@
+"""`regaudit evaluate EVIDENCE`: re-judge saved evidence offline under any profile."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+from auditor.console import make_console, print_report
+from auditor.evidence import EvidenceFile
+from auditor.runner import RunOptions, Selection, evaluate, utcnow
+
+from ._common import add_profile_options, fail_on, formats, load_engine, resolve_profile, split_list, write_reports
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("evaluate", help="re-judge a saved evidence file offline", description=__doc__)
+    parser.add_argument("evidence", help="evidence file written by `audit --evidence-out`")
+    add_profile_options(parser)
+    parser.add_argument("--now", action="store_true",
+                        help="judge at the present time (default: the time the audit recorded)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    checks = load_engine()
+    profile, warnings = resolve_profile(args.profile, checks)
+    wanted = formats(args.format)
+    evidence = EvidenceFile.load(Path(args.evidence))
+    selection = Selection(profile, split_list(args.select), split_list(args.skip))
+    options = RunOptions(fail_on=fail_on(args, profile), warnings=list(warnings))
+    now: dt.datetime | None = utcnow() if args.now else None
+    report = evaluate(checks, evidence, selection, options, now)
+    written = write_reports(report, wanted, Path(args.output))
+    if "console" in wanted:
+        print_report(make_console(), report, verbose=args.verbose)
+    for path in written:
+        print(f"report written: {path}", file=sys.stderr)
+    return report.exit_code

@@ -1,0 +1,1 @@
+"""Registry content: the walker, cosign signatures, vulnerability scans."""

@@ -1,0 +1,1 @@
+"""Host facts read on the registry host: sockets, processes, mounts, files, firewall, proxies."""

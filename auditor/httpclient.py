@@ -1,0 +1,148 @@
+"""A defensive HTTP client for probes: bounded bodies, deadlines, no credential leaks.
+
+Redirects are never followed automatically: a probe that wants to follow one calls
+:func:`follow_redirects` which refuses loops, off-host hops with credentials, and too many hops.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+import httpx
+
+from auditor.errors import ProbeError
+
+DEFAULT_MAX_BODY = 4 * 1024 * 1024
+USER_AGENT = "regaudit"
+
+
+def ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    """A verifying TLS context: the system store, or the given CA bundle."""
+    try:
+        return ssl.create_default_context(cafile=ca_bundle) if ca_bundle else ssl.create_default_context()
+    except (OSError, ssl.SSLError) as exc:
+        raise ProbeError(f"cannot load CA bundle {ca_bundle}: {exc}") from None
+
+
+def make_client(
+    ca_bundle: str | None = None,
+    timeout: float = 15.0,
+    max_connections: int = 32,
+    http2: bool = True,
+    verify: bool = True,
+) -> httpx.AsyncClient:
+    """An AsyncClient with a bounded pool, per-operation timeouts and no automatic redirects."""
+    return httpx.AsyncClient(
+        verify=ssl_context(ca_bundle) if verify else False,
+        http2=http2,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        follow_redirects=False,
+        headers={"User-Agent": USER_AGENT},
+        trust_env=False,
+    )
+
+
+@dataclass(frozen=True)
+class BoundedResponse:
+    """A response whose body was read up to a limit."""
+
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+    truncated: bool
+    url: str
+    http_version: str
+
+
+async def bounded_request(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    headers: dict[str, str] | None = None,
+    auth: httpx.Auth | None = None,
+    content: bytes | None = None,
+) -> BoundedResponse:
+    """Send one request and read at most `max_body` bytes of the answer.
+
+    Network failures become ProbeError with a short reason (never the credentials).
+    """
+    try:
+        async with client.stream(method, url, headers=headers, auth=auth, content=content) as response:
+            chunks: list[bytes] = []
+            size = 0
+            truncated = False
+            async for chunk in response.aiter_raw():
+                size += len(chunk)
+                if size > max_body:
+                    chunks.append(chunk[: max(0, max_body - (size - len(chunk)))])
+                    truncated = True
+                    break
+                chunks.append(chunk)
+            body = b"".join(chunks)
+            if not truncated and response.headers.get("content-encoding"):
+                body = _decode(response, body)
+            return BoundedResponse(
+                response.status_code, response.headers, body, truncated, str(response.url), response.http_version
+            )
+    except httpx.TimeoutException as exc:
+        raise ProbeError(f"{method} {_safe(url)}: timed out ({type(exc).__name__})") from None
+    except httpx.HTTPError as exc:
+        raise ProbeError(f"{method} {_safe(url)}: {type(exc).__name__}: {_short(exc)}") from None
+    except (ssl.SSLError, OSError) as exc:
+        raise ProbeError(f"{method} {_safe(url)}: {type(exc).__name__}: {_short(exc)}") from None
+
+
+def _decode(response: httpx.Response, body: bytes) -> bytes:
+    decoder = response._get_content_decoder()
+    try:
+        return decoder.decode(body) + decoder.flush()
+    except httpx.DecodingError:
+        return body
+
+
+def _safe(url: str) -> str:
+    parsed = httpx.URL(url)
+    return str(parsed.copy_with(username=None, password=None, query=None))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def same_origin(a: str, b: str) -> bool:
+    ua, ub = httpx.URL(a), httpx.URL(b)
+    return (ua.scheme, ua.host, ua.port) == (ub.scheme, ub.host, ub.port)
+
+
+async def follow_redirects(
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    max_hops: int = 5,
+    max_body: int = DEFAULT_MAX_BODY,
+    headers: dict[str, str] | None = None,
+    auth: httpx.Auth | None = None,
+) -> tuple[BoundedResponse, list[str]]:
+    """GET `url` following redirects safely; returns the last response and the chain of URLs.
+
+    Credentials (auth) are only sent to the origin of `url`: an off-origin hop goes without them.
+    A loop or more than `max_hops` hops raises ProbeError.
+    """
+    chain = [url]
+    current = url
+    for _ in range(max_hops + 1):
+        hop_auth = auth if same_origin(current, url) else None
+        response = await bounded_request(client, "GET", current, max_body=max_body, headers=headers, auth=hop_auth)
+        if response.status_code not in (301, 302, 303, 307, 308) or "location" not in response.headers:
+            return response, chain
+        nxt = str(httpx.URL(current).join(response.headers["location"]))
+        if nxt in chain:
+            raise ProbeError(f"redirect loop: {' -> '.join(_safe(u) for u in [*chain, nxt])}")
+        chain.append(nxt)
+        current = nxt
+    raise ProbeError(f"more than {max_hops} redirects from {_safe(url)}")

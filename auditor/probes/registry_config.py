@@ -1,0 +1,134 @@
+"""`config.registry`: the registry's configuration file, parsed, with facts about files it names."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import yaml
+from cryptography import x509
+
+from auditor.errors import NotApplicable, ProbeError
+from auditor.model import JSON
+from auditor.probeapi import ProbeContext, probe
+
+DEFAULT_PATHS = ("/etc/docker/registry/config.yml", "/etc/docker-registry/config.yml")
+MAX_CONFIG_BYTES = 1024 * 1024
+
+
+async def registry_config_path(ctx: ProbeContext) -> tuple[str, str]:
+    """(path, how it was found): the explicit option, then discovery, then the default paths."""
+    explicit = ctx.target.path("registry_config")
+    if explicit:
+        return explicit, "--registry-config"
+    discovered = None
+    if ctx.target.inside:
+        try:
+            discovered = await ctx.evidence("host.discovery")
+        except Exception:  # discovery is optional: fall back to the default paths
+            discovered = None
+    if isinstance(discovered, dict):
+        registry = discovered.get("registry") or {}
+        if registry.get("config"):
+            return str(registry["config"]), str(registry.get("config_source", "discovered"))
+    for path in DEFAULT_PATHS:
+        if Path(path).is_file():
+            return path, "default path"
+    raise NotApplicable(
+        "no registry config found (none given with --registry-config, none discovered, none at "
+        + " or ".join(DEFAULT_PATHS) + ")"
+    )
+
+
+def file_facts(path: str) -> dict[str, JSON]:
+    """Existence, type, mode and owner of a file, without reading it."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        return {"path": path, "exists": False, "error": exc.strerror}
+    return {
+        "path": path,
+        "exists": True,
+        "is_file": stat.S_ISREG(st.st_mode),
+        "mode": f"{stat.S_IMODE(st.st_mode):04o}",
+        "uid": st.st_uid,
+        "gid": st.st_gid,
+        "size": st.st_size,
+    }
+
+
+def certificate_facts(path: str) -> dict[str, JSON]:
+    """Certificates in a PEM bundle: subject, validity (so checks judge expiry at their own time)."""
+    facts = file_facts(path)
+    if not facts.get("exists"):
+        return facts
+    try:
+        data = Path(path).read_bytes()[:MAX_CONFIG_BYTES]
+        certs = x509.load_pem_x509_certificates(data)
+    except (OSError, ValueError) as exc:
+        facts["parse_error"] = f"not a PEM certificate bundle: {exc}"
+        return facts
+    facts["certificates"] = [
+        {
+            "subject": cert.subject.rfc4514_string(),
+            "not_before": cert.not_valid_before_utc.isoformat(),
+            "not_after": cert.not_valid_after_utc.isoformat(),
+        }
+        for cert in certs
+    ]
+    return facts
+
+
+def _plain(value: Any) -> JSON:
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return value
+
+
+def read_registry_config(path: str, source: str) -> dict[str, JSON]:
+    """Parse the config at `path`. A YAML error is a fact (config-valid fails), not a probe error."""
+    facts: dict[str, JSON] = {"path": path, "source": source, "file": file_facts(path)}
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ProbeError(f"cannot read registry config {path}: {exc.strerror}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ProbeError(f"registry config {path} is larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        parsed = yaml.safe_load(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        facts["parse_error"] = "not UTF-8 text"
+        return facts
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        facts["parse_error"] = f"{where}{getattr(exc, 'problem', None) or exc}"
+        return facts
+    if not isinstance(parsed, dict):
+        facts["parse_error"] = f"top level is {type(parsed).__name__}, not a mapping"
+        return facts
+    config = _plain(parsed)
+    facts["config"] = config
+    auth = config.get("auth") if isinstance(config.get("auth"), dict) else {}
+    token = auth.get("token") if isinstance(auth.get("token"), dict) else None
+    if token and isinstance(token.get("rootcertbundle"), str):
+        facts["rootcertbundle"] = certificate_facts(token["rootcertbundle"])
+    htpasswd = auth.get("htpasswd") if isinstance(auth.get("htpasswd"), dict) else None
+    if htpasswd and isinstance(htpasswd.get("path"), str):
+        facts["htpasswd"] = file_facts(htpasswd["path"])
+    return facts
+
+
+@probe("config.registry", timeout=10.0)
+async def registry_config(ctx: ProbeContext) -> JSON:
+    """The registry's config file: where it was found, its parsed content, referenced files."""
+    path, source = await registry_config_path(ctx)
+    return read_registry_config(path, source)

@@ -1,0 +1,1 @@
+"""Remediation: generators, plans and safe installation of the guide's configs."""

@@ -1,0 +1,1 @@
+"""Built-in profiles (YAML), shipped as package data of auditor.profiles."""

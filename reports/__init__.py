@@ -1,0 +1,1 @@
+"""Report writers (imported as auditor.reports). Every module-level ReportWriter is discovered."""
