@@ -158,7 +158,7 @@ async def push_tag(reg: Registry, spec: TagSpec, layers: LayerCache,
         children = [await asyncio.to_thread(build_image, spec, layers, arch) for arch in spec.platforms]
         for child in children:
             await push_image(reg, spec.repo, child, child.manifest.digest)
-        index = oci.image_index([(c, {"architecture": a, "os": "linux",
+        index = oci.image_index([(c.manifest, {"architecture": a, "os": "linux",
                                       "variant": "v8" if a == "arm64" else ""})
                                  for c, a in zip(children, spec.platforms, strict=True)])
         await reg.put_manifest(spec.repo, spec.tag, index)
