@@ -16,6 +16,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import grp
+import json
 import os
 import secrets
 import shutil
@@ -287,13 +288,20 @@ def _prepare_files(v: Variant, p: Paths, state: dict[str, Any]) -> None:
             pw_file = p.password_file if user == "auditor" else p.secrets / f"{user}.password"
             _write_secret(pw_file, pw)
             _htpasswd_add(p.token / "htpasswd", user, pw)
-            users[user] = {"password_file": str(pw_file), "role": role, "access": access}
+            cred_file = p.secrets / f"{user}.json"  # lab.content's credentials format
+            _write_secret(cred_file, json.dumps({"username": user, "password": pw}))
+            users[user] = {"password_file": str(pw_file), "credentials": str(cred_file), "role": role,
+                           "access": access}
             acl.append(f"  {user}:")
             acl.append("    access:")
             for entry in access:
                 acts = ", ".join(f'"{a}"' for a in entry["actions"])
                 acl.append(f"      - {{type: {entry['type']}, name: \"{entry['name']}\", actions: [{acts}]}}")
         os.chmod(p.token / "htpasswd", 0o600)
+        state["token"]["credentials"] = {"push": users["pusher"]["credentials"],
+                                         "pull": users["puller"]["credentials"],
+                                         "auditor": users["auditor"]["credentials"]}
+        state["token"]["ca"] = state["tls"]["ca"]
         _write_config(p.token / "acl.yaml", "\n".join(acl) + "\n")
     else:
         pw = secrets.token_urlsafe(24)

@@ -90,7 +90,7 @@ def simple_signing_payload(docker_reference: str, digest: str,
             "image": {"docker-manifest-digest": digest},
             "type": SIGNATURE_TYPE,
         },
-        "optional": GoMap(optional) if optional is not None else None,
+        "optional": _go_map(optional) if optional is not None else None,
     }
     return marshal(body)
 
@@ -104,6 +104,42 @@ def signature_tag(digest: str, suffix: str = "sig") -> str:
     """`sha256:<hex>` -> `sha256-<hex>.sig` (cosign remote.normalize)."""
     algo, _, hexpart = digest.partition(":")
     return f"{algo}-{hexpart}.{suffix}" if suffix else f"{algo}-{hexpart}"
+
+
+def signature_config(payload_digest: str, created: str = ZERO_TIME) -> Blob:
+    """The go-containerregistry ConfigFile of a signature image (empty.Image + one layer).
+
+    cosign 2.x leaves `created` at Go's zero time unless --record-creation-timestamp is given.
+    """
+    body = {
+        "architecture": "",
+        "created": created,
+        "history": [{"created": ZERO_TIME}],
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": [payload_digest]},
+        "config": {},
+    }
+    return Blob(marshal(body), OCI_CONFIG)
+
+
+def signature_manifest(config: Blob, payloads: list[Blob]) -> Blob:
+    """The OCI manifest of the `.sig` image: one simple-signing layer per signature."""
+    body = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": config.descriptor(),
+        "layers": [p.descriptor() for p in payloads],
+    }
+    return Blob(marshal(body), OCI_MANIFEST)
+
+
+def _go_map(value: Any) -> Any:
+    """map[string]interface{} all the way down: nested dicts marshal with sorted keys."""
+    if isinstance(value, dict):
+        return GoMap({k: _go_map(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_go_map(v) for v in value]
+    return value
 
 
 @dataclass
@@ -129,22 +165,8 @@ def legacy_signature(key: ec.EllipticCurvePrivateKey, docker_reference: str, sub
     payload_bytes = simple_signing_payload(docker_reference, named)
     b64sig = base64.b64encode(sign_bytes(key, payload_bytes)).decode()
     payload = Blob(payload_bytes, SIMPLESIGNING, annotations={SIGNATURE_ANNOTATION: b64sig})
-    config_body = {
-        "architecture": "",
-        "created": ZERO_TIME,
-        "history": [{"created": ZERO_TIME}],
-        "os": "",
-        "rootfs": {"type": "layers", "diff_ids": [payload.digest]},
-        "config": {},
-    }
-    config = Blob(marshal(config_body), OCI_CONFIG)
-    manifest_body = {
-        "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "config": config.descriptor(),
-        "layers": [payload.descriptor()],
-    }
-    manifest = Blob(marshal(manifest_body), OCI_MANIFEST)
+    config = signature_config(payload.digest)
+    manifest = signature_manifest(config, [payload])
     return LegacySignature(payload=payload, config=config, manifest=manifest,
                            tag=signature_tag(subject_digest), signature_b64=b64sig,
                            signed_digest=named)
