@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
 
             record = populate(lab)
             tags = sum(len(r["tags"]) for r in record["repositories"].values())
-            print(json.dumps({"content_json": str(lab.content_json), "repositories": len(record["repositories"]),
-                              "tags": tags, "defects": len(record["defects"]),
-                              "seconds": record["populate_seconds"]}))
+            print(json.dumps({"content_json": str(lab.content_json),
+                              "repositories": len(record["repositories"]), "tags": tags,
+                              "defects": len(record["defects"]), "seconds": record["populate_seconds"]}))
         elif args.command == "token-service":
             from .token import serve
 
