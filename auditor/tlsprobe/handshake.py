@@ -232,7 +232,11 @@ async def _read_sslv2(reader: asyncio.StreamReader, max_bytes: int) -> HelloResu
         buffer += chunk
         if buffer[0] in (rec.CT_ALERT, rec.CT_HANDSHAKE) and len(buffer) >= 3 \
                 and buffer[1] == 3:
-            return HelloResult(REFUSED, "answered with TLS, not SSLv2", bytes_read=len(buffer))
+            if buffer[0] == rec.CT_ALERT:
+                return HelloResult(REFUSED, "answered with a TLS alert, not SSLv2",
+                                   bytes_read=len(buffer))
+            return HelloResult(ERROR, "answered an SSLv2 hello with a TLS handshake record",
+                               bytes_read=len(buffer))
         if not buffer[0] & 0x80:
             return HelloResult(ERROR, f"junk answer: first byte 0x{buffer[0]:02x} is neither "
                                "TLS nor an SSLv2 header", bytes_read=len(buffer))
