@@ -6,6 +6,7 @@ Redirects are never followed automatically: a probe that wants to follow one cal
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from dataclasses import dataclass
 
@@ -65,11 +66,33 @@ async def bounded_request(
     headers: dict[str, str] | None = None,
     auth: httpx.Auth | None = None,
     content: bytes | None = None,
+    total_timeout: float | None = None,
 ) -> BoundedResponse:
     """Send one request and read at most `max_body` bytes of the answer.
 
     Network failures become ProbeError with a short reason (never the credentials).
+    `total_timeout` bounds the whole exchange (a server trickling bytes defeats per-read timeouts).
     """
+    if total_timeout is None:
+        return await _bounded(client, method, url, max_body, headers, auth, content)
+    if total_timeout <= 0:
+        raise ProbeError(f"{method} {_safe(url)}: no time left before the deadline")
+    try:
+        async with asyncio.timeout(total_timeout):
+            return await _bounded(client, method, url, max_body, headers, auth, content)
+    except TimeoutError:
+        raise ProbeError(f"{method} {_safe(url)}: no complete answer within {total_timeout:.1f}s") from None
+
+
+async def _bounded(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    max_body: int,
+    headers: dict[str, str] | None,
+    auth: httpx.Auth | None,
+    content: bytes | None,
+) -> BoundedResponse:
     try:
         async with client.stream(method, url, headers=headers, auth=auth, content=content) as response:
             chunks: list[bytes] = []
@@ -85,9 +108,8 @@ async def bounded_request(
             body = b"".join(chunks)
             if not truncated and response.headers.get("content-encoding"):
                 body = _decode(response, body)
-            return BoundedResponse(
-                response.status_code, response.headers, body, truncated, str(response.url), response.http_version
-            )
+            return BoundedResponse(response.status_code, response.headers, body, truncated,
+                                   str(response.url), response.http_version)
     except httpx.TimeoutException as exc:
         raise ProbeError(f"{method} {_safe(url)}: timed out ({type(exc).__name__})") from None
     except httpx.HTTPError as exc:
@@ -127,17 +149,19 @@ async def follow_redirects(
     max_body: int = DEFAULT_MAX_BODY,
     headers: dict[str, str] | None = None,
     auth: httpx.Auth | None = None,
+    total_timeout: float | None = None,
 ) -> tuple[BoundedResponse, list[str]]:
     """GET `url` following redirects safely; returns the last response and the chain of URLs.
 
     Credentials (auth) are only sent to the origin of `url`: an off-origin hop goes without them.
-    A loop or more than `max_hops` hops raises ProbeError.
+    A loop or more than `max_hops` hops raises ProbeError. `total_timeout` bounds each hop.
     """
     chain = [url]
     current = url
     for _ in range(max_hops + 1):
         hop_auth = auth if same_origin(current, url) else None
-        response = await bounded_request(client, "GET", current, max_body=max_body, headers=headers, auth=hop_auth)
+        response = await bounded_request(client, "GET", current, max_body=max_body, headers=headers,
+                                         auth=hop_auth, total_timeout=total_timeout)
         if response.status_code not in (301, 302, 303, 307, 308) or "location" not in response.headers:
             return response, chain
         nxt = str(httpx.URL(current).join(response.headers["location"]))
