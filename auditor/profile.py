@@ -150,6 +150,8 @@ def _parse(source: str, text: str) -> dict[str, Any]:
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UsageError(f"profile {source}:{where}: invalid YAML: {problem}") from None
+    except ValueError as exc:
+        raise UsageError(f"profile {source}: invalid YAML value: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"profile {source}: must be a YAML mapping, not {type(data).__name__}")
     validator = jsonschema.Draft202012Validator(_schema(), format_checker=jsonschema.FormatChecker())

@@ -227,7 +227,7 @@ def host_https(ev: Evidence, params: Params) -> Iterator[Outcome]:
     facts = config_facts(ev)
     present, host = raw(facts["config"], "http.host")
     if not present or not host:
-        yield failed(subject(facts), "http.host is not set", observed=None, expected="https://<registry host>")
+        yield failed(subject(facts), "http.host is not set", observed="http.host absent", expected="https://<registry host>")
         return
     parts = urlsplit(str(host))
     if parts.scheme == "https" and parts.hostname:
@@ -262,7 +262,8 @@ def headers(ev: Evidence, params: Params) -> Iterator[Outcome]:
         yield passed(subject(facts), "X-Content-Type-Options: nosniff is configured", observed=values)
     else:
         yield failed(subject(facts), "http.headers does not set X-Content-Type-Options: nosniff",
-                     observed=configured if present else None, expected={"X-Content-Type-Options": ["nosniff"]})
+                     observed=configured if present else "http.headers absent",
+                     expected={"X-Content-Type-Options": ["nosniff"]})
 
 
 @check(
