@@ -48,14 +48,7 @@ TESTS_DIR = Path(__file__).resolve().parent.parent
 DEFECTS_DIR = Path(__file__).resolve().parent / "defects"
 STALE_UPLOAD_REPO = "myapp/backend"
 STALE_UPLOAD_AGE = dt.timedelta(days=30)
-# token variant users: name -> (role, access list the token service grants)
-TOKEN_USERS: dict[str, tuple[str, list[dict[str, Any]]]] = {
-    "auditor": ("catalog+pull", [{"type": "registry", "name": "catalog", "actions": ["*"]},
-                                 {"type": "repository", "name": "*", "actions": ["pull"]}]),
-    "puller": ("pull-only", [{"type": "repository", "name": "*", "actions": ["pull"]}]),
-    "pusher": ("push", [{"type": "registry", "name": "catalog", "actions": ["*"]},
-                        {"type": "repository", "name": "*", "actions": ["pull", "push"]}]),
-}
+
 
 
 def _log(msg: str) -> None:
@@ -176,7 +169,7 @@ def _up_locked(v: Variant, p: Paths, content: bool) -> LabInfo:
     _start_stack(v, p, state)
     timings["stack"] = round(time.monotonic() - t0, 2)
     if v.auth == "token":
-        _start_token_service(v, p, state)
+        _start_token_service(v, p, state, required=content)
     if content:
         if not content_available():
             raise LabError("lab.content (tests/lab/content/) is not present: use `up --no-content`")
@@ -240,14 +233,8 @@ def _initial_state(v: Variant, p: Paths) -> dict[str, Any]:
             "users": {},
         },
         "token": None if not token else {
-            "realm": render.token_realm(), "service": HOSTNAME, "issuer": render.TOKEN_ISSUER,
-            "host": AUTH_HOSTNAME, "port": TOKEN_PORT, "listen": [f"0.0.0.0:{TOKEN_PORT}", f"[::]:{TOKEN_PORT}"],
-            "rootcertbundle": str(p.pki / "token-signing.pem"),
-            "signing_cert": str(p.pki / "token-signing.pem"),
-            "signing_key": str(p.pki / "token-signing.key"),
-            "tls_cert": str(p.pki / "server-ecdsa.pem"), "tls_key": str(p.pki / "server-ecdsa.key"),
-            "htpasswd": str(p.token / "htpasswd"), "acl_file": str(p.token / "acl.yaml"),
-            "pid": None, "log": str(p.logs / "token-service.log"),
+            "realm": render.token_realm(), "service": HOSTNAME, "host": AUTH_HOSTNAME, "port": TOKEN_PORT,
+            "listen": f"[::]:{TOKEN_PORT}", "pid": None, "log": str(p.logs / "token-service.log"),
         },
         "tmpfs": {"mountpoint": str(p.tmpfs), "size": v.tmpfs_size, "options": render.tmpfs_options(v)},
         "fstab": str(p.fstab),
@@ -275,34 +262,11 @@ def _prepare_files(v: Variant, p: Paths, state: dict[str, Any]) -> None:
     os.chmod(p.secrets, 0o700)
     ips = [ADDRESSES["registry"][0], ADDRESSES["registry"][1]]
     state["tls"] = pki.build(p.pki, dns=[HOSTNAME, AUTH_HOSTNAME], ips=ips, cert_days=v.cert_days,
-                             key_mode=v.key_mode, token_cn="regaudit lab token signer" if v.auth == "token"
-                             else None)
+                             key_mode=v.key_mode)
     www = grp.getgrnam("www-data").gr_gid
     users: dict[str, Any] = {}
     if v.auth == "token":
-        p.token.mkdir(parents=True, exist_ok=True)
-        acl: list[str] = ["# regaudit lab token ACL: user -> access the token service may grant",
-                          "# (a requested scope is granted only as far as these entries allow)", "users:"]
-        for user, (role, access) in TOKEN_USERS.items():
-            pw = secrets.token_urlsafe(24)
-            pw_file = p.password_file if user == "auditor" else p.secrets / f"{user}.password"
-            _write_secret(pw_file, pw)
-            _htpasswd_add(p.token / "htpasswd", user, pw)
-            cred_file = p.secrets / f"{user}.json"  # lab.content's credentials format
-            _write_secret(cred_file, json.dumps({"username": user, "password": pw}))
-            users[user] = {"password_file": str(pw_file), "credentials": str(cred_file), "role": role,
-                           "access": access}
-            acl.append(f"  {user}:")
-            acl.append("    access:")
-            for entry in access:
-                acts = ", ".join(f'"{a}"' for a in entry["actions"])
-                acl.append(f"      - {{type: {entry['type']}, name: \"{entry['name']}\", actions: [{acts}]}}")
-        os.chmod(p.token / "htpasswd", 0o600)
-        state["token"]["credentials"] = {"push": users["pusher"]["credentials"],
-                                         "pull": users["puller"]["credentials"],
-                                         "auditor": users["auditor"]["credentials"]}
-        state["token"]["ca"] = state["tls"]["ca"]
-        _write_config(p.token / "acl.yaml", "\n".join(acl) + "\n")
+        users = _prepare_token(p, state)
     else:
         pw = secrets.token_urlsafe(24)
         _write_secret(p.password_file, pw)
@@ -319,7 +283,8 @@ def _prepare_files(v: Variant, p: Paths, state: dict[str, Any]) -> None:
     state["auth"]["users"] = users
 
     for i, addr in enumerate(v.registry_addrs):
-        _write_config(p.registry_conf(i), render.registry_config(v, p, addr, debug=(i == 0)))
+        _write_config(p.registry_conf(i), render.registry_config(v, p, addr, debug=(i == 0),
+                                                                 token=state["token"]))
     upstream = v.registry_addrs[0]
     if upstream.startswith(":"):
         upstream = "127.0.0.1" + upstream
@@ -329,6 +294,30 @@ def _prepare_files(v: Variant, p: Paths, state: dict[str, Any]) -> None:
                   + render.fstab_line(v, p))
     if v.stale_uploads:
         state["stale_uploads"] = [_stale_upload(p)]
+
+
+def _prepare_token(p: Paths, state: dict[str, Any]) -> dict[str, Any]:
+    """Token material from the content engineer's `lab.content.token.prepare` (signing root and
+    key, ACL with a pull-only and a push user, 0600 credentials files); fills state["token"]."""
+    try:
+        from .content import token as ctoken
+    except ImportError as exc:
+        raise LabError(f"the token variant needs lab.content.token (tests/lab/content): {exc}") from exc
+    t = ctoken.prepare(p.base, HOSTNAME)
+    state["token"].update({
+        "issuer": t["issuer"], "service": t["service"], "rootcertbundle": t["rootcertbundle"],
+        "key": t["key"], "cert": t["cert"], "acl": t["acl"], "credentials": t["credentials"],
+        "users": t["users"], "ca": state["tls"]["ca"],
+    })
+    users: dict[str, Any] = {}
+    for role, cred_file in t["credentials"].items():
+        body = json.loads(Path(cred_file).read_text())
+        pw_file = p.password_file if role == "pull" else p.secrets / f"{body['username']}.password"
+        _write_secret(pw_file, body["password"])
+        users[body["username"]] = {"password_file": str(pw_file), "credentials": cred_file,
+                                   "role": "pull-only" if role == "pull" else "push"}
+    state["auth"]["username"] = t["users"]["pull"]
+    return users
 
 
 def _stale_upload(p: Paths) -> dict[str, str]:
@@ -381,12 +370,15 @@ def _record(p: Paths, state: dict[str, Any], name: str, pid: int, ns: str, match
     save(p.state, state)
 
 
-def wait_tcp(ns: str, host: str, port: int, timeout: float = 20.0, what: str = "") -> None:
-    """Wait until host:port accepts TCP connections from inside ns."""
+def wait_tcp(ns: str, host: str, port: int, timeout: float = 20.0, what: str = "",
+             rec: dict[str, Any] | None = None) -> None:
+    """Wait until host:port accepts TCP connections from inside ns (fails early if `rec` dies)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if run_in(ns, ["nc", "-z", "-w", "1", host, str(port)], timeout=5).returncode == 0:
             return
+        if rec is not None and not procs.alive(rec):
+            raise LabError(f"{what or 'service'} exited before listening on {host}:{port}")
         time.sleep(0.1)
     raise LabError(f"{what or 'service'} not listening on {host}:{port} in {ns} after {timeout}s")
 
@@ -398,7 +390,7 @@ def _check_host(addr: str) -> str:
 
 def _start_stack(v: Variant, p: Paths, state: dict[str, Any]) -> None:
     ns = v.ns("registry")
-    for i, addr in enumerate(v.registry_addrs):
+    for i in range(len(v.registry_addrs)):
         conf = p.registry_conf(i)
         pid = procs.spawn(ns, ["docker-registry", "serve", str(conf)], p.registry_log(i))
         _record(p, state, f"registry-{i}" if i else "registry", pid, ns, str(conf))
@@ -406,7 +398,8 @@ def _start_stack(v: Variant, p: Paths, state: dict[str, Any]) -> None:
         if i == 0:
             state["registry"]["pid"] = pid
     for i, addr in enumerate(v.registry_addrs):
-        wait_tcp(ns, _check_host(addr), REGISTRY_PORT, what=f"registry ({p.registry_log(i)})")
+        wait_tcp(ns, _check_host(addr), REGISTRY_PORT, what=f"registry ({p.registry_log(i)})",
+                 rec=state["processes"][i])
     wait_tcp(ns, "127.0.0.1", 5001, what="registry debug server")
 
     pid = procs.run_daemon(ns, ["nginx", "-c", str(p.nginx_conf)], p.nginx_pid, p.logs / "nginx-start.log")
@@ -422,7 +415,12 @@ def _start_stack(v: Variant, p: Paths, state: dict[str, Any]) -> None:
     wait_tcp(ns, "::1", 443, what="apache (IPv6)")
 
 
-def _start_token_service(v: Variant, p: Paths, state: dict[str, Any]) -> None:
+def _start_token_service(v: Variant, p: Paths, state: dict[str, Any], required: bool) -> None:
+    """Start `python3 -m lab.content token-service <lab.json>` in the registry namespace.
+
+    With content not requested (`up --no-content`), a token service that cannot start is noted in
+    lab.json (token.note) instead of failing the whole variant.
+    """
     if not content_available():
         _log(f"{v.name}: lab.content absent: token service not started")
         state["token"]["note"] = "lab.content absent: token service not started"
@@ -433,7 +431,17 @@ def _start_token_service(v: Variant, p: Paths, state: dict[str, Any]) -> None:
     _record(p, state, "token-service", pid, ns, "token-service")
     state["token"]["pid"] = pid
     save(p.state, state)
-    wait_tcp(ns, "127.0.0.1", TOKEN_PORT, what="token service")
+    try:
+        wait_tcp(ns, "127.0.0.1", TOKEN_PORT, what="token service", rec=state["processes"][-1])
+    except LabError:
+        rec = state["processes"][-1]
+        if required or procs.alive(rec):
+            raise
+        tail = Path(state["token"]["log"]).read_text(errors="replace").strip().splitlines()[-1:]
+        state["token"]["note"] = f"token service exited at start: {' '.join(tail)}"
+        state["token"]["pid"] = None
+        state["processes"].pop()
+        _log(f"{v.name}: {state['token']['note']} (continuing: --no-content)")
 
 
 def down(name: str, keep_files: bool = False) -> list[str]:

@@ -1,5 +1,5 @@
-"""Lab PKI: a CA, RSA 3072 and ECDSA P-256 server certificates, the token signing certificate and
-cosign key pairs, all made with the cryptography library.
+"""Lab PKI: a CA, RSA 3072 and ECDSA P-256 server certificates and cosign key
+pairs, all made with the cryptography library.
 
 Contract: private keys are written 0600 (or `key_mode`) owned by root, PEM, unencrypted PKCS#8;
 certificates are PEM. Functions return the paths they wrote.
@@ -90,21 +90,6 @@ def make_server_cert(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certifica
     )
 
 
-def make_self_signed(cn: str, days: int = 365) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """A self-signed ECDSA P-256 certificate (the token signing cert is its own root bundle)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = _now()
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn)).issuer_name(_name(cn))
-        .public_key(key.public_key()).serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
 def write_keypair(priv: Path, pub: Path) -> tuple[Path, Path]:
     """An ECDSA P-256 key pair: private PKCS#8 PEM (0600), public PKIX PEM (like cosign.pub)."""
     key = ec.generate_private_key(ec.SECP256R1())
@@ -115,8 +100,7 @@ def write_keypair(priv: Path, pub: Path) -> tuple[Path, Path]:
     return priv, pub
 
 
-def build(pki_dir: Path, *, dns: list[str], ips: list[str], cert_days: int, key_mode: int,
-          token_cn: str | None) -> dict[str, str]:
+def build(pki_dir: Path, *, dns: list[str], ips: list[str], cert_days: int, key_mode: int) -> dict[str, str]:
     """Generate the whole lab PKI under pki_dir; returns name -> path (and not_after ISO time)."""
     pki_dir.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = make_ca()
@@ -133,8 +117,4 @@ def build(pki_dir: Path, *, dns: list[str], ips: list[str], cert_days: int, key_
     out["not_after"] = rsa_cert.not_valid_after_utc.isoformat().replace("+00:00", "Z")
     for prefix in ("cosign", "cosign-untrusted"):
         write_keypair(pki_dir / f"{prefix}.key", pki_dir / f"{prefix}.pub")
-    if token_cn:
-        tkey, tcert = make_self_signed(token_cn)
-        out["token_signing_key"] = str(write_key(pki_dir / "token-signing.key", tkey))
-        out["token_signing_cert"] = str(write_cert(pki_dir / "token-signing.pem", tcert))
     return out

@@ -6,21 +6,20 @@ Variant differences come only from the `Variant` fields.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .variants import (
+    AUTH_HOSTNAME,
     DEBUG_ADDR,
     HOSTNAME,
     NGINX_LISTEN,
     TOKEN_PORT,
-    AUTH_HOSTNAME,
     Variant,
 )
 
 if TYPE_CHECKING:
     from .paths import Paths
 
-TOKEN_ISSUER = "regaudit-lab-token-issuer"
 APACHE_MODULES = (
     "mpm_event", "authz_core", "authz_host", "authz_user", "authn_core", "authn_file", "auth_basic",
     "alias", "headers", "mime", "proxy", "proxy_http", "socache_shmcb", "ssl",
@@ -32,7 +31,7 @@ def token_realm() -> str:
     return f"https://{AUTH_HOSTNAME}:{TOKEN_PORT}/token"
 
 
-def registry_config(v: Variant, p: Paths, addr: str, debug: bool) -> str:
+def registry_config(v: Variant, p: Paths, addr: str, debug: bool, token: dict[str, Any] | None = None) -> str:
     """docker-registry config.yml: the guide's, plus debug addr, storage root in the lab dir."""
     purging = "true" if v.upload_purging else "false"
     lines = [
@@ -62,13 +61,14 @@ def registry_config(v: Variant, p: Paths, addr: str, debug: bool) -> str:
         lines += ["  debug:", f"    addr: {DEBUG_ADDR}"]
     lines += ["health:", "  storagedriver:", "    enabled: true", "    interval: 10s", "    threshold: 3"]
     if v.auth == "token":
+        assert token is not None, "token variant needs the token material (lab.content.token.prepare)"
         lines += [
             "auth:",
             "  token:",
             f"    realm: {token_realm()}",
             f"    service: {HOSTNAME}",
-            f"    issuer: \"{TOKEN_ISSUER}\"",
-            f"    rootcertbundle: {p.pki / 'token-signing.pem'}",
+            f"    issuer: \"{token['issuer']}\"",
+            f"    rootcertbundle: {token['rootcertbundle']}",
             "    autoredirect: false",
         ]
     return "\n".join(lines) + "\n"

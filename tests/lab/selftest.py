@@ -67,7 +67,8 @@ class Report:
             tag = f" [defect {r.defect}]" if r.defect else ""
             word = "skip" if r.skipped else "ok  " if r.ok else "FAIL"
             lines.append(f"  {word} {r.name}{tag}: {r.detail}")
-        lines.append(f"{'PASS' if self.ok else 'FAIL'}: {sum(r.ok for r in self.results)}/{len(self.results)}")
+        n_ok = sum(r.ok for r in self.results)
+        lines.append(f"{'PASS' if self.ok else 'FAIL'}: {n_ok}/{len(self.results)}")
         return "\n".join(lines)
 
     def as_json(self) -> dict[str, Any]:
@@ -235,11 +236,15 @@ def _token_config(info: LabInfo, subject: str | None = None) -> Verdict:
     tok = info["token"]
     ok = (t.get("realm", "").startswith("https://") and t.get("service") == tok["service"]
           and t.get("issuer") == tok["issuer"] and Path(t.get("rootcertbundle", "")).is_file()
-          and t.get("autoredirect") is False and Path(tok["acl_file"]).is_file())
-    acl = yaml.safe_load(Path(tok["acl_file"]).read_text())
-    roles = {u: [a for e in d["access"] for a in e["actions"]] for u, d in acl["users"].items()}
-    ok = ok and roles.get("puller") == ["pull"] and "push" in roles.get("pusher", [])
-    return ok, f"auth.token {t}; acl actions {roles}"
+          and t.get("autoredirect") is False and Path(tok["acl"]).is_file())
+    acl = yaml.safe_load(Path(tok["acl"]).read_text())
+    repo_actions: dict[str, list[str]] = {}
+    for e in acl.get("acl", []):
+        if e.get("type") == "repository":
+            repo_actions.setdefault(e["account"], []).extend(e["actions"])
+    users = tok["users"]
+    ok = ok and repo_actions.get(users["pull"]) == ["pull"] and "push" in repo_actions.get(users["push"], [])
+    return ok, f"auth.token {t}; repository actions by user {repo_actions}"
 
 
 @verifier("token-service-up")
@@ -255,6 +260,9 @@ def _nosniff(info: LabInfo) -> str | None:
     if info["auth"]["scheme"] == "basic":
         with probes.netrc(info) as nf:
             r = probes.curl(info, "ci", f"{info.url}/v2/", netrc_file=nf)
+    elif info["auth"]["scheme"] == "token":
+        with probes.bearer_header(info) as hf:
+            r = probes.curl(info, "ci", f"{info.url}/v2/", "-H", f"@{hf}")
     else:
         r = _anon(info)
     return r.headers.get("x-content-type-options") if r.status == 200 else f"status {r.status}"
@@ -332,7 +340,8 @@ def _legacy(info: LabInfo) -> dict[str, probes.Handshake]:
 @verifier("tls-legacy-refused")
 def _legacy_refused(info: LabInfo, subject: str | None = None) -> Verdict:
     res = _legacy(info)
-    return not any(h.ok for h in res.values()), ", ".join(f"{k}: {h.protocol or 'refused'}" for k, h in res.items())
+    detail = ", ".join(f"{k}: {h.protocol or 'refused'}" for k, h in res.items())
+    return not any(h.ok for h in res.values()), detail
 
 
 @verifier("tls-legacy-accepted")
@@ -452,7 +461,8 @@ def _fw_expected(tool: str) -> list[str]:
 def _fw_rules(info: LabInfo, subject: str | None = None) -> Verdict:
     got = {t: probes.firewall(info, t) for t in ("iptables", "ip6tables")}
     ok = all(got[t] == _fw_expected(t) for t in got)
-    return ok, f"v4 {len(got['iptables'])} rules, v6 {len(got['ip6tables'])} rules (guide + ERRATA 2, in order)"
+    n4, n6 = len(got["iptables"]), len(got["ip6tables"])
+    return ok, f"v4 {n4} rules, v6 {n6} rules (guide + ERRATA 2, in order)"
 
 
 @verifier("firewall-absent")
@@ -484,8 +494,9 @@ def _text_logs(info: LabInfo, subject: str | None = None) -> Verdict:
     c = _registry_conf(info)
     log = [ln for ln in Path(info["registry"]["log"]).read_text().splitlines() if ln.strip()]
     text = [ln for ln in log if ln.startswith("time=")]
-    return c["log"]["formatter"] == "text" and bool(text) and len(text) == len(log), \
-        f"formatter {c['log']['formatter']}; {len(text)}/{len(log)} log lines are logfmt text"
+    as_json = [ln for ln in log if ln.startswith("{")]
+    return c["log"]["formatter"] == "text" and bool(text) and not as_json, \
+        f"formatter {c['log']['formatter']}; {len(text)} logfmt lines, {len(as_json)} JSON lines"
 
 
 @verifier("upload-purging-off")
@@ -506,8 +517,9 @@ def _uploads(info: LabInfo) -> list[tuple[str, dt.datetime]]:
 @verifier("stale-uploads-present")
 def _stale(info: LabInfo, subject: str | None = None) -> Verdict:
     now = dt.datetime.now(dt.UTC)
-    old = [(p, w) for p, w in _uploads(info) if now - w > dt.timedelta(hours=168) and Path(p, "data").is_file()]
-    return bool(old), f"incomplete uploads older than 168h: {[p.split('/v2/repositories/')[1] for p, _ in old]}"
+    old = [p.split("/v2/repositories/")[1] for p, w in _uploads(info)
+           if now - w > dt.timedelta(hours=168) and Path(p, "data").is_file()]
+    return bool(old), f"incomplete uploads older than 168h: {old}"
 
 
 @verifier("no-stale-uploads")
@@ -559,7 +571,8 @@ def _content(info: LabInfo, subject: str | None = None) -> Verdict:
 COMMON = ["topology", "hosts-resolve", "reach-443", "processes", "registry-health", "nginx-listen-loopback",
           "apache-listen", "http-redirects", "tls-rsa-and-ecdsa", "tls13-offered", "fstab-matches"]
 GUIDE = ["tls-chain-valid", "tls-legacy-refused", "tls-only-guide-ciphers", "tmpfs-hardened", "tls-keys-0600",
-         "firewall-rules", "registry-config-guide", "nginx-config-guide", "no-stale-uploads", "nosniff-present"]
+         "firewall-rules", "registry-config-guide", "nginx-config-guide", "no-stale-uploads",
+         "nosniff-present"]
 PROPERTIES: dict[str, list[str]] = {
     "hardened": [*COMMON, *GUIDE, "registry-listen-loopback", "registry-port-closed-outside",
                  "auth-basic-required", "htpasswd-bcrypt-private"],
@@ -693,7 +706,7 @@ def _wrong_digest(info: LabInfo, subject: str | None = None) -> Verdict:
     payload, sig = _signature(info, repo, digest)
     named = _payload_digest(payload)
     ok = _verifies(info["cosign"]["public_key"], payload, sig) and named != digest
-    return ok, f"{subject}: signature valid under cosign.pub, payload names {named[:19]}, tag is {digest[:19]}"
+    return ok, f"{subject}: valid under cosign.pub, payload names {named[:19]}, tag is {digest[:19]}"
 
 
 @verifier("signature-untrusted-key")
@@ -728,7 +741,7 @@ def _scan(info: LabInfo, subject: str | None) -> dict[str, Any]:
 def _scan_stale(info: LabInfo, subject: str | None = None) -> Verdict:
     created = dt.datetime.fromisoformat(_scan(info, subject)["CreatedAt"].replace("Z", "+00:00"))
     age = dt.datetime.now(dt.UTC) - created
-    return age > dt.timedelta(hours=48), f"{subject}: scan CreatedAt {created.isoformat()} ({age.days} days old)"
+    return age > dt.timedelta(hours=48), f"{subject}: CreatedAt {created.isoformat()} ({age.days} days old)"
 
 
 @verifier("scan-digest-mismatch")
@@ -737,7 +750,8 @@ def _scan_mismatch(info: LabInfo, subject: str | None = None) -> Verdict:
     digest = _digest(info, repo, tag)
     rds = _scan(info, subject).get("Metadata", {}).get("RepoDigests") or []
     named = [rd.rsplit("@", 1)[-1] for rd in rds]
-    return bool(named) and digest not in named, f"{subject}: tag {digest[:19]}, scan names {[n[:19] for n in named]}"
+    short = [n[:19] for n in named]
+    return bool(named) and digest not in named, f"{subject}: tag {digest[:19]}, scan names {short}"
 
 
 @verifier("scan-critical")
