@@ -70,3 +70,41 @@ class EvidenceFile:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"evidence file {path} is incomplete: missing {exc}") from None
+
+
+def merge_evidence(files: list[EvidenceFile]) -> EvidenceFile:
+    """Combine evidence gathered from several vantages (e.g. outside from a client network and
+    inside on the registry host) into one, as if one audit had seen it all.
+
+    For a probe recorded in several files the first `ok` record wins, else the first record. The
+    target takes the first URL and is `inside` when any file is; times span all files and the
+    judging time is the latest one.
+    """
+    if not files:
+        raise UsageError("no evidence files given")
+    if len(files) == 1:
+        return files[0]
+    records: dict[str, ProbeRecord] = {}
+    for item in files:
+        for name, record in item.records.items():
+            if name not in records or (records[name].state != "ok" and record.state == "ok"):
+                records[name] = record
+    target: dict[str, JSON] = {"url": None, "inside": False, "paths": {}, "cosign_keys": [], "options": {}}
+    discovery: dict[str, JSON] = {}
+    for item in files:
+        described = dict(item.target)
+        target["url"] = target["url"] or described.get("url")
+        target["inside"] = bool(target["inside"]) or bool(described.get("inside"))
+        target["paths"] = {**dict(described.get("paths") or {}), **target["paths"]}
+        keys = list(target["cosign_keys"])
+        target["cosign_keys"] = keys + [k for k in described.get("cosign_keys") or [] if k not in keys]
+        target["options"] = {**dict(described.get("options") or {}), **target["options"]}
+        discovery = {**dict(item.discovery), **discovery}
+    return EvidenceFile(
+        target=target,
+        started_at=min(f.started_at for f in files),
+        ended_at=max(f.ended_at for f in files),
+        judged_at=max(f.judged_at for f in files),
+        records=records,
+        discovery=discovery,
+    )

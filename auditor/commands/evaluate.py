@@ -1,4 +1,8 @@
-"""`regaudit evaluate EVIDENCE`: re-judge saved evidence offline under any profile."""
+"""`regaudit evaluate EVIDENCE [EVIDENCE...]`: re-judge saved evidence offline under any profile.
+
+Several evidence files (say, outside from a client network and inside on the registry host) are
+merged and judged as one audit.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import sys
 from pathlib import Path
 
 from auditor.console import make_console, print_report
-from auditor.evidence import EvidenceFile
+from auditor.evidence import EvidenceFile, merge_evidence
 from auditor.runner import RunOptions, Selection, evaluate, utcnow
 
 from ._common import add_profile_options, fail_on, formats, load_engine, resolve_profile, split_list, write_reports
@@ -16,7 +20,7 @@ from ._common import add_profile_options, fail_on, formats, load_engine, resolve
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("evaluate", help="re-judge a saved evidence file offline", description=__doc__)
-    parser.add_argument("evidence", help="evidence file written by `audit --evidence-out`")
+    parser.add_argument("evidence", nargs="+", help="evidence file(s) written by `audit --evidence-out`")
     add_profile_options(parser)
     parser.add_argument("--now", action="store_true",
                         help="judge at the present time (default: the time the audit recorded)")
@@ -27,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     checks = load_engine()
     profile, warnings = resolve_profile(args.profile, checks)
     wanted = formats(args.format)
-    evidence = EvidenceFile.load(Path(args.evidence))
+    evidence = merge_evidence([EvidenceFile.load(Path(p)) for p in args.evidence])
     selection = Selection(profile, split_list(args.select), split_list(args.skip))
     options = RunOptions(fail_on=fail_on(args, profile), warnings=list(warnings))
     now: dt.datetime | None = utcnow() if args.now else None
