@@ -1,0 +1,134 @@
+"""Manifest media types and compact facts from manifest bytes (Docker schema 2 and OCI).
+
+Contract: `parse_manifest(body, content_type)` returns a `ManifestFacts` (kind image / index /
+artifact, layers with sizes, child descriptors, artifactType, subject, annotations); it raises
+ValueError on bytes that are not a JSON manifest. `digest_of(body)` is the sha256 digest string.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
+IMAGE_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
+ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
+
+SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
+DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
+BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
+BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
+SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
+CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
+CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
+REKOR_ANNOTATION = "dev.sigstore.cosign/bundle"
+PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
+SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
+VULN_PREDICATE = "https://cosign.sigstore.dev/attestation/vuln/v1"
+
+DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+SIG_TAG_RE = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(sig|att|sbom))?$")
+
+
+def digest_of(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def is_artifact_tag(tag: str) -> bool:
+    """Tags cosign writes (`sha256-<hex>.sig/.att/.sbom`, referrers fallback `sha256-<hex>`)."""
+    return bool(SIG_TAG_RE.match(tag))
+
+
+def artifact_tag(digest: str, suffix: str) -> str:
+    """`sha256:<hex>` -> `sha256-<hex>.<suffix>` (no suffix: the referrers fallback tag)."""
+    algo, _, hexpart = digest.partition(":")
+    return f"{algo}-{hexpart}.{suffix}" if suffix else f"{algo}-{hexpart}"
+
+
+@dataclass
+class Descriptor:
+    media_type: str
+    digest: str
+    size: int
+    annotations: dict[str, str] = field(default_factory=dict)
+    artifact_type: str = ""
+    platform: str = ""
+
+
+@dataclass
+class ManifestFacts:
+    media_type: str
+    kind: str  # image | index
+    layers: list[Descriptor] = field(default_factory=list)
+    children: list[Descriptor] = field(default_factory=list)
+    config: Descriptor | None = None
+    artifact_type: str = ""
+    subject: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def _descriptor(raw: Any) -> Descriptor:
+    if not isinstance(raw, dict):
+        raise ValueError("descriptor is not an object")
+    digest = str(raw.get("digest", ""))
+    if not DIGEST_RE.match(digest):
+        raise ValueError(f"descriptor digest {digest[:80]!r} is not sha256:<64 hex>")
+    platform = _obj(raw.get("platform"))
+    plat = "/".join(str(platform[k]) for k in ("os", "architecture", "variant") if platform.get(k))
+    annotations = _obj(raw.get("annotations"))
+    size = raw.get("size", 0)
+    return Descriptor(
+        media_type=str(raw.get("mediaType", "")),
+        digest=digest,
+        size=int(size) if isinstance(size, int) and size >= 0 else 0,
+        annotations={str(k): str(v) for k, v in annotations.items()},
+        artifact_type=str(raw.get("artifactType", "")),
+        platform=plat,
+    )
+
+
+def parse_manifest(body: bytes, content_type: str = "") -> ManifestFacts:
+    """Facts of a manifest; the body's own mediaType wins over the Content-Type header."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"manifest is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ValueError("manifest is not a JSON object")
+    media_type = str(doc.get("mediaType") or content_type.split(";")[0].strip())
+    if doc.get("schemaVersion") == 1:
+        raise ValueError("Docker schema 1 manifests are not supported (deprecated, unsigned digests)")
+    annotations = _obj(doc.get("annotations"))
+    subject = doc.get("subject")
+    facts = ManifestFacts(
+        media_type=media_type,
+        kind="index" if media_type in INDEX_TYPES or "manifests" in doc else "image",
+        artifact_type=str(doc.get("artifactType", "")),
+        subject=str(subject.get("digest", "")) if isinstance(subject, dict) else "",
+        annotations={str(k): str(v) for k, v in annotations.items()},
+    )
+    if facts.kind == "index":
+        facts.children = [_descriptor(d) for d in doc.get("manifests") or []]
+    else:
+        if "config" in doc:
+            facts.config = _descriptor(doc["config"])
+        facts.layers = [_descriptor(d) for d in doc.get("layers") or []]
+    if not facts.artifact_type and facts.config is not None and facts.config.artifact_type:
+        facts.artifact_type = facts.config.artifact_type
+    return facts
+
+
+def predicate_of(descriptor: Descriptor | ManifestFacts) -> str:
+    """The predicate type a bundle referrer announces (annotations), or ''."""
+    return descriptor.annotations.get(PREDICATE_ANNOTATION, "")
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

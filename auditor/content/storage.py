@@ -1,0 +1,258 @@
+"""The on-disk reader: the same content facts as the API walker, from the filesystem driver's layout.
+
+Contract: `StorageReader(root).walk()` reads `<root>/docker/registry/v2/` (FORMATS.md disk
+layout): repositories are the directories holding `_manifests`; a tag's digest is
+`_manifests/tags/<tag>/current/link`; manifests and blobs are `blobs/sha256/<2>/<hex>/data`,
+readable only when the repository links them (`_manifests/revisions/...` for manifests,
+`_layers/...` for blobs), as the registry itself serves them. It returns the walker's fact shape
+(`source: "storage"`) and raises ProbeError when the root holds no registry storage. No HTTP.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from auditor.errors import ProbeError
+
+from . import manifests as mf
+from .walker import attestation_facts, bundle_attestation_facts, legacy_layer_facts
+
+MAX_BLOB = 4 * 1024 * 1024
+LAYOUT = Path("docker/registry/v2")
+
+
+class StorageReader:
+    """One read of a registry's storage root."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.v2 = self.root / LAYOUT
+        self.reads = 0
+        self.largest: dict[str, Any] | None = None
+        self._digest_cache: dict[tuple[str, str], dict[str, Any]] = {}
+
+    # -- files ----------------------------------------------------------------------------
+    def _read(self, path: Path, limit: int = MAX_BLOB) -> bytes:
+        self.reads += 1
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+        if len(data) > limit:
+            raise ProbeError(f"{path} is larger than {limit} bytes")
+        return data
+
+    def _link(self, path: Path) -> str:
+        try:
+            value = self._read(path, 1024).decode("ascii", "replace").strip()
+        except FileNotFoundError:
+            return ""
+        return value if mf.DIGEST_RE.match(value) else ""
+
+    def _blob_path(self, digest: str) -> Path:
+        hexpart = digest.split(":", 1)[1]
+        return self.v2 / "blobs" / "sha256" / hexpart[:2] / hexpart / "data"
+
+    def _repo_dir(self, repo: str) -> Path:
+        return self.v2 / "repositories" / repo
+
+    def manifest(self, repo: str, digest: str) -> tuple[mf.ManifestFacts, bytes]:
+        """A manifest the repository links, checked against its digest."""
+        hexpart = digest.split(":", 1)[1]
+        if not self._link(self._repo_dir(repo) / "_manifests" / "revisions" / "sha256" / hexpart / "link"):
+            raise ProbeError(f"manifest {digest} is not linked in {repo}")
+        try:
+            body = self._read(self._blob_path(digest))
+        except FileNotFoundError:
+            raise ProbeError(f"manifest {digest}: blob data missing from storage") from None
+        if mf.digest_of(body) != digest:
+            raise ProbeError(f"manifest {digest}: stored bytes do not match the digest")
+        return mf.parse_manifest(body), body
+
+    def blob(self, repo: str, digest: str, limit: int = MAX_BLOB) -> bytes:
+        hexpart = digest.split(":", 1)[1]
+        if not self._link(self._repo_dir(repo) / "_layers" / "sha256" / hexpart / "link"):
+            raise ProbeError(f"blob {digest} is not linked in {repo}")
+        try:
+            body = self._read(self._blob_path(digest), limit)
+        except FileNotFoundError:
+            raise ProbeError(f"blob {digest}: data missing from storage") from None
+        if mf.digest_of(body) != digest:
+            raise ProbeError(f"blob {digest}: stored bytes do not match the digest")
+        return body
+
+    def tag_digest(self, repo: str, tag: str) -> str:
+        return self._link(self._repo_dir(repo) / "_manifests" / "tags" / tag / "current" / "link")
+
+    # -- walk -----------------------------------------------------------------------------
+    def repositories(self) -> list[str]:
+        base = self.v2 / "repositories"
+        if not base.is_dir():
+            raise ProbeError(f"{self.root} holds no registry storage ({LAYOUT}/repositories is missing)")
+        found = []
+        for current, dirs, _files in os.walk(base):
+            if "_manifests" in dirs:
+                found.append(os.path.relpath(current, base).replace(os.sep, "/"))
+            dirs[:] = sorted(d for d in dirs if not d.startswith("_"))
+        return sorted(found)
+
+    def tags(self, repo: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self._repo_dir(repo) / "_manifests" / "tags"))
+        except FileNotFoundError:
+            return []
+
+    def walk(self) -> dict[str, Any]:
+        started = time.monotonic()
+        results = []
+        repos = self.repositories()
+        for repo in repos:
+            tags = self.tags(repo)
+            tagset = frozenset(tags)
+            for tag in tags:
+                if not mf.is_artifact_tag(tag):
+                    results.append(self.tag_facts(repo, tag, tagset))
+        seconds = time.monotonic() - started
+        return {
+            "source": "storage",
+            "registry": str(self.root),
+            "repositories": len(repos),
+            "tags": results,
+            "largest_layer": self.largest,
+            "referrers_api": False,
+            "auth_scheme": "none",
+            "stats": {"seconds": round(seconds, 3), "file_reads": self.reads,
+                      "reads_per_tag": round(self.reads / len(results), 3) if results else 0.0},
+        }
+
+    def tag_facts(self, repo: str, tag: str, tagset: frozenset[str]) -> dict[str, Any]:
+        facts: dict[str, Any] = {"repo": repo, "tag": tag}
+        digest = self.tag_digest(repo, tag)
+        if not digest:
+            facts["error"] = "tag has no current/link (deleted or corrupt tag)"
+            return facts
+        facts["digest"] = digest
+        try:
+            manifest, _ = self.manifest(repo, digest)
+        except (ProbeError, ValueError, OSError) as exc:
+            facts["error"] = str(exc)
+            return facts
+        facts["media_type"] = manifest.media_type
+        key = (repo, digest)
+        if key not in self._digest_cache:
+            self._digest_cache[key] = self._digest_facts(repo, digest, manifest, tagset)
+        facts.update(self._digest_cache[key])
+        return facts
+
+    def _digest_facts(self, repo: str, digest: str, manifest: mf.ManifestFacts,
+                      tagset: frozenset[str]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if manifest.kind == "index":
+            platforms = []
+            for child in manifest.children:
+                entry: dict[str, Any] = {"digest": child.digest, "platform": child.platform}
+                try:
+                    self._note_layers(repo, self.manifest(repo, child.digest)[0])
+                except (ProbeError, ValueError, OSError) as exc:
+                    entry["error"] = str(exc)
+                platforms.append(entry)
+            out["platforms"] = platforms
+        else:
+            self._note_layers(repo, manifest)
+        sigs: list[dict[str, Any]] = []
+        atts: list[dict[str, Any]] = []
+        sig_tag = mf.artifact_tag(digest, "sig")
+        if sig_tag in tagset:
+            sigs.append(self.legacy_signature(repo, sig_tag))
+        att_tag = mf.artifact_tag(digest, "att")
+        if att_tag in tagset:
+            atts.extend(self.legacy_attestations(repo, att_tag))
+        for bundle in self.bundles(repo, digest, tagset):
+            (atts if bundle.get("predicate_type") == mf.VULN_PREDICATE else sigs).append(bundle)
+        out["signatures"] = sigs
+        out["attestations"] = atts
+        return out
+
+    def _note_layers(self, repo: str, manifest: mf.ManifestFacts) -> None:
+        for layer in manifest.layers:
+            if self.largest is None or layer.size > self.largest["size"]:
+                self.largest = {"size": layer.size, "repo": repo, "digest": layer.digest}
+
+    def _tag_manifest(self, repo: str, tag: str) -> tuple[mf.ManifestFacts, bytes]:
+        digest = self.tag_digest(repo, tag)
+        if not digest:
+            raise ProbeError(f"tag {tag} has no current/link")
+        return self.manifest(repo, digest)
+
+    def legacy_signature(self, repo: str, tag: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"scheme": "legacy", "tag": tag}
+        try:
+            manifest, body = self._tag_manifest(repo, tag)
+        except (ProbeError, ValueError, OSError) as exc:
+            entry["error"] = str(exc)
+            return entry
+        entry["manifest_digest"] = mf.digest_of(body)
+        layers = []
+        for layer in manifest.layers:
+            if layer.media_type != mf.SIMPLESIGNING:
+                continue
+            item = legacy_layer_facts(layer)
+            try:
+                item["payload_b64"] = base64.b64encode(self.blob(repo, layer.digest, 256 * 1024)).decode()
+            except (ProbeError, OSError) as exc:
+                item["error"] = str(exc)
+            layers.append(item)
+        entry["layers"] = layers
+        return entry
+
+    def legacy_attestations(self, repo: str, tag: str) -> list[dict[str, Any]]:
+        try:
+            manifest, _ = self._tag_manifest(repo, tag)
+        except (ProbeError, ValueError, OSError) as exc:
+            return [{"scheme": "legacy-att", "tag": tag, "error": str(exc)}]
+        out = []
+        for layer in manifest.layers:
+            if layer.media_type != mf.DSSE_ENVELOPE:
+                continue
+            predicate = layer.annotations.get("predicateType", "")
+            if predicate and predicate != mf.VULN_PREDICATE:
+                continue
+            try:
+                envelope = self.blob(repo, layer.digest)
+                out.append(attestation_facts(envelope.decode("utf-8", "replace"), tag, "legacy-att"))
+            except (ProbeError, OSError) as exc:
+                out.append({"scheme": "legacy-att", "tag": tag, "error": str(exc)})
+        return [a for a in out if a.get("error") or a.get("predicate_type") == mf.VULN_PREDICATE]
+
+    def bundles(self, repo: str, digest: str, tagset: frozenset[str]) -> list[dict[str, Any]]:
+        fallback = mf.artifact_tag(digest, "")
+        if fallback not in tagset:
+            return []
+        try:
+            index, _ = self._tag_manifest(repo, fallback)
+        except (ProbeError, ValueError, OSError) as exc:
+            return [{"scheme": "bundle", "error": f"referrers: {exc}"}]
+        found: list[dict[str, Any]] = []
+        for entry in index.children:
+            art = entry.artifact_type
+            if art and not art.startswith(mf.BUNDLE_PREFIX):
+                continue
+            item: dict[str, Any] = {"scheme": "bundle", "via": "tag-schema", "manifest_digest": entry.digest}
+            try:
+                manifest, _ = self.manifest(repo, entry.digest)
+                if not (manifest.artifact_type or art).startswith(mf.BUNDLE_PREFIX):
+                    continue
+                item["predicate_type"] = mf.predicate_of(manifest) or mf.predicate_of(entry)
+                layer = next((d for d in manifest.layers if d.media_type.startswith(mf.BUNDLE_PREFIX)), None)
+                if layer is None:
+                    item["error"] = "bundle referrer has no bundle layer"
+                else:
+                    item["bundle"] = self.blob(repo, layer.digest).decode("utf-8", "replace")
+                    if item["predicate_type"] == mf.VULN_PREDICATE:
+                        item.update(bundle_attestation_facts(item["bundle"]))
+            except (ProbeError, ValueError, OSError) as exc:
+                item["error"] = str(exc)
+            found.append(item)
+        return found
