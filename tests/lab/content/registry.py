@@ -74,10 +74,15 @@ class Registry:
     max_connections: int = 32
     timeout: float = 300.0
     requests: int = 0
+    shared_tokens: dict[str, Any] | None = None
     _client: httpx.AsyncClient | None = field(default=None, repr=False)
     _tokens: dict[str, _Token] = field(default_factory=dict, repr=False)
     _token_client: httpx.AsyncClient | None = field(default=None, repr=False)
     _token_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.shared_tokens is not None:
+            self._tokens = self.shared_tokens
 
     async def __aenter__(self) -> Registry:
         limits = httpx.Limits(max_connections=self.max_connections,
@@ -168,10 +173,13 @@ class Registry:
         return resp.status_code == 200
 
     async def push_blob(self, repo: str, blob: Blob, *, chunked: bool | None = None,
-                        mount_from: str | None = None) -> str:
-        """Upload `blob` unless present; returns how: 'exists', 'mounted', 'monolithic', 'chunked'."""
+                        mount_from: str | None = None, check_exists: bool = True) -> str:
+        """Upload `blob` unless present; returns how: 'exists', 'mounted', 'monolithic', 'chunked'.
+
+        `check_exists=False` skips the HEAD for blobs known to be new (saves a round trip).
+        """
         scope = _scope(repo, "pull,push")
-        if await self.blob_exists(repo, blob.digest):
+        if check_exists and await self.blob_exists(repo, blob.digest):
             return "exists"
         params: dict[str, str] | None = None
         if mount_from and mount_from != repo:
