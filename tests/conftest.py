@@ -1,0 +1,88 @@
+"""Shared pytest fixtures: the lab variants (tests/lab), session-scoped, and the `integration` marker.
+
+Fixtures `lab_hardened`, `lab_weak`, `lab_token`, `lab_firewall` each yield a `lab.LabInfo` for a
+running variant with its content. They skip (with the reason) only when this machine cannot build
+labs (not root, no `ip netns`); any other failure to bring a variant up is an error.
+
+Sharing: several pytest sessions may use the same variant at once. Each session holds a lease
+(<lab root>/.leases-<variant>/<pid>); at session end the variant is torn down only when no other
+live session holds a lease and a fixture (not a person, with `labctl up`) brought it up.
+REGAUDIT_LAB_KEEP=1 keeps variants running after the session.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+if str(TESTS_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTS_DIR))
+
+import lab  # noqa: E402  (needs TESTS_DIR on sys.path)
+from lab.paths import lab_root  # noqa: E402
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: runs against the real lab (network namespaces, real services); needs root")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lab_session(variant: str) -> Iterator[lab.LabInfo]:
+    reason = lab.available()
+    if reason:
+        pytest.skip(f"lab {variant}: {reason}")
+    leases = lab_root() / f".leases-{variant}"
+    marker = lab_root() / f".fixture-{variant}"
+    leases.mkdir(parents=True, exist_ok=True)
+    mine = leases / str(os.getpid())
+    mine.touch()
+    try:
+        if not lab.is_up(variant):
+            marker.touch()  # a fixture built it, so a fixture may tear it down
+        info = lab.up(variant, content=True)
+        yield info
+    finally:
+        mine.unlink(missing_ok=True)
+        others = [p for p in leases.iterdir() if p.name.isdigit() and _pid_alive(int(p.name))]
+        if not others and marker.exists() and os.environ.get("REGAUDIT_LAB_KEEP") != "1":
+            lab.down(variant)
+            marker.unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def lab_hardened() -> Iterator[lab.LabInfo]:
+    """The hardened variant (everything as the guide says), up with content."""
+    yield from _lab_session("hardened")
+
+
+@pytest.fixture(scope="session")
+def lab_weak() -> Iterator[lab.LabInfo]:
+    """The weak variant (seeded defects: tests/lab/defects/weak.yaml), up with content."""
+    yield from _lab_session("weak")
+
+
+@pytest.fixture(scope="session")
+def lab_token() -> Iterator[lab.LabInfo]:
+    """The token-auth variant (registry auth: token, lab token service), up with content."""
+    yield from _lab_session("token")
+
+
+@pytest.fixture(scope="session")
+def lab_firewall() -> Iterator[lab.LabInfo]:
+    """The firewall variant (registry on 10.0.0.10:5000 and [fd00::10]:5000 behind the rules)."""
+    yield from _lab_session("firewall")
