@@ -46,7 +46,6 @@ async def _scale(lab: LabConfig, repos: int, tags: int, concurrency: int, prefix
     for i in range(repos):
         for j in range(tags):
             jobs.put_nowait((i, j))
-    linking: dict[str, asyncio.Future[None]] = {}
 
     async def do_link(reg: Registry, repo: str) -> None:
         async with base_lock:
