@@ -1,0 +1,266 @@
+"""Outside authentication facts: anonymous access, plaintext endpoints, the token protocol, headers.
+
+Probes (facts only; checks/auth.py and checks/http_headers.py judge):
+- `auth.anonymous`: anonymous GET /v2/, /v2/_catalog and a manifest of a known repository.
+- `auth.plaintext`: what plain-HTTP endpoints (port 80, the http:// form of the target) answer.
+- `auth.token`: the Bearer token protocol (realm, service, bad credentials, anonymous and
+  pull-only tokens; with --active, whether those tokens can start an upload, cancelled after).
+- `http.registry-headers`: the registry's own /v2/ responses (authenticated when needed).
+Credentials follow auditor.regauth's policy; no request header is ever recorded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from auditor.errors import NotApplicable, ProbeError
+from auditor.httpclient import bounded_request, same_origin
+from auditor.model import JSON
+from auditor.probeapi import ProbeContext, probe
+from auditor.regauth import (
+    CATALOG_SCOPE,
+    MANIFEST_ACCEPT,
+    BearerAuth,
+    Challenge,
+    RegistrySession,
+    TokenAnswer,
+    find_reference,
+    realm_allowed,
+    repository_scope,
+    request_token,
+)
+
+from ._outside import (
+    CONNECT_TIMEOUT,
+    PROBE_REPOSITORY,
+    PROBE_TAG,
+    budget,
+    exchange_facts,
+    plain_get,
+    require_url,
+    resolve,
+    same_origin_get,
+    tcp_state,
+)
+
+UPLOAD_REPOSITORY = "regaudit-probe/upload-check"
+
+
+async def _anonymous(ctx: ProbeContext, base: str, path: str, headers: dict[str, str] | None) -> dict[str, JSON]:
+    try:
+        response, chain, elsewhere = await same_origin_get(ctx.http(), base + path, budget(ctx), headers=headers,
+                                                           max_body=256 * 1024)
+    except ProbeError as exc:
+        return {"method": "GET", "path": path, "error": str(exc)}
+    facts = exchange_facts("GET", path, response)
+    facts["redirects_followed"] = len(chain) - 1
+    if elsewhere:
+        facts["redirected_off_origin"] = elsewhere
+    return facts
+
+
+@probe("auth.anonymous", timeout=90.0)
+async def auth_anonymous(ctx: ProbeContext) -> JSON:
+    """Anonymous GET /v2/, /v2/_catalog and a manifest pull: status and challenges of each."""
+    base = require_url(ctx)
+    reference: dict[str, JSON] = {"repository": PROBE_REPOSITORY, "tag": PROBE_TAG,
+                                  "source": "probe name (no credentials given)"}
+    walk: dict[str, JSON] | None = None
+    if ctx.credentials is not None:
+        session = RegistrySession(ctx.http(), base, ctx.credentials, timeout=budget(ctx))
+        try:
+            await session.login()
+            found = await find_reference(session)
+        except ProbeError as exc:
+            walk = {"ok": False, "error": str(exc)}
+            reference["source"] = "probe name (the authenticated catalog walk failed)"
+        else:
+            walk = {"ok": True, "open_registry": session.open}
+            if found:
+                reference = {"repository": found[0], "tag": found[1], "source": "authenticated catalog walk"}
+            else:
+                reference["source"] = "probe name (the catalog lists no tagged repository)"
+    paths: list[tuple[str, dict[str, str] | None]] = [
+        ("/v2/", None),
+        ("/v2/_catalog", None),
+        (f"/v2/{reference['repository']}/manifests/{reference['tag']}", {"Accept": MANIFEST_ACCEPT}),
+    ]
+    requests = list(await asyncio.gather(*(_anonymous(ctx, base, p, h) for p, h in paths)))
+    if all("error" in r for r in requests):
+        raise ProbeError("no anonymous request got an answer: " + "; ".join(str(r["error"]) for r in requests))
+    return {"url": base, "reference": reference, "catalog_walk": walk,
+            "credentials_given": ctx.credentials is not None, "requests": requests}
+
+
+def _plaintext_ports(ctx: ProbeContext) -> list[int]:
+    ports = [80]
+    port = ctx.target.port
+    if port and port not in ports and (ctx.target.scheme == "http" or port != 443):
+        ports.append(port)
+    return ports
+
+
+async def _plain_endpoint(ctx: ProbeContext, address: str, family: JSON, port: int) -> dict[str, JSON]:
+    host = ctx.target.host or address
+    entry: dict[str, JSON] = {"address": address, "family": family, "port": port}
+    entry.update(await tcp_state(address, port, min(CONNECT_TIMEOUT, budget(ctx))))
+    if entry["state"] != "open":
+        return entry
+    try:
+        entry["http"] = await plain_get(ctx.http(), address, port, host, "/v2/", budget(ctx))
+    except ProbeError as exc:
+        entry["http_error"] = str(exc)
+    return entry
+
+
+@probe("auth.plaintext", timeout=60.0)
+async def auth_plaintext(ctx: ProbeContext) -> JSON:
+    """Plain-HTTP /v2/ on port 80 and the http:// form of the target, on every address of the host."""
+    require_url(ctx)
+    host = str(ctx.target.host)
+    addresses = await resolve(host, 80, budget(ctx, 5.0))
+    jobs = [_plain_endpoint(ctx, str(a["address"]), a["family"], port)
+            for port in _plaintext_ports(ctx) for a in addresses]
+    endpoints = list(await asyncio.gather(*jobs))
+    return {"host": host, "ports": _plaintext_ports(ctx), "addresses": addresses, "endpoints": endpoints}
+
+
+def _bearer_challenge(anonymous: dict[str, Any]) -> tuple[Challenge | None, list[str], list[str]]:
+    """The first Bearer challenge in the anonymous answers, every scheme seen, every service named."""
+    bearer = None
+    schemes: list[str] = []
+    services: list[str] = []
+    for request in anonymous.get("requests") or []:
+        for raw in request.get("challenges") or []:
+            challenge = Challenge.from_json(raw)
+            schemes.append(challenge.scheme)
+            if challenge.scheme == "bearer":
+                bearer = bearer or challenge
+                if "service" in challenge.params:
+                    services.append(challenge.params["service"])
+    return bearer, sorted(set(schemes)), sorted(set(services))
+
+
+async def _token(ctx: ProbeContext, realm: str, service: str | None, scope: str,
+                 auth: httpx.Auth | None) -> tuple[TokenAnswer | None, dict[str, JSON]]:
+    try:
+        answer = await request_token(ctx.http(), realm, service, [scope], auth, budget(ctx))
+    except ProbeError as exc:
+        return None, {"scope": scope, "error": str(exc)}
+    facts = answer.facts(UPLOAD_REPOSITORY)
+    facts["scope"] = scope
+    return answer, facts
+
+
+async def _try_upload(ctx: ProbeContext, base: str, answer: TokenAnswer | None) -> dict[str, JSON]:
+    """ACTIVE: POST an upload with the token; cancel (DELETE) any upload session that started."""
+    if answer is None or not answer.token_issued or answer.token_value is None:
+        return {"attempted": False, "reason": "no token was issued, so there is nothing to try"}
+    auth = BearerAuth(answer.token_value)
+    path = f"/v2/{UPLOAD_REPOSITORY}/blobs/uploads/"
+    try:
+        response = await bounded_request(ctx.http(), "POST", base + path, max_body=65536, auth=auth,
+                                         content=b"", total_timeout=budget(ctx))
+    except ProbeError as exc:
+        return {"attempted": True, "error": str(exc)}
+    facts: dict[str, JSON] = {"attempted": True, "path": path, "status": response.status_code,
+                              "upload_started": response.status_code == 202}
+    facts["answer"] = exchange_facts("POST", path, response)
+    if response.status_code != 202:
+        return facts
+    location = response.headers.get("location")
+    if not location:
+        facts["cleanup"] = {"done": False, "reason": "the 202 answer named no upload location"}
+        return facts
+    upload_url = str(httpx.URL(base + path).join(location))
+    if not same_origin(upload_url, base):
+        facts["cleanup"] = {"done": False, "reason": "the upload location is not on the target's origin"}
+        return facts
+    try:
+        cancel = await bounded_request(ctx.http(), "DELETE", upload_url, max_body=65536, auth=auth,
+                                       total_timeout=budget(ctx))
+        facts["cleanup"] = {"done": cancel.status_code in (200, 202, 204), "status": cancel.status_code}
+    except ProbeError as exc:
+        facts["cleanup"] = {"done": False, "reason": str(exc)}
+    return facts
+
+
+@probe("auth.token", timeout=90.0)
+async def auth_token(ctx: ProbeContext) -> JSON:
+    """The Bearer token protocol as an outsider sees it (upload attempts only with --active)."""
+    base = require_url(ctx)
+    anonymous = await ctx.evidence("auth.anonymous")
+    challenge, schemes, services = _bearer_challenge(anonymous)
+    if challenge is None:
+        raise NotApplicable(f"the registry's challenge is not Bearer (schemes seen: {', '.join(schemes) or 'none'})")
+    realm = challenge.params.get("realm", "")
+    service = challenge.params.get("service")
+    active = bool(ctx.target.options.get("active"))
+    facts: dict[str, JSON] = {
+        "realm": realm, "realm_scheme": urlsplit(realm).scheme if realm else None, "service": service,
+        "services_seen": services, "target_host": ctx.target.host, "active": active,
+        "upload_repository": UPLOAD_REPOSITORY,
+    }
+    if not realm or urlsplit(realm).scheme not in ("http", "https"):
+        facts["error"] = "the Bearer challenge names no usable realm"
+        return facts
+    bad_user = "regaudit-nonexistent-" + secrets.token_hex(4)
+    bad = httpx.BasicAuth(bad_user, secrets.token_urlsafe(18))
+    pull_scope = repository_scope(UPLOAD_REPOSITORY, "pull")
+    push_scope = repository_scope(UPLOAD_REPOSITORY, "pull,push")
+    _, facts["bad_credentials"] = await _token(ctx, realm, service, pull_scope, bad)
+    anon_answer, facts["anonymous_token"] = await _token(ctx, realm, service, push_scope, None)
+    pull_answer: TokenAnswer | None = None
+    if ctx.credentials is None:
+        facts["pull_token"] = {"not_tested": "no credentials given"}
+    else:
+        allowed, why = realm_allowed(realm, base)
+        if not allowed:
+            facts["pull_token"] = {"not_tested": f"credentials not sent: {why}"}
+        else:
+            creds = httpx.BasicAuth(ctx.credentials.username, ctx.credentials.password.reveal())
+            pull_answer, facts["pull_token"] = await _token(ctx, realm, service, pull_scope, creds)
+    if active:
+        facts["upload_attempts"] = {
+            "anonymous": await _try_upload(ctx, base, anon_answer),
+            "pull_token": await _try_upload(ctx, base, pull_answer) if ctx.credentials is not None
+            else {"attempted": False, "reason": "no credentials given"},
+        }
+    return facts
+
+
+@probe("http.registry-headers", timeout=60.0)
+async def registry_headers(ctx: ProbeContext) -> JSON:
+    """The registry's own /v2/ and /v2/_catalog responses and their headers (authenticated if needed)."""
+    base = require_url(ctx)
+    try:
+        first = await bounded_request(ctx.http(), "GET", base + "/v2/", max_body=65536, total_timeout=budget(ctx))
+    except ProbeError as exc:
+        raise ProbeError(f"anonymous GET /v2/: {exc}") from None
+    facts: dict[str, JSON] = {"anonymous": exchange_facts("GET", "/v2/", first), "responses": [],
+                              "authenticated": False}
+    if first.status_code == 200:
+        facts["open_registry"] = True
+        facts["responses"] = [facts["anonymous"]]
+        return facts
+    if ctx.credentials is None:
+        facts["unjudged_reason"] = (f"needs credentials: anonymous GET /v2/ answered {first.status_code}, "
+                                    "which is the proxy's or the auth layer's page, not the registry's")
+        return facts
+    session = RegistrySession(ctx.http(), base, ctx.credentials, timeout=budget(ctx))
+    try:
+        await session.login()
+        responses = [exchange_facts("GET", "/v2/", await session.get("/v2/", scope=None, max_body=65536))]
+        catalog = await session.get("/v2/_catalog?n=1", scope=CATALOG_SCOPE, max_body=65536)
+        responses.append(exchange_facts("GET", "/v2/_catalog?n=1", catalog))
+    except ProbeError as exc:
+        facts["unjudged_reason"] = f"needs working credentials: {exc}"
+        return facts
+    facts["authenticated"] = True
+    facts["responses"] = responses
+    return facts
