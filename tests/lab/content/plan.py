@@ -40,6 +40,7 @@ class TagSpec:
     same_as: str = ""
     replay_from: str = ""          # WRONG_DIGEST: the tag whose digest the payload names
     defect: str = ""               # catalog check this tag must fail ("" = passes all six)
+    defect_id: str = ""            # the defect's id in tests/lab/defects/weak.yaml
     description: str = ""
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -72,20 +73,26 @@ HARDENED: tuple[TagSpec, ...] = (
 
 WEAK_EXTRA: tuple[TagSpec, ...] = (
     TagSpec("myapp/backend", "v1.2.0-unsigned", oci=False, sign=UNSIGNED,
-            defect="signatures.present", description="no signature of any scheme"),
+            defect_id="unsigned-tag", defect="signatures.present",
+            description="no signature of any scheme"),
     TagSpec("myapp/backend", "v1.2.1-replayed", oci=False, sign=WRONG_DIGEST, replay_from="v1.0.0",
-            defect="signatures.valid",
+            defect_id="signature-wrong-digest", defect="signatures.valid",
             description="trusted-key signature whose payload names myapp/backend:v1.0.0's digest"),
-    TagSpec("myapp/frontend", "v2.2.0-untrusted", sign=UNTRUSTED, defect="signatures.valid",
-            description="signed by the untrusted key (cosign.untrusted.pub)"),
-    TagSpec("base/alpine", "3.18-noscan", oci=False, scan=NONE, defect="scans.present",
+    TagSpec("myapp/frontend", "v2.2.0-untrusted", sign=UNTRUSTED,
+            defect_id="signature-untrusted-key", defect="signatures.valid",
+            description="signed by the untrusted key (lab.json cosign.untrusted_public_key)"),
+    TagSpec("base/alpine", "3.18-noscan", oci=False, scan=NONE,
+            defect_id="scan-missing", defect="scans.present",
             description="no scan report in the scan directory"),
-    TagSpec("base/alpine", "3.17-stale", oci=False, scan=STALE, defect="scans.fresh",
+    TagSpec("base/alpine", "3.17-stale", oci=False, scan=STALE,
+            defect_id="scan-stale", defect="scans.fresh",
             description="scan CreatedAt (and mtime) 10 days before populate"),
-    TagSpec("prometheus", "v2.54.0-repushed", oci=False, scan=OLD_DIGEST, defect="scans.digest-match",
+    TagSpec("prometheus", "v2.54.0-repushed", oci=False, scan=OLD_DIGEST,
+            defect_id="scan-digest-mismatch", defect="scans.digest-match",
             description="tag re-pushed after its scan; RepoDigests names the previous digest"),
     TagSpec("myapp/backend", "v0.9.0-critical", oci=False, severities=("LOW", "CRITICAL"),
-            defect="scans.severity", description="scan reports a CRITICAL vulnerability"),
+            defect_id="scan-critical", defect="scans.severity",
+            description="scan reports a CRITICAL vulnerability"),
 )
 
 

@@ -263,7 +263,7 @@ def _tag_record(p: Pushed) -> dict[str, Any]:
                                           "diff_id": layer.diff_id} for layer in p.image.layers],
         "signature": p.signature,
         "scan": p.scan,
-        "defect": p.spec.defect or None,
+        "defect": {"id": p.spec.defect_id, "check": p.spec.defect} if p.spec.defect else None,
         "description": p.spec.description,
     }
     if p.previous is not None:
@@ -283,7 +283,7 @@ def content_record(lab: LabConfig, url: str, pushed: list[Pushed], started: date
             tags = artifact_tags.setdefault(p.spec.repo, [])
             if sig["tag"] not in tags:
                 tags.append(sig["tag"])
-    defects = [{"id": p.spec.defect, "check": p.spec.defect, "subject": p.spec.ref,
+    defects = [{"id": p.spec.defect_id, "check": p.spec.defect, "subject": p.spec.ref,
                 "repo": p.spec.repo, "tag": p.spec.tag, "digest": p.subject.digest,
                 "detail": p.spec.description} for p in pushed if p.spec.defect]
     largest = max(pushed, key=lambda p: p.largest_layer)
