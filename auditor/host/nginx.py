@@ -1,0 +1,485 @@
+"""nginx configuration as nginx applies it, and the server that proxies /v2/ to the registry.
+
+Contract: `load_from_disk(conf)` or `load_from_dump(text, conf)` (the output of `nginx -T`) parse
+every file with crossplane and inline `include`s (globs relative to the config prefix, as nginx
+does), giving a tree of :class:`Node`. `registry_facts(tree, ...)` returns JSON facts: every
+server whose /v2/ location proxies to the registry, with the effective value (and where it was
+set: http, server, location or nginx's default) of each directive the proxy.* and tmpfs.* checks
+judge. Facts only: nothing here decides pass or fail.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import os
+import posixpath
+import re
+import tempfile
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import crossplane
+
+from auditor.model import JSON
+
+# Debian's build (nginx -V): used when `nginx -V` cannot be read.
+DEBIAN_BUILD = {
+    "prefix": "/usr/share/nginx",
+    "proxy_temp_path": "/var/lib/nginx/proxy",
+    "client_body_temp_path": "/var/lib/nginx/body",
+}
+# nginx's own defaults for the directives we report (x86-64: one page is 4k).
+DEFAULTS: dict[str, list[str]] = {
+    "client_max_body_size": ["1m"],
+    "proxy_buffering": ["on"],
+    "proxy_request_buffering": ["on"],
+    "proxy_buffer_size": ["4k"],
+    "proxy_buffers": ["8", "4k"],
+    "proxy_busy_buffers_size": ["8k"],
+    "proxy_max_temp_file_size": ["1024m"],
+    "proxy_temp_file_write_size": ["8k"],
+    "proxy_read_timeout": ["60s"],
+    "proxy_send_timeout": ["60s"],
+    "proxy_connect_timeout": ["60s"],
+    "client_body_timeout": ["60s"],
+    "proxy_http_version": ["1.0"],
+}
+PATH_DIRECTIVES = ("proxy_temp_path", "client_body_temp_path")
+REPORTED = (*DEFAULTS, *PATH_DIRECTIVES, "ssl_protocols", "ssl_ciphers")
+ARRAY_DIRECTIVES = ("proxy_set_header",)
+DEFAULT_PROXY_HEADERS = [["Host", "$proxy_host"], ["Connection", "close"]]
+SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
+SAMPLE_URIS = ("/v2/", "/v2/myapp/backend/blobs/uploads/")
+DUMP_HEADER = re.compile(r"^# configuration file (.+):$")
+
+
+@dataclass
+class Node:
+    """One directive with its arguments, where it is written, and its block (None: no block)."""
+
+    name: str
+    args: list[str]
+    file: str
+    line: int
+    block: list[Node] | None = None
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}"
+
+    def children(self, name: str) -> list[Node]:
+        return [n for n in self.block or [] if n.name == name]
+
+
+@dataclass
+class Tree:
+    """The main file's directives with includes inlined, the files read and any parse errors."""
+
+    main: str
+    nodes: list[Node]
+    files: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+ParseFn = Callable[[str], tuple[list[dict], list[str]]]
+GlobFn = Callable[[str], list[str]]
+
+
+def _crossplane_file(path: str, shown: str) -> tuple[list[dict], list[str]]:
+    """crossplane's parse of one file (includes not followed); errors name `shown`."""
+    result = crossplane.parse(path, single=True, check_ctx=False, check_args=False, catch_errors=True)
+    entry = result["config"][0] if result.get("config") else {"parsed": [], "errors": []}
+    errors = [f"{shown}:{e.get('line')}: {e.get('error')}" for e in entry.get("errors") or []]
+    errors += [f"{shown}: {e.get('error')}" for e in result.get("errors") or [] if not entry.get("errors")]
+    return list(entry.get("parsed") or []), errors
+
+
+def _to_nodes(items: Iterable[dict], file: str) -> list[Node]:
+    out = []
+    for item in items:
+        block = item.get("block")
+        out.append(Node(item["directive"], [str(a) for a in item.get("args") or []], file, int(item.get("line", 0)),
+                        _to_nodes(block, file) if block is not None else None))
+    return out
+
+
+def _inline(nodes: list[Node], parse: ParseFn, glob: GlobFn, prefix: str, tree: Tree, depth: int) -> list[Node]:
+    out: list[Node] = []
+    for node in nodes:
+        if node.name == "include" and node.args:
+            pattern = node.args[0] if node.args[0].startswith("/") else posixpath.join(prefix, node.args[0])
+            matches = glob(pattern)
+            if not matches and not any(c in pattern for c in "*?["):
+                tree.errors.append(f"{node.where()}: include {pattern}: no such file")
+            for path in matches:
+                if depth > 20:
+                    tree.errors.append(f"{node.where()}: include nesting too deep at {path}")
+                    continue
+                out.extend(_load_file(path, parse, glob, prefix, tree, depth + 1))
+            continue
+        if node.block is not None:
+            node.block = _inline(node.block, parse, glob, prefix, tree, depth)
+        out.append(node)
+    return out
+
+
+def _load_file(path: str, parse: ParseFn, glob: GlobFn, prefix: str, tree: Tree, depth: int) -> list[Node]:
+    items, errors = parse(path)
+    tree.errors.extend(errors)
+    if path not in tree.files:
+        tree.files.append(path)
+    return _inline(_to_nodes(items, path), parse, glob, prefix, tree, depth)
+
+
+def load_from_disk(conf: str) -> Tree:
+    """Parse `conf` and its includes from the filesystem (includes relative to conf's directory)."""
+    import glob as globmod
+
+    tree = Tree(conf, [])
+
+    def parse(path: str) -> tuple[list[dict], list[str]]:
+        if not os.path.isfile(path):
+            return [], [f"{path}: cannot read (not a file)"]
+        return _crossplane_file(path, path)
+
+    def find(pattern: str) -> list[str]:
+        if any(c in pattern for c in "*?["):
+            return sorted(p for p in globmod.glob(pattern) if os.path.isfile(p))
+        return [pattern] if os.path.exists(pattern) else []
+
+    tree.nodes = _load_file(conf, parse, find, posixpath.dirname(conf), tree, 0)
+    return tree
+
+
+def split_dump(text: str) -> dict[str, str]:
+    """`nginx -T` output split into {file path: content}, in dump order."""
+    files: dict[str, str] = {}
+    current: str | None = None
+    lines: list[str] = []
+    for line in text.splitlines():
+        match = DUMP_HEADER.match(line)
+        if match:
+            if current is not None:
+                files[current] = "\n".join(lines) + "\n"
+            current, lines = match.group(1), []
+        elif current is not None:
+            lines.append(line)
+    if current is not None:
+        files[current] = "\n".join(lines) + "\n"
+    return files
+
+
+def _component_glob(pattern: str, names: Sequence[str]) -> list[str]:
+    """Paths among `names` matching a glob whose wildcards never cross '/' (as glob(3))."""
+    parts = pattern.split("/")
+    found = [n for n in names if len(n.split("/")) == len(parts)
+             and all(fnmatch.fnmatchcase(a, b) for a, b in zip(n.split("/"), parts, strict=True))]
+    return sorted(found)
+
+
+def load_from_dump(text: str, conf: str) -> Tree:
+    """Parse `nginx -T` output: each dumped file with crossplane, includes resolved in the dump."""
+    files = split_dump(text)
+    tree = Tree(conf, [])
+    if conf not in files:
+        tree.errors.append(f"the dump holds no file {conf}")
+        return tree
+    with tempfile.TemporaryDirectory(prefix="regaudit-nginx-") as tmp:
+        copies: dict[str, str] = {}
+        for index, (path, content) in enumerate(files.items()):
+            copy = os.path.join(tmp, f"{index}.conf")
+            with open(copy, "w", encoding="utf-8") as handle:
+                handle.write(content)
+            copies[path] = copy
+
+        def parse(path: str) -> tuple[list[dict], list[str]]:
+            if path not in copies:
+                return [], [f"{path}: not in the nginx -T dump"]
+            return _crossplane_file(copies[path], path)
+
+        def find(pattern: str) -> list[str]:
+            return _component_glob(pattern, list(files))
+
+        tree.nodes = _load_file(conf, parse, find, posixpath.dirname(conf), tree, 0)
+    return tree
+
+
+# ---- values --------------------------------------------------------------------------------------
+
+_SIZE = re.compile(r"^(\d+)([kKmMgG]?)$")
+_TIME = re.compile(r"(\d+)(ms|s|m|h|d|w|M|y)?")
+_TIME_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
+
+
+def size_bytes(text: str) -> int | None:
+    """nginx size syntax ("0", "32k", "4096m", "1g") in bytes; None when it is not a size."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        return None
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+    return int(match.group(1)) * factor
+
+
+def time_seconds(text: str) -> float | None:
+    """nginx time syntax ("900s", "15m", "1h 30m", "900") in seconds; None when it is not a time."""
+    raw = text.strip().replace(" ", "")
+    if not raw or not re.fullmatch(r"(\d+(ms|s|m|h|d|w|M|y)?)+", raw):
+        return None
+    total = 0.0
+    for number, unit in _TIME.findall(raw):
+        total += int(number) * _TIME_UNITS[unit or "s"]
+    return total
+
+
+# ---- listen, locations, upstreams ----------------------------------------------------------------
+
+
+def parse_listen_directive(args: Sequence[str], server_ssl: bool) -> dict[str, JSON]:
+    """One `listen` directive: address, port, ssl, whether the address is loopback."""
+    raw = args[0] if args else "80"
+    params = list(args[1:])
+    if raw.startswith("unix:"):
+        return {"raw": raw, "address": raw, "port": None, "ssl": "ssl" in params or server_ssl,
+                "loopback": True, "unix": True}
+    host, port = "*", 80
+    if raw.startswith("["):
+        host, _, rest = raw[1:].partition("]")
+        port = int(rest[1:]) if rest.startswith(":") and rest[1:].isdigit() else 80
+    elif raw.isdigit():
+        port = int(raw)
+    elif ":" in raw:
+        host, _, port_text = raw.rpartition(":")
+        port = int(port_text) if port_text.isdigit() else 80
+    else:
+        host = raw
+    return {"raw": " ".join(args), "address": host, "port": port, "ssl": "ssl" in params or server_ssl,
+            "loopback": _is_loopback(host), "unix": False}
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def location_matches(node: Node, uri: str) -> tuple[str, int] | None:
+    """(kind, prefix length) when location `node` matches `uri`; kind is exact, prefix, ^~ or regex."""
+    args = node.args
+    if not args:
+        return None
+    if len(args) >= 2 and args[0] in ("=", "^~", "~", "~*"):
+        modifier, pattern = args[0], args[1]
+    elif args[0].startswith("@"):
+        return None
+    else:
+        modifier, pattern = "", args[0]
+    if modifier == "=":
+        return ("exact", len(pattern)) if uri == pattern else None
+    if modifier in ("~", "~*"):
+        try:
+            found = re.search(pattern, uri, re.IGNORECASE if modifier == "~*" else 0)
+        except re.error:
+            return None
+        return ("regex", 0) if found else None
+    if uri.startswith(pattern):
+        return ("^~" if modifier == "^~" else "prefix", len(pattern))
+    return None
+
+
+def select_location(block: Sequence[Node], uri: str) -> list[Node]:
+    """The chain of (nested) locations nginx picks for `uri` in a server or location block."""
+    candidates = [(n, location_matches(n, uri)) for n in block if n.name == "location"]
+    matching = [(n, m) for n, m in candidates if m is not None]
+    exact = [n for n, m in matching if m[0] == "exact"]
+    if exact:
+        return [exact[0]]
+    prefixes = [(n, m) for n, m in matching if m[0] in ("prefix", "^~")]
+    best = max(prefixes, key=lambda item: item[1][1], default=None)
+    chosen: Node | None = None
+    if best is not None and best[1][0] == "^~":
+        chosen = best[0]
+    else:
+        regex = next((n for n, m in matching if m[0] == "regex"), None)
+        chosen = regex if regex is not None else (best[0] if best else None)
+    if chosen is None:
+        return []
+    inner = select_location(chosen.block or [], uri)
+    return [chosen, *inner]
+
+
+def upstreams(http: Node | None) -> dict[str, list[str]]:
+    """upstream name -> its `server` addresses."""
+    out: dict[str, list[str]] = {}
+    for node in http.children("upstream") if http else []:
+        if node.args:
+            out[node.args[0]] = [s.args[0] for s in node.children("server") if s.args]
+    return out
+
+
+def proxy_targets(url: str, named: dict[str, list[str]]) -> tuple[list[str], str]:
+    """host:port addresses a proxy_pass URL reaches, and how they were found."""
+    if "$" in url:
+        return [], "contains variables (resolved at request time)"
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    if parts.netloc.startswith("unix:"):
+        return [parts.netloc], "unix socket"
+    host = parts.hostname or ""
+    if host in named and parts.port is None:
+        return list(named[host]), f"upstream {host}"
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    shown = f"[{host}]" if ":" in host else host
+    return [f"{shown}:{port}"], "address in proxy_pass"
+
+
+def address_is_registry(address: str, registry: dict[str, JSON]) -> bool:
+    """Whether a host:port upstream address reaches the registry's listener."""
+    if address.startswith("unix:"):
+        return False
+    host, _, port_text = address.rpartition(":")
+    host = host.strip("[]")
+    if not port_text.isdigit() or int(port_text) != registry.get("port"):
+        return False
+    reg_host = str(registry.get("host") or "")
+    if reg_host in ("", "0.0.0.0", "::", "*"):
+        return True
+    if host == reg_host:
+        return True
+    return _is_loopback(host) and _is_loopback(reg_host)
+
+
+# ---- effective values ----------------------------------------------------------------------------
+
+
+def _last(nodes: Sequence[Node], name: str) -> Node | None:
+    found = [n for n in nodes if n.name == name]
+    return found[-1] if found else None
+
+
+def effective(levels: Sequence[tuple[str, Sequence[Node]]], name: str) -> dict[str, JSON]:
+    """The value of `name` as inherited: the innermost level that sets it wins, else the default."""
+    for level, nodes in reversed(levels):
+        node = _last(nodes, name)
+        if node is not None:
+            return {"args": node.args, "level": level, "where": node.where()}
+    default = DEFAULTS.get(name)
+    return {"args": list(default) if default else None, "level": "default", "where": None}
+
+
+def effective_headers(levels: Sequence[tuple[str, Sequence[Node]]]) -> dict[str, JSON]:
+    """proxy_set_header as nginx inherits it: only from the innermost level that has any."""
+    for level, nodes in reversed(levels):
+        found = [n for n in nodes if n.name == "proxy_set_header"]
+        if found:
+            headers = [{"name": n.args[0] if n.args else "", "value": _header_value(n), "where": n.where()}
+                       for n in found]
+            return {"level": level, "headers": headers}
+    return {"level": "default", "headers": [{"name": k, "value": v, "where": None} for k, v in DEFAULT_PROXY_HEADERS]}
+
+
+def _header_value(node: Node) -> str:
+    value = " ".join(node.args[1:])
+    if node.args and node.args[0].lower() in SECRET_HEADERS:
+        return "<redacted>"
+    return value
+
+
+def absolute_path(args: list[str] | None, prefix: str) -> str | None:
+    if not args:
+        return None
+    path = args[0]
+    return path if path.startswith("/") else posixpath.normpath(posixpath.join(prefix, path))
+
+
+@dataclass(frozen=True)
+class Build:
+    """What `nginx -V` says about the binary: its prefix and compiled-in temp paths."""
+
+    prefix: str = DEBIAN_BUILD["prefix"]
+    proxy_temp_path: str = DEBIAN_BUILD["proxy_temp_path"]
+    client_body_temp_path: str = DEBIAN_BUILD["client_body_temp_path"]
+    source: str = "Debian defaults"
+
+    @classmethod
+    def from_version_output(cls, text: str) -> Build:
+        def arg(name: str, default: str) -> str:
+            match = re.search(rf"--{name}=(\S+)", text)
+            return match.group(1) if match else default
+
+        prefix = arg("prefix", DEBIAN_BUILD["prefix"])
+        return cls(prefix, arg("http-proxy-temp-path", posixpath.join(prefix, "proxy_temp")),
+                   arg("http-client-body-temp-path", posixpath.join(prefix, "client_body_temp")), "nginx -V")
+
+
+def _server_facts(server: Node, http: Node, registry: dict[str, JSON],
+                  named: dict[str, list[str]], build: Build, prefix: str) -> dict[str, JSON]:
+    block = server.block or []
+    server_ssl = any(n.name == "ssl" and n.args[:1] == ["on"] for n in block)
+    listens = [parse_listen_directive(n.args, server_ssl) for n in server.children("listen")]
+    if not listens:
+        listens = [parse_listen_directive(["80"], server_ssl)]
+    names = [a for n in server.children("server_name") for a in n.args]
+    facts: dict[str, JSON] = {"where": server.where(), "server_names": names, "listen": listens}
+    chains = {uri: select_location(block, uri) for uri in SAMPLE_URIS}
+    chain = chains[SAMPLE_URIS[-1]]
+    levels: list[tuple[str, Sequence[Node]]] = [("http", http.block or []), ("server", block)]
+    levels += [("location", loc.block or []) for loc in chain]
+    proxy = _last(chain[-1].block or [], "proxy_pass") if chain else None  # not inherited
+    url = proxy.args[0] if proxy is not None and proxy.args else None
+    targets, how = proxy_targets(url, named) if url else ([], "no proxy_pass")
+    facts["location"] = ({"match": " ".join(chain[-1].args), "where": chain[-1].where()} if chain else None)
+    facts["proxy_pass"] = {"url": url, "targets": targets, "resolved_by": how,
+                           "to_registry": any(address_is_registry(t, registry) for t in targets)}
+    values = {name: effective(levels, name) for name in REPORTED}
+    for name in PATH_DIRECTIVES:
+        compiled = build.proxy_temp_path if name == "proxy_temp_path" else build.client_body_temp_path
+        entry = values[name]
+        entry["path"] = absolute_path(entry["args"], prefix) if entry["args"] else compiled
+        if not entry["args"]:
+            entry["level"] = f"default ({build.source})"
+    facts["directives"] = values
+    facts["proxy_set_header"] = effective_headers(levels)
+    facts["ssl_certificate"] = [n.args[0] for lvl in levels[:2] for n in lvl[1] if n.name == "ssl_certificate"]
+    facts["ssl_certificate_key"] = [n.args[0] for lvl in levels[:2] for n in lvl[1]
+                                    if n.name == "ssl_certificate_key"]
+    facts["plaintext_public_listeners"] = [lst["raw"] for lst in listens if not lst["ssl"] and not lst["loopback"]]
+    facts["all_sample_uris_same_location"] = len({tuple(id(n) for n in c) for c in chains.values()}) == 1
+    return facts
+
+
+def registry_facts(tree: Tree, registry: dict[str, JSON], build: Build, prefix: str | None = None) -> dict[str, JSON]:
+    """Facts about the servers that proxy /v2/ to `registry` ({"host", "port"})."""
+    prefix = prefix or build.prefix
+    http = next((n for n in tree.nodes if n.name == "http"), None)
+    if http is None:
+        return {"http_block": False, "registry_servers": [], "other_servers": [], "errors": tree.errors}
+    named = upstreams(http)
+    servers = [_server_facts(s, http, registry, named, build, prefix) for s in http.children("server")]
+    serving = [s for s in servers if s["proxy_pass"]["to_registry"]]
+    others = [{"where": s["where"], "server_names": s["server_names"], "listen": [lst["raw"] for lst in s["listen"]],
+               "v2_proxy_pass": s["proxy_pass"]} for s in servers if not s["proxy_pass"]["to_registry"]]
+    http_levels: list[tuple[str, Sequence[Node]]] = [("http", http.block or [])]
+    temp = {}
+    for name in PATH_DIRECTIVES:
+        if serving:
+            temp[name] = serving[0]["directives"][name]["path"]
+        else:
+            value = effective(http_levels, name)
+            compiled = build.proxy_temp_path if name == "proxy_temp_path" else build.client_body_temp_path
+            temp[name] = absolute_path(value["args"], prefix) if value["args"] else compiled
+    all_temp = sorted({str(s["directives"][n]["path"]) for s in serving for n in PATH_DIRECTIVES})
+    return {
+        "http_block": True,
+        "upstreams": named,
+        "registry_servers": serving,
+        "other_servers": others,
+        "proxy_temp_path": temp["proxy_temp_path"],
+        "client_body_temp_path": temp["client_body_temp_path"],
+        "temp_paths": all_temp,
+        "plaintext_v2_listeners": [{"server": s["where"], "listen": lst}
+                                   for s in serving for lst in s["plaintext_public_listeners"]],
+        "errors": tree.errors,
+    }

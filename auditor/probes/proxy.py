@@ -1,0 +1,249 @@
+"""`config.nginx` and `config.apache`: the proxies' effective configuration, as facts.
+
+Where a config comes from: the explicit --nginx-config / --apache-config, else the running
+process `host.discovery` found (inside mode), else the packaged default path when discovery is
+unavailable. A proxy that is not deployed is NotApplicable (its checks `skip`, never pass).
+nginx's effective config is read from `nginx -T` when the config is the running one (includes as
+nginx resolved them), else parsed from disk with crossplane. Apache's is parsed by
+auditor.host.apache, with `apache2ctl -S` / `-t -D DUMP_INCLUDES` as extra evidence when the
+running instance was discovered. Every subprocess gets an argument list (no shell) and a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from typing import Any
+
+from auditor.errors import NotApplicable, ProbeError
+from auditor.host import apache, nginx
+from auditor.model import JSON
+from auditor.netaddr import parse_listen
+from auditor.probeapi import ProbeContext, probe
+from auditor.probes.registry_config import file_facts
+
+NGINX_DEFAULT = "/etc/nginx/nginx.conf"
+APACHE_DEFAULT = "/etc/apache2/apache2.conf"
+APACHE_DEFAULT_ROOT = "/etc/apache2"
+DEFAULT_REGISTRY = {"host": "127.0.0.1", "port": 5000, "source": "default (127.0.0.1:5000)"}
+COMMAND_TIMEOUT = 20.0
+MAX_OUTPUT = 8 * 1024 * 1024
+
+
+async def run_command(argv: list[str], env: dict[str, str] | None = None,
+                      timeout: float = COMMAND_TIMEOUT) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of argv; ProbeError when it cannot start or times out."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env=env)
+    except OSError as exc:
+        raise ProbeError(f"cannot run {argv[0]}: {exc.strerror}") from None
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise ProbeError(f"{argv[0]} did not finish within {timeout:g}s") from None
+    return (proc.returncode or 0, out[:MAX_OUTPUT].decode("utf-8", "replace"),
+            err[:MAX_OUTPUT].decode("utf-8", "replace"))
+
+
+async def discovered(ctx: ProbeContext, kind: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(the discovered `kind` process facts or None, why discovery could not tell or None)."""
+    if not ctx.target.inside:
+        return None, "not in inside mode"
+    try:
+        found = await ctx.evidence("host.discovery")
+    except Exception as exc:  # discovery is optional: an explicit path or the default still works
+        return None, f"host.discovery unavailable: {exc}"
+    if not isinstance(found, dict):
+        return None, "host.discovery returned no facts"
+    entry = found.get(kind)
+    if isinstance(entry, list):
+        entry = entry[0] if entry else None
+    return (entry if isinstance(entry, dict) else None), None
+
+
+async def registry_address(ctx: ProbeContext) -> dict[str, JSON]:
+    """Where the registry listens: http.addr of `config.registry`, else 127.0.0.1:5000."""
+    port_override = ctx.target.options.get("registry_port")
+    try:
+        facts = await ctx.evidence("config.registry")
+    except Exception:
+        facts = None
+    addr = None
+    if isinstance(facts, dict) and isinstance(facts.get("config"), dict):
+        http = facts["config"].get("http")
+        addr = http.get("addr") if isinstance(http, dict) else None
+    listen = parse_listen(str(addr)) if addr else None
+    if listen is None or listen.port is None:
+        out = dict(DEFAULT_REGISTRY)
+    else:
+        out = {"host": listen.host.strip("[]"), "port": listen.port, "source": f"config.registry http.addr {addr}"}
+    if port_override:
+        out["port"] = int(port_override)
+        out["source"] = f"{out['source']}; port from --registry-port"
+    return out
+
+
+def _config_choice(explicit: str | None, found: dict[str, Any] | None, why: str | None, default: str,
+                   kind: str) -> tuple[str, str]:
+    if explicit:
+        return explicit, f"--{kind}-config"
+    if found and found.get("config"):
+        return str(found["config"]), str(found.get("config_source") or f"discovered {kind} pid {found.get('pid')}")
+    if why is None:
+        raise NotApplicable(f"no {kind} found: no running {kind} process was discovered on this host "
+                            f"(give --{kind}-config to audit a config file)")
+    if os.path.isfile(default):
+        return default, f"default path ({why})"
+    raise NotApplicable(f"no {kind} found: none given with --{kind}-config, none discovered ({why}), "
+                        f"no {default}")
+
+
+# ---- nginx ---------------------------------------------------------------------------------------
+
+
+async def _nginx_build(binary: str | None) -> nginx.Build:
+    if not binary:
+        return nginx.Build()
+    try:
+        code, out, err = await run_command([binary, "-V"])
+    except ProbeError:
+        return nginx.Build()
+    return nginx.Build.from_version_output(out + err) if code == 0 else nginx.Build()
+
+
+@probe("config.nginx", timeout=60.0)
+async def config_nginx(ctx: ProbeContext) -> JSON:
+    """nginx's effective config: the servers proxying /v2/ to the registry, temp paths, listeners."""
+    found, why = await discovered(ctx, "nginx")
+    path, source = _config_choice(ctx.target.path("nginx_config"), found, why, NGINX_DEFAULT, "nginx")
+    if not os.path.isfile(path):
+        raise ProbeError(f"nginx config {path} ({source}) is not a readable file")
+    running = bool(found and found.get("config") and os.path.realpath(str(found["config"])) == os.path.realpath(path))
+    binary = shutil.which("nginx")
+    build = await _nginx_build(binary)
+    prefix = str(found.get("prefix")) if running and found and found.get("prefix") else build.prefix
+    method, dump_error = "crossplane (file)", None
+    tree: nginx.Tree | None = None
+    if running and binary:
+        argv = [binary, "-T", "-q", "-c", path]
+        if found and found.get("prefix"):
+            argv[2:2] = ["-p", str(found["prefix"])]
+        code, out, err = await run_command(argv)
+        if code == 0 and out.strip():
+            tree = nginx.load_from_dump(out, path)
+            method = "nginx -T (effective config of the running nginx)"
+        else:
+            dump_error = (err.strip() or f"exit code {code}")[-2000:]
+    if tree is None:
+        tree = nginx.load_from_disk(path)
+    registry = await registry_address(ctx)
+    facts = nginx.registry_facts(tree, registry, build, prefix)
+    return {
+        "path": path,
+        "source": source,
+        "method": method,
+        "nginx_t_error": dump_error,
+        "running": running,
+        "pid": found.get("pid") if found else None,
+        "prefix": prefix,
+        "build": {"source": build.source, "proxy_temp_path": build.proxy_temp_path,
+                  "client_body_temp_path": build.client_body_temp_path},
+        "registry_address": registry,
+        "files": [file_facts(f) for f in tree.files],
+        **facts,
+    }
+
+
+# ---- Apache --------------------------------------------------------------------------------------
+
+
+async def _cipher_expansion(cipher_string: str | None) -> dict[str, JSON]:
+    """`openssl ciphers -s -v <string>`: the suites the cipher string enables (facts for the check)."""
+    text = cipher_string if cipher_string is not None else "DEFAULT"
+    binary = shutil.which("openssl")
+    if not binary:
+        return {"string": text, "error": "openssl is not installed"}
+    code, out, err = await run_command([binary, "ciphers", "-s", "-v", text])
+    if code != 0:
+        return {"string": text, "error": (err.strip() or f"exit code {code}")[-500:]}
+    suites = []
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            suites.append({"name": parts[0], "protocol": parts[1],
+                           **{k.lower(): v for k, _, v in (p.partition("=") for p in parts[2:]) if v}})
+    return {"string": text, "suites": suites, "tool": "openssl ciphers -s -v"}
+
+
+async def _apache2ctl(found: dict[str, Any], path: str, root: str) -> dict[str, JSON]:
+    binary = shutil.which("apache2ctl") or shutil.which("apachectl")
+    if not binary:
+        return {"error": "apache2ctl is not installed"}
+    env = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C"}
+    for key, value in (found.get("env") or {}).items():
+        if isinstance(value, str) and key.startswith("APACHE_") and "<" not in value:
+            env[key] = value
+    defines = [a for d in found.get("defines") or [] for a in ("-D", str(d))]
+    out: dict[str, JSON] = {}
+    for label, extra in (("S", ["-S"]), ("dump_includes", ["-t", "-D", "DUMP_INCLUDES"])):
+        argv = [binary, "-d", root, "-f", path, *defines, *extra]
+        try:
+            code, stdout, stderr = await run_command(argv, env=env)
+        except ProbeError as exc:
+            out[label] = {"error": str(exc)}
+            continue
+        out[label] = {"exit_code": code, "output": (stdout + stderr)[-20000:]}
+    return out
+
+
+@probe("config.apache", timeout=60.0)
+async def config_apache(ctx: ProbeContext) -> JSON:
+    """Apache's effective config for the vhost serving the registry on 443: TLS, proxy, auth."""
+    found, why = await discovered(ctx, "apache")
+    path, source = _config_choice(ctx.target.path("apache_config"), found, why, APACHE_DEFAULT, "apache")
+    if not os.path.isfile(path):
+        raise ProbeError(f"Apache config {path} ({source}) is not a readable file")
+    running = bool(found and found.get("config") and os.path.realpath(str(found["config"])) == os.path.realpath(path))
+    root = str(found.get("server_root")) if found and found.get("server_root") else (
+        APACHE_DEFAULT_ROOT if path == APACHE_DEFAULT else os.path.dirname(path))
+    env_vars = {k: str(v) for k, v in ((found or {}).get("env") or {}).items() if isinstance(v, str)}
+    defines = [str(d) for d in (found or {}).get("defines") or []]
+    config = apache.load(path, server_root=root, defines=defines, env=env_vars)
+    host = ctx.target.host
+    if not host:
+        try:
+            reg = await ctx.evidence("config.registry")
+            http = (reg.get("config") or {}).get("http") or {}
+            from urllib.parse import urlsplit
+
+            host = urlsplit(str(http.get("host") or "")).hostname
+        except Exception:
+            host = None
+    port = (ctx.target.port or 443) if ctx.target.url and ctx.target.scheme == "https" else 443
+    registry = await registry_address(ctx)
+    facts = apache.registry_facts(config, host, port)
+    vhost = facts.get("vhost") or {}
+    cipher = await _cipher_expansion(vhost.get("ssl_cipher_suite", {}).get("value")) if vhost else None
+    user_file = ((facts.get("v2_access") or {}).get("auth_user_file") or {}).get("value") if vhost else None
+    if user_file and not str(user_file).startswith("/"):
+        user_file = os.path.join(root, str(user_file))
+    return {
+        "path": path,
+        "source": source,
+        "running": running,
+        "pid": found.get("pid") if found else None,
+        "server_root": root,
+        "registry_address": registry,
+        "target_host": host,
+        "target_port": port,
+        "files": [file_facts(f) for f in config.files],
+        "cipher_expansion": cipher,
+        "auth_user_file": file_facts(user_file) if user_file else None,
+        "apache2ctl": await _apache2ctl(found, path, root) if running and found else None,
+        **facts,
+    }
