@@ -1,4 +1,4 @@
-"""CLI: `python3 -m lab.content {populate,token-service,scale} <lab.json> [options]`.
+"""CLI: `python3 -m lab.content {populate,token-service,verify,scale} <lab.json> [options]`.
 
 Exit status 0 on success, 1 when the registry or token service misbehaves, 2 on bad input.
 """
@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     pop.add_argument("lab_json")
     tok = sub.add_parser("token-service", help="serve the distribution token protocol over HTTPS")
     tok.add_argument("lab_json")
+    ver = sub.add_parser("verify", help="check the registry and scans hold what content.json says")
+    ver.add_argument("lab_json")
     sca = sub.add_parser("scale", help="push N x M small signed, scanned images")
     sca.add_argument("lab_json")
     sca.add_argument("--repos", type=int, default=100)
@@ -45,6 +47,12 @@ def main(argv: list[str] | None = None) -> int:
             from .token import serve
 
             serve(lab)
+        elif args.command == "verify":
+            from .verify import verify
+
+            result = verify(lab)
+            print(json.dumps(result, indent=2))
+            return 0 if result["ok"] else 1
         else:
             from .scale import scale
 
