@@ -202,12 +202,12 @@ def file_mode(path: str | Path) -> tuple[int, int, int]:
 
 
 @contextlib.contextmanager
-def bearer_header(info: LabInfo, scope: str = "") -> Iterator[Path]:
+def bearer_header(info: LabInfo, scope: str = "", user: str | None = None) -> Iterator[Path]:
     """A temporary 0600 curl header file `Authorization: Bearer <token>` from the lab's token
     service (the lab user's credentials, optional scope); the token never reaches argv."""
     tok = info["token"]
     url = f"{tok['realm']}?service={tok['service']}" + (f"&scope={scope}" if scope else "")
-    with netrc(info) as nf:
+    with netrc(info, user) as nf:
         r = curl(info, "ci", url, netrc_file=nf)
     if r.status != 200:
         raise RuntimeError(f"token service answered {r.status}")

@@ -256,6 +256,25 @@ def _token_up(info: LabInfo, subject: str | None = None) -> Verdict:
     return r.status in (200, 401), f"anonymous token request -> {r.status}"
 
 
+@verifier("token-scopes")
+def _token_scopes(info: LabInfo, subject: str | None = None) -> Verdict:
+    """The pull-only user's token cannot start an upload; the push user's can (upload cancelled)."""
+    repo = "lab/selftest-scope"
+    scope = f"repository:{repo}:pull,push"
+    url = f"{info.url}/v2/{repo}/blobs/uploads/"
+    users = info["token"]["users"]
+    got = {}
+    for role in ("pull", "push"):
+        with probes.bearer_header(info, scope, users[role]) as hf:
+            r = probes.curl(info, "ci", url, "-X", "POST", "-H", f"@{hf}")
+            got[role] = r.status
+            loc = r.headers.get("location", "")
+            if r.status == 202 and loc:
+                path = "/" + loc.split("://", 1)[-1].split("/", 1)[1] if "://" in loc else loc
+                probes.curl(info, "ci", f"{info.url}{path}", "-X", "DELETE", "-H", f"@{hf}")
+    return got["pull"] in (401, 403) and got["push"] == 202, f"POST upload: {got}"
+
+
 def _nosniff(info: LabInfo) -> str | None:
     if info["auth"]["scheme"] == "basic":
         with probes.netrc(info) as nf:
@@ -577,7 +596,7 @@ PROPERTIES: dict[str, list[str]] = {
     "hardened": [*COMMON, *GUIDE, "registry-listen-loopback", "registry-port-closed-outside",
                  "auth-basic-required", "htpasswd-bcrypt-private"],
     "token": [*COMMON, *GUIDE, "registry-listen-loopback", "registry-port-closed-outside",
-              "auth-bearer-challenge", "token-config", "token-service-up"],
+              "auth-bearer-challenge", "token-config", "token-service-up", "token-scopes"],
     "firewall": [*COMMON, *GUIDE, "registry-listen-routable", "firewall-matrix", "auth-basic-required",
                  "htpasswd-bcrypt-private"],
     # weak: the properties that still hold, plus one verifier per seeded defect (defects/weak.yaml)
