@@ -36,6 +36,7 @@ from auditor.httpclient import BoundedResponse, bounded_request, same_origin
 
 from . import manifests as mf
 from .auth import RegistryAuth
+from .scans import compact_vulns
 
 MAX_MANIFEST = 4 * 1024 * 1024
 MAX_PAYLOAD = 4 * 1024 * 1024
@@ -485,7 +486,7 @@ def _statement_summary(statement: Any) -> dict[str, Any]:
         "subject_digests": digests,
         "scan_finished": metadata.get("scanFinishedOn") or metadata.get("scanStartedOn"),
         "scanner": {"uri": scanner.get("uri"), "version": scanner.get("version")},
-        "result": scanner.get("result") if isinstance(scanner.get("result"), dict) else None,
+        "vulnerabilities": compact_vulns(scanner["result"]) if isinstance(scanner.get("result"), dict) else None,
     }
 
 

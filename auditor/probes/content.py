@@ -1,0 +1,120 @@
+"""Content evidence: the registry walk (API or storage), trusted signing material, scan reports.
+
+Probes:
+- `registry.content`: every tag with its digest, platforms, signatures and attestations, and
+  the largest layer (`largest_layer` {size, repo, digest}, read by tmpfs.size). Through the
+  registry API when a URL is given (unless --storage-root names the storage explicitly), else,
+  in inside mode, straight from the filesystem storage (--storage-root, or config.registry's
+  storage.filesystem.rootdirectory).
+- `signatures.trust`: the trusted public key PEMs (--cosign-key) and the trusted root JSON
+  (--trusted-root), so checks verify offline and `evaluate` re-judges without the files.
+- `scans.reports`: the Trivy reports and ignore files of --scan-dir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from auditor.content.auth import RegistryAuth
+from auditor.content.scans import read_scan_dir
+from auditor.content.storage import StorageReader
+from auditor.content.walker import Walker, WalkOptions, stderr_progress
+from auditor.errors import NotApplicable, ProbeError
+from auditor.model import JSON
+from auditor.probeapi import ProbeContext, probe
+
+MAX_KEY_BYTES = 64 * 1024
+MAX_ROOT_BYTES = 4 * 1024 * 1024
+
+
+async def _registry_config(ctx: ProbeContext) -> dict[str, Any]:
+    try:
+        facts = await ctx.evidence("config.registry")
+    except Exception:  # the config is optional for the API walk
+        return {}
+    return facts.get("config") or {} if isinstance(facts, dict) else {}
+
+
+def _config_host(config: dict[str, Any]) -> str:
+    http = config.get("http") if isinstance(config.get("http"), dict) else {}
+    host = http.get("host") if isinstance(http, dict) else None
+    return (urlsplit(str(host)).hostname or "") if host else ""
+
+
+async def storage_root(ctx: ProbeContext) -> tuple[str, str]:
+    """(root directory, how it was found) for the filesystem storage driver."""
+    explicit = ctx.target.path("storage_root")
+    if explicit:
+        return explicit, "--storage-root"
+    config = await _registry_config(ctx)
+    storage = config.get("storage") if isinstance(config.get("storage"), dict) else {}
+    fs = storage.get("filesystem") if isinstance(storage, dict) else None
+    if isinstance(fs, dict):
+        return str(fs.get("rootdirectory") or "/var/lib/registry"), "config.registry storage.filesystem"
+    if isinstance(storage, dict) and storage:
+        drivers = [k for k in storage if k not in ("delete", "maintenance", "cache", "redirect", "tag")]
+        raise NotApplicable(f"the registry stores content with the {', '.join(drivers) or 'unknown'} driver, "
+                            "not filesystem: give the registry's URL to walk it through the API")
+    raise NotApplicable("no registry URL, no --storage-root and no filesystem storage in the registry config")
+
+
+@probe("registry.content", timeout=3600.0)
+async def registry_content(ctx: ProbeContext) -> JSON:
+    """Every repository and tag: digests, platforms, signatures, attestations, largest layer."""
+    hosts: list[str] = []
+    if ctx.target.url and not ctx.target.path("storage_root"):
+        base = ctx.target.url
+        client = ctx.http()
+        auth = RegistryAuth(client, ctx.credentials, base)
+        loop = asyncio.get_running_loop()
+        options = WalkOptions(deadline=loop.time() + ctx.remaining(), progress=stderr_progress)
+        facts = await Walker(client, base, auth, options).walk()
+        hosts.append(ctx.target.host or "")
+        if ctx.target.port not in (None, 443, 80):
+            hosts.append(f"{ctx.target.host}:{ctx.target.port}")
+    else:
+        root, source = await storage_root(ctx)
+        if not Path(root).is_dir():
+            raise ProbeError(f"storage root {root} ({source}) is not a directory")
+        facts = await asyncio.to_thread(StorageReader(root).walk)
+        facts["storage_root_source"] = source
+        if ctx.target.host:
+            hosts.append(ctx.target.host)
+        config_host = _config_host(await _registry_config(ctx))
+        if config_host and config_host not in hosts:
+            hosts.append(config_host)
+    facts["hosts"] = [h for h in hosts if h]
+    return facts
+
+
+@probe("signatures.trust", timeout=10.0)
+async def signatures_trust(ctx: ProbeContext) -> JSON:
+    """Trusted cosign public keys (PEM text) and the optional sigstore trusted root (JSON text)."""
+    keys = []
+    errors = []
+    for path in ctx.target.cosign_keys:
+        try:
+            data = Path(path).read_bytes()[:MAX_KEY_BYTES]
+            keys.append({"source": path, "pem": data.decode("ascii")})
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(f"{path}: {exc}")
+    root_path = ctx.target.path("trusted_root")
+    root_json = None
+    if root_path:
+        try:
+            root_json = Path(root_path).read_bytes()[:MAX_ROOT_BYTES].decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            errors.append(f"{root_path}: {exc}")
+    return {"keys": keys, "trusted_root_path": root_path, "trusted_root_json": root_json, "errors": errors}
+
+
+@probe("scans.reports", timeout=600.0)
+async def scans_reports(ctx: ProbeContext) -> JSON:
+    """The Trivy JSON reports and .trivyignore rules of the scan directory (--scan-dir)."""
+    path = ctx.target.path("scan_dir")
+    if path and not Path(path).is_dir():
+        raise ProbeError(f"--scan-dir {path} is not a directory")
+    return await asyncio.to_thread(read_scan_dir, path)

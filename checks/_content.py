@@ -1,0 +1,118 @@
+"""Helpers shared by the content checks (signatures.*, scans.*): pure, no I/O.
+
+Contract: `tags(ev)` yields the audited tags of `registry.content` (artifact tags are never
+listed by the walkers); `subject(tag)` is `repo:tag`; `signature_verdicts(ev, params)` verifies
+every signature found for every tag once per evidence object and returns {subject: [Verdict]}.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from auditor.checkapi import Evidence, Params
+from auditor.content import manifests as mf
+from auditor.content.cosign import (
+    INVALID,
+    UNVERIFIABLE,
+    TrustedKeys,
+    Verdict,
+    parse_bundle,
+    verify_bundle_keyed,
+    verify_legacy,
+)
+from auditor.content.sigstore_verify import KeylessVerifier
+
+CONTENT = "registry.content"
+TRUST = "signatures.trust"
+REPORTS = "scans.reports"
+
+
+def tags(ev: Evidence) -> Iterator[dict[str, Any]]:
+    facts = ev[CONTENT]
+    yield from facts.get("tags") or []
+
+
+def subject(tag: Mapping[str, Any]) -> str:
+    return f"{tag['repo']}:{tag['tag']}"
+
+
+def hosts(ev: Evidence, params: Params) -> list[str]:
+    return [*ev[CONTENT].get("hosts", []), *(str(h) for h in params.get("host_aliases") or [])]
+
+
+def found_signatures(tag: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Signature entries that exist (discovery errors with nothing found are left out)."""
+    return [s for s in tag.get("signatures") or []
+            if not (s.get("error") and s.get("scheme") == "bundle" and not s.get("manifest_digest"))
+            and not (s.get("scheme") == "bundle" and s.get("predicate_type") not in (None, "", mf.SIGN_PREDICATE))]
+
+
+def discovery_errors(tag: Mapping[str, Any]) -> list[str]:
+    return [str(s["error"]) for s in tag.get("signatures") or []
+            if s.get("error") and s.get("scheme") == "bundle" and not s.get("manifest_digest")]
+
+
+class Verification:
+    """Trusted material loaded once; verifies signature entries of the walker's shape."""
+
+    def __init__(self, ev: Evidence, params: Params) -> None:
+        trust = ev[TRUST]
+        pems = [(k["source"], k["pem"]) for k in trust.get("keys") or []]
+        pems += [(f"profile trusted_keys[{i}]", str(p)) for i, p in enumerate(params.get("trusted_keys") or [])]
+        self.keys = TrustedKeys.from_pems(pems)
+        self.key_errors = [*trust.get("errors", []), *self.keys.errors]
+        self.identities = list(params.get("keyless_identities") or [])
+        self.trusted_root = trust.get("trusted_root_json")
+        self._keyless: KeylessVerifier | None = None
+        self.hosts = hosts(ev, params)
+
+    def keyless(self) -> KeylessVerifier:
+        if self._keyless is None:
+            self._keyless = KeylessVerifier(self.trusted_root, self.identities)
+        return self._keyless
+
+    def verify(self, entry: Mapping[str, Any], repo: str, digest: str) -> list[Verdict]:
+        if entry.get("scheme") == "legacy":
+            if entry.get("error"):
+                return [Verdict(UNVERIFIABLE, f"signature image {entry.get('tag')}: {entry['error']}", scheme="legacy")]
+            layers = entry.get("layers") or []
+            if not layers:
+                return [Verdict(INVALID, f"signature image {entry.get('tag')} has no simple-signing layer",
+                                scheme="legacy")]
+            return [verify_legacy(layer, digest, repo, self.hosts, self.keys) for layer in layers]
+        if entry.get("error"):
+            return [Verdict(UNVERIFIABLE, f"bundle {entry.get('manifest_digest', '')}: {entry['error']}",
+                            scheme="sigstore-bundle")]
+        return [self.verify_bundle(str(entry.get("bundle", "")), digest)]
+
+    def verify_bundle(self, text: str, digest: str) -> Verdict:
+        bundle, error = parse_bundle(text)
+        if bundle is None:
+            return Verdict(INVALID, error, scheme="sigstore-bundle")
+        material = bundle.get("verificationMaterial") or {}
+        if isinstance(material, dict) and material.get("publicKey") is not None:
+            return verify_bundle_keyed(bundle, digest, self.keys)
+        return self.keyless().verify(text, digest)
+
+
+_CACHE: dict[int, tuple[Evidence, Params, dict[str, list[Verdict]]]] = {}
+
+
+def signature_verdicts(ev: Evidence, params: Params) -> dict[str, list[Verdict]]:
+    """{repo:tag: verdicts of every signature found}, computed once per (evidence, params)."""
+    cached = _CACHE.get(id(ev))
+    if cached is not None and cached[0] is ev and cached[1] == params:
+        return cached[2]
+    verifier = Verification(ev, params)
+    out: dict[str, list[Verdict]] = {}
+    for tag in tags(ev):
+        if tag.get("error") or not tag.get("digest"):
+            continue
+        verdicts: list[Verdict] = []
+        for entry in found_signatures(tag):
+            verdicts += verifier.verify(entry, str(tag["repo"]), str(tag["digest"]))
+        out[subject(tag)] = verdicts
+    _CACHE.clear()
+    _CACHE[id(ev)] = (ev, dict(params), out)
+    return out
