@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ssl
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -113,8 +114,10 @@ class Registry:
             if not realm.startswith(("https://", "http://")):
                 raise RegistryError(f"token realm is not an http(s) URL: {realm!r}")
             if self._token_client is None:
-                self._token_client = httpx.AsyncClient(verify=self.token_verify, timeout=30.0,
-                                                       trust_env=False)
+                verify = self.token_verify
+                if isinstance(verify, str):   # a CA bundle path
+                    verify = ssl.create_default_context(cafile=verify)
+                self._token_client = httpx.AsyncClient(verify=verify, timeout=30.0, trust_env=False)
             query = {"service": params.get("service", "")}
             if scope:
                 query["scope"] = scope
