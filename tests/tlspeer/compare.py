@@ -17,7 +17,7 @@ TESTSSL_CIPHER_PREFIX = {"ssl2": "SSLv2", "ssl3": "SSLv3", "tls1": "TLSv1.0", "t
                          "tls1_2": "TLSv1.2", "tls1_3": "TLSv1.3"}
 
 
-def testssl_available() -> bool:
+def have_testssl() -> bool:
     return shutil.which("testssl") is not None or shutil.which("testssl.sh") is not None
 
 
