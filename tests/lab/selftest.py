@@ -575,16 +575,18 @@ def _nginx_short(info: LabInfo, subject: str | None = None) -> Verdict:
 def _content(info: LabInfo, subject: str | None = None) -> Verdict:
     if not info["content"].get("populated"):
         return False, "lab.content populate did not run (up --no-content)"
-    auth = ["--netrc-file"] if info["auth"]["scheme"] == "basic" else []
-    if auth:
-        with probes.netrc(info) as nf:
-            r = probes.curl(info, "ci", f"{info.url}/v2/_catalog", netrc_file=nf)
-    else:
-        r = probes.curl(info, "ci", f"{info.url}/v2/_catalog")
-    if info["auth"]["scheme"] == "token":
-        return r.status == 401, f"_catalog anonymous -> {r.status} (token auth)"
+    r = _api(info, "/v2/_catalog", scope="registry:catalog:*")
     repos = json.loads(r.body).get("repositories", []) if r.status == 200 else []
     return bool(repos), f"_catalog -> {r.status}: {len(repos)} repositories"
+
+
+@verifier("content-verify")
+def _content_verify(info: LabInfo, subject: str | None = None) -> Verdict:
+    """The content engineer's independent re-check of every tag (`lab.content verify`)."""
+    cp = info.run_in("registry", ["python3", "-m", "lab.content", "verify", str(info.state_file)],
+                     env={"PYTHONPATH": str(info.raw.get("python_path", ""))}, timeout=300)
+    last = (cp.stdout.strip().splitlines() or cp.stderr.strip().splitlines() or [""])[-1]
+    return cp.returncode == 0, f"lab.content verify rc={cp.returncode}: {last[:300]}"
 
 
 COMMON = ["topology", "hosts-resolve", "reach-443", "processes", "registry-health", "nginx-listen-loopback",
@@ -617,8 +619,9 @@ def run(info: LabInfo) -> Report:
     """Run every property of the variant, and every seeded defect's verifier."""
     report = Report(info.variant)
     plan: list[tuple[str, str | None, str | None]] = [(n, None, None) for n in PROPERTIES[info.variant]]
-    if info["content"].get("populated") and info.variant != "token":
+    if info["content"].get("populated"):
         plan.append(("content-populated", None, None))
+        plan.append(("content-verify", None, None))
     for d in defects(info):
         v = d.get("verify", {})
         name = v.get("property") if isinstance(v, dict) else None
@@ -649,12 +652,16 @@ MANIFEST_ACCEPT = ", ".join((
     "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json"))
 
 
-def _api(info: LabInfo, path: str, *extra: str) -> probes.HttpResult:
-    """GET (or HEAD with -I) a registry API path from the ci namespace, authenticated when needed."""
+def _api(info: LabInfo, path: str, *extra: str, scope: str = "") -> probes.HttpResult:
+    """GET (or HEAD with -I) a registry API path from the ci namespace, authenticated when needed
+    (Basic, or a Bearer token for `scope` in the token variant)."""
     url = f"{info.url}{path}"
     if info["auth"]["scheme"] == "basic":
         with probes.netrc(info) as nf:
             return probes.curl(info, "ci", url, *extra, netrc_file=nf)
+    if info["auth"]["scheme"] == "token":
+        with probes.bearer_header(info, scope) as hf:
+            return probes.curl(info, "ci", url, *extra, "-H", f"@{hf}")
     return probes.curl(info, "ci", url, *extra)
 
 
