@@ -1,0 +1,63 @@
+"""`registry.debug-health`: GET /debug/health on the registry's debug server (ERRATA 10).
+
+Only an address of this host is contacted: loopback, or an address one of this namespace's own
+sockets listens on (from `host.sockets`); an all-interfaces debug address is reached on loopback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from auditor.errors import NotApplicable
+from auditor.httpclient import make_client
+from auditor.model import JSON
+from auditor.netaddr import parse_listen
+from auditor.probeapi import ProbeContext, probe
+
+MAX_BODY = 4096
+
+
+def health_url(debug_addr: str, local_addresses: set[str]) -> tuple[str | None, str]:
+    """(URL to GET, why) or (None, why not) for a debug address."""
+    listen = parse_listen(debug_addr)
+    if listen is None or listen.port is None:
+        return None, f"http.debug.addr {debug_addr!r} is not host:port"
+    host = listen.host.strip("[]")
+    if listen.all_interfaces:
+        host = "127.0.0.1"
+    elif not listen.loopback and host not in local_addresses:
+        return None, f"{host} is not loopback nor an address this host listens on: not contacted"
+    if host.lower() in ("localhost", "localhost."):
+        host = "127.0.0.1"
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{listen.port}/debug/health", "debug server address"
+
+
+@probe("registry.debug-health", timeout=15.0)
+async def debug_health(ctx: ProbeContext) -> JSON:
+    """Status and body of /debug/health on the registry's debug listener (this host only)."""
+    if not ctx.target.inside:
+        raise NotApplicable("inside vantage not requested")
+    facts: Any = await ctx.evidence("config.registry")
+    http = ((facts or {}).get("config") or {}).get("http") or {}
+    debug = http.get("debug") if isinstance(http, dict) else None
+    addr = debug.get("addr") if isinstance(debug, dict) else None
+    if not addr:
+        raise NotApplicable("no debug server configured (http.debug.addr is not set)")
+    try:
+        sockets = (await ctx.evidence("host.sockets"))["sockets"]
+    except Exception:  # only needed for a non-loopback debug address
+        sockets = []
+    url, why = health_url(str(addr), {str(s["address"]) for s in sockets})
+    if url is None:
+        return {"debug_addr": addr, "reachable": False, "reason": why}
+    async with make_client(timeout=5.0, http2=False) as client:
+        try:
+            response = await client.get(url)
+        except httpx.HTTPError as exc:
+            return {"debug_addr": addr, "url": url, "reachable": False, "reason": f"{type(exc).__name__}: {exc}"}
+    body = response.text[:MAX_BODY]
+    return {"debug_addr": addr, "url": url, "reachable": True, "status": response.status_code,
+            "healthy": response.status_code == 200, "body": body}
