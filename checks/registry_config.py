@@ -16,6 +16,8 @@ from auditor.durations import parse_duration
 from auditor.model import Severity, Vantage
 from auditor.netaddr import parse_listen
 
+from ._listeners import DISCOVERY, SOCKETS, port_of
+from ._live import HEALTH, debug_listeners, live_health
 from ._registry import PROBE, config_facts, effective, raw, subject
 
 GUIDE_CONFIG = "Registry Configuration (config.yml)"
@@ -272,11 +274,12 @@ def headers(ev: Evidence, params: Params) -> Iterator[Outcome]:
     severity=Severity.LOW,
     area="registry",
     vantage=Vantage.INSIDE,
-    needs=NEEDS,
+    needs=(PROBE, HEALTH),
     guide="Registry Configuration: health",
     rationale="With the storage health check the registry answers 503 when its storage fails instead of "
     "serving errors, and monitoring sees it.",
-    passes_when="health.storagedriver enabled, interval <= 10s, threshold <= 3",
+    passes_when="health.storagedriver enabled, interval <= 10s, threshold <= 3; /debug/health on the debug "
+    "server, where reachable, answers 200 (healthy)",
     remediation="Set health.storagedriver {enabled: true, interval: 10s, threshold: 3}.",
     generator="registry-config",
     params={"max_interval_seconds": 10, "max_threshold": 3},
@@ -299,10 +302,14 @@ def health_check(ev: Evidence, params: Params) -> Iterator[Outcome]:
             problems.append(f"interval {interval.value!r} is not <= {params['max_interval_seconds']}s")
         if not isinstance(threshold.value, int) or threshold.value > int(params["max_threshold"]):
             problems.append(f"threshold {threshold.value!r} is not <= {params['max_threshold']}")
+    live_problem, note, observed["live"] = live_health(ev)
+    if live_problem:
+        problems.append(live_problem)
     if problems:
         yield failed(subject(facts), "; ".join(problems), observed=observed, expected=expected)
     else:
-        yield passed(subject(facts), "storage driver health check configured", observed=observed, expected=expected)
+        yield passed(subject(facts), "storage driver health check configured" + note, observed=observed,
+                     expected=expected)
 
 
 @check(
@@ -311,10 +318,11 @@ def health_check(ev: Evidence, params: Params) -> Iterator[Outcome]:
     severity=Severity.HIGH,
     area="registry",
     vantage=Vantage.INSIDE,
-    needs=NEEDS,
+    needs=(PROBE, DISCOVERY, SOCKETS),
     guide="beyond the guide (http.debug)",
     rationale="The debug server exposes pprof, expvar and health without authentication.",
-    passes_when="http.debug.addr, when set, is a loopback address",
+    passes_when="http.debug.addr, when set, is a loopback address and the registry's debug listener really "
+    "listens only on loopback (its sockets read from /proc/net/tcp and tcp6)",
     remediation="Set http.debug.addr: 127.0.0.1:5001 (or remove the debug section).",
     generator="registry-config",
     references=("NIST SP 800-190 4.2.1",),
@@ -330,7 +338,13 @@ def debug_loopback(ev: Evidence, params: Params) -> Iterator[Outcome]:
         yield failed(subject(facts), f"http.debug.addr {addr!r} is not a host:port address", observed=addr,
                      expected="127.0.0.1:<port>")
     elif listen.loopback:
-        yield passed(subject(facts), f"http.debug.addr {addr} is loopback", observed=addr)
+        live_problem, note, live = debug_listeners(ev, port_of(addr))
+        observed = {"http.debug.addr": addr, "live": live}
+        if live_problem:
+            yield failed(subject(facts), f"http.debug.addr {addr} is loopback, but {live_problem}",
+                         observed=observed, expected="127.0.0.1:<port>, loopback sockets only")
+        else:
+            yield passed(subject(facts), f"http.debug.addr {addr} is loopback" + note, observed=observed)
     else:
         where = "all interfaces" if listen.all_interfaces else listen.host
         yield failed(subject(facts), f"debug server listens on {where} ({addr})", observed=addr,
