@@ -103,6 +103,15 @@ def _config_choice(explicit: str | None, found: dict[str, Any] | None, why: str 
                         f"no {default}")
 
 
+def _is_running_config(found: dict[str, Any] | None, path: str) -> bool:
+    """Whether `path` is the config the discovered process runs (discovery may have replaced its
+    `config` with an explicit path, keeping the running one as `discovered_config`)."""
+    if not found or not found.get("pid"):
+        return False
+    running = found.get("discovered_config") or found.get("config")
+    return bool(running) and os.path.realpath(str(running)) == os.path.realpath(path)
+
+
 # ---- nginx ---------------------------------------------------------------------------------------
 
 
@@ -123,7 +132,7 @@ async def config_nginx(ctx: ProbeContext) -> JSON:
     path, source = _config_choice(ctx.target.path("nginx_config"), found, why, NGINX_DEFAULT, "nginx")
     if not os.path.isfile(path):
         raise ProbeError(f"nginx config {path} ({source}) is not a readable file")
-    running = bool(found and found.get("config") and os.path.realpath(str(found["config"])) == os.path.realpath(path))
+    running = _is_running_config(found, path)
     binary = shutil.which("nginx")
     build = await _nginx_build(binary)
     prefix = str(found.get("prefix")) if running and found and found.get("prefix") else build.prefix
@@ -208,7 +217,7 @@ async def config_apache(ctx: ProbeContext) -> JSON:
     path, source = _config_choice(ctx.target.path("apache_config"), found, why, APACHE_DEFAULT, "apache")
     if not os.path.isfile(path):
         raise ProbeError(f"Apache config {path} ({source}) is not a readable file")
-    running = bool(found and found.get("config") and os.path.realpath(str(found["config"])) == os.path.realpath(path))
+    running = _is_running_config(found, path)
     root = str(found.get("server_root")) if found and found.get("server_root") else (
         APACHE_DEFAULT_ROOT if path == APACHE_DEFAULT else os.path.dirname(path))
     env_vars = {k: str(v) for k, v in ((found or {}).get("env") or {}).items() if isinstance(v, str)}
