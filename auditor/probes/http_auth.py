@@ -49,6 +49,7 @@ from ._outside import (
 )
 
 UPLOAD_REPOSITORY = "regaudit-probe/upload-check"
+WALK_SHARE = 0.4  # of the time left: the anonymous requests must still get theirs
 
 
 async def _anonymous(ctx: ProbeContext, base: str, path: str, headers: dict[str, str] | None) -> dict[str, JSON]:
@@ -71,30 +72,40 @@ async def auth_anonymous(ctx: ProbeContext) -> JSON:
     reference: dict[str, JSON] = {"repository": PROBE_REPOSITORY, "tag": PROBE_TAG,
                                   "source": "probe name (no credentials given)"}
     walk: dict[str, JSON] | None = None
+    first = asyncio.gather(_anonymous(ctx, base, "/v2/", None), _anonymous(ctx, base, "/v2/_catalog", None))
     if ctx.credentials is not None:
-        session = RegistrySession(ctx.http(), base, ctx.credentials, timeout=budget(ctx))
+        walk_budget = max(1.0, WALK_SHARE * ctx.remaining())
         try:
-            await session.login()
-            found = await find_reference(session)
+            async with asyncio.timeout(walk_budget):
+                found, is_open = await _walk(ctx, base)
         except ProbeError as exc:
             walk = {"ok": False, "error": str(exc)}
             reference["source"] = "probe name (the authenticated catalog walk failed)"
+        except TimeoutError:
+            walk = {"ok": False, "error": f"the catalog walk took longer than {walk_budget:.1f}s"}
+            reference["source"] = "probe name (the authenticated catalog walk failed)"
+        except BaseException:
+            first.cancel()
+            raise
         else:
-            walk = {"ok": True, "open_registry": session.open}
+            walk = {"ok": True, "open_registry": is_open}
             if found:
                 reference = {"repository": found[0], "tag": found[1], "source": "authenticated catalog walk"}
             else:
                 reference["source"] = "probe name (the catalog lists no tagged repository)"
-    paths: list[tuple[str, dict[str, str] | None]] = [
-        ("/v2/", None),
-        ("/v2/_catalog", None),
-        (f"/v2/{reference['repository']}/manifests/{reference['tag']}", {"Accept": MANIFEST_ACCEPT}),
-    ]
-    requests = list(await asyncio.gather(*(_anonymous(ctx, base, p, h) for p, h in paths)))
+    pull = f"/v2/{reference['repository']}/manifests/{reference['tag']}"
+    requests = [*await first, await _anonymous(ctx, base, pull, {"Accept": MANIFEST_ACCEPT})]
     if all("error" in r for r in requests):
-        raise ProbeError("no anonymous request got an answer: " + "; ".join(str(r["error"]) for r in requests))
+        reasons = list(dict.fromkeys(str(r["error"]) for r in requests))
+        raise ProbeError("no anonymous request got an answer: " + "; ".join(reasons))
     return {"url": base, "reference": reference, "catalog_walk": walk,
             "credentials_given": ctx.credentials is not None, "requests": requests}
+
+
+async def _walk(ctx: ProbeContext, base: str) -> tuple[tuple[str, str] | None, bool]:
+    session = RegistrySession(ctx.http(), base, ctx.credentials, timeout=budget(ctx))
+    await session.login()
+    return await find_reference(session), session.open
 
 
 def _plaintext_ports(ctx: ProbeContext) -> list[int]:
