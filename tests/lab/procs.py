@@ -88,14 +88,17 @@ def stop(rec: Mapping[str, Any], grace: float = 10.0) -> str:
         _reap(pid)
         return f"{rec['name']} (pid {pid}) not running"
     os.kill(pid, signal.SIGTERM)
+    # Identity was checked before signalling; now wait for the process itself to end (its cmdline
+    # empties while it exits, so `alive` alone would return too early).
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
         _reap(pid)
-        if not alive(rec):
+        if _state(pid) in ("", "Z", "X"):
             return f"{rec['name']} (pid {pid}) stopped"
         time.sleep(0.05)
-    os.kill(pid, signal.SIGKILL)
-    _reap(pid)
+    if alive(rec):
+        os.kill(pid, signal.SIGKILL)
+    wait_gone([pid], timeout=5)
     return f"{rec['name']} (pid {pid}) killed after {grace}s"
 
 
