@@ -4,6 +4,7 @@ on disk (independently of regaudit), and the defects file is well-formed against
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,7 +67,7 @@ def test_weak_defects_file_is_well_formed() -> None:
 
 # ---- hygiene, on a private scratch variant (own prefix and root), so shared labs are untouched
 @pytest.fixture
-def scratch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def scratch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[str]:
     import dataclasses
 
     import lab as lab_pkg
