@@ -297,6 +297,11 @@ class Table:
     name: str
     chains: dict[str, Chain] = field(default_factory=dict)
 
+    @property
+    def label(self) -> str:
+        """How evidence names the table: `filter` for iptables, `inet regfw` for nftables."""
+        return f"{self.family} {self.name}" if self.source == "nftables" else self.name
+
 
 @dataclass
 class BaseChain:
@@ -378,16 +383,16 @@ def _walk(table: Table, name: str, pkt: Packet, depth: int,
           finals: tuple[str, ...] = FINAL) -> tuple[str, Step | None, Rule | None]:
     """Run one chain: (final kind, step, rule) when a final target hits, (return, None, None) otherwise."""
     if depth > MAX_DEPTH:
-        raise _Error(Step(table.source, table.name, name, None, "", "error"),
+        raise _Error(Step(table.source, table.label, name, None, "", "error"),
                      f"chain nesting deeper than {MAX_DEPTH} at chain {name}")
     chain = table.chains.get(name)
     if chain is None:
-        raise _Error(Step(table.source, table.name, name, None, "", "error"), f"chain {name} does not exist")
+        raise _Error(Step(table.source, table.label, name, None, "", "error"), f"chain {name} does not exist")
     for rule in chain.rules:
         answer = rule.test(pkt)
         if answer is False:
             continue
-        step = Step(table.source, table.name, name, rule.number, rule.text, rule.target.kind)
+        step = Step(table.source, table.label, name, rule.number, rule.text, rule.target.kind)
         if answer is not True:
             raise _Error(step, f"{answer} in chain {name} rule {rule.number} ({rule.text})")
         kind = rule.target.kind
@@ -416,7 +421,7 @@ def run_base(base: BaseChain, pkt: Packet) -> tuple[str, Step]:
         chain = base.table.chains[base.chain]
         policy = (chain.policy or "accept").lower()
         return (ACCEPT if policy == ACCEPT else DROP), Step(
-            base.table.source, base.table.name, base.chain, None, f"policy {policy.upper()}", policy)
+            base.table.source, base.table.label, base.chain, None, f"policy {policy.upper()}", policy)
     return (ACCEPT if result == ACCEPT else DROP), step
 
 
