@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from auditor.checks.firewall import registry_port
 
 from auditor.checkapi import Evidence, Outcome, ProbeRecord
-from auditor.checks.firewall import registry_port
 from auditor.model import Status
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "firewall"
