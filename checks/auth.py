@@ -11,6 +11,8 @@ from auditor.model import Severity, Vantage
 REFS = ("NIST SP 800-190 4.2.3 (insufficient authentication and authorization restrictions)",
         "CIS Docker Benchmark (registry access control)")
 WRITE_ACTIONS = {"push", "delete", "*"}
+ANONYMOUS = "an anonymous"
+PULL_ONLY = "a pull-only"
 
 
 def _schemes(exchange: dict[str, Any]) -> list[str]:
@@ -159,21 +161,27 @@ def _judge_token(subject: str, token: dict[str, Any], upload: dict[str, Any] | N
         if upload.get("upload_started"):
             cleanup = upload.get("cleanup") or {}
             cleaned = "cancelled" if cleanup.get("done") else f"NOT cancelled ({cleanup.get('reason') or cleanup})"
-            return failed(subject, f"{who} token started an upload (202); the upload was {cleaned}", observed,
-                          expected)
+            return failed(subject, f"{who.capitalize()} token started an upload (202); the upload was {cleaned}",
+                          observed, expected)
         if writes:
-            return warned(subject, f"{who} token claims {', '.join(writes)} but the registry refused the upload "
-                          f"({upload.get('status')})", observed, expected)
-        return passed(subject, f"{who} token cannot start an upload ({upload.get('status')})", observed, expected)
+            return warned(subject, f"{who.capitalize()} token claims {', '.join(writes)} but the registry "
+                          f"refused the upload (HTTP {upload.get('status')})", observed, expected)
+        return passed(subject, f"{who.capitalize()} token cannot start an upload (HTTP {upload.get('status')})",
+                      observed, expected)
     if writes:
-        return failed(subject, f"the token service grants {', '.join(writes)} to {who} requests"
+        return failed(subject, f"the token service grants {', '.join(writes)} to {who} token request"
                       + ("" if active else " (upload not tried: run with --active to confirm)"), observed, expected)
     if not token.get("token_issued"):
-        return passed(subject, f"no token issued to {who} requests (HTTP {token.get('status')})", observed, expected)
+        if who == PULL_ONLY:
+            return errored(subject, f"the token service refused the given credentials (HTTP {token.get('status')}): "
+                           "the pull-only token could not be tested", observed, expected)
+        return passed(subject, f"no token issued to {who} token request (HTTP {token.get('status')})",
+                      observed, expected)
     if not active:
-        return skipped(subject, f"not tested: whether the {who} token can start an upload is an active probe "
+        return skipped(subject, f"not tested: whether {who} token can start an upload is an active probe "
                        "(run with --active); its claims grant no push")
-    return errored(subject, f"{who} token issued but no upload attempt was recorded", observed, expected)
+    return errored(subject, f"{who.capitalize()} token was issued but no upload attempt was recorded",
+                   observed, expected)
 
 
 @check(
@@ -235,6 +243,6 @@ def token_service(ev: Evidence, params: Params) -> Iterator[Outcome]:
     active = bool(facts.get("active"))
     uploads = facts.get("upload_attempts") or {}
     yield _judge_token("anonymous token", facts.get("anonymous_token") or {}, uploads.get("anonymous"), active,
-                       "an anonymous")
+                       ANONYMOUS)
     yield _judge_token("pull-only token", facts.get("pull_token") or {}, uploads.get("pull_token"), active,
-                       "a pull-only")
+                       PULL_ONLY)
