@@ -19,6 +19,7 @@ client sent. Behaviours:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
@@ -100,10 +101,8 @@ class HostileServer:
         self._sock.close()
         with self._lock:
             for conn in self._conns:
-                try:
+                with contextlib.suppress(OSError):
                     conn.close()
-                except OSError:
-                    pass
 
     def _accept(self) -> None:
         while not self._stop.is_set():
@@ -138,10 +137,8 @@ class HostileServer:
         except (OSError, ssl.SSLError):
             return
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 conn.close()
-            except OSError:
-                pass
 
     def _read_head(self, conn: socket.socket) -> dict[str, object] | None:
         data = b""

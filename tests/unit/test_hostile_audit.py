@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from auditor.model import Status
 from hostile.run import AuditRun, audit
 from hostile.servers import HostileServer, make_cert
+
+from auditor.model import Status
 
 PASSWORD = "Hostile-Test-Pa55word-7c1e"
 CREDS = {"REGAUDIT_USERNAME": "auditor", "REGAUDIT_PASSWORD": PASSWORD}
