@@ -145,7 +145,9 @@ class _RuleParser:
         elif opt in ("-f", "--fragment"):
             # fragments other than the first never carry a SYN's ports: a first SYN is not one
             self.matches.append(Always(text="-f") if negate else _Never("-f"))
-        elif self.module and self.module in KNOWN_MODULES:
+        elif self.module in KNOWN_MODULES or (not self.module and self.proto in ("tcp", "udp")):
+            if not self.module:  # `-p tcp --dport`: iptables loads the protocol's module implicitly
+                self.module = str(self.proto)
             self._module_option(opt, negate)
         elif self.module:
             self._skip_values()
