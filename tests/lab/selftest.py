@@ -432,9 +432,10 @@ def _fstab(info: LabInfo, subject: str | None = None) -> Verdict:
     return ok, f"fstab: {' '.join(entry)}"
 
 
-def _key_modes(info: LabInfo) -> list[tuple[str, int, int]]:
+def _key_modes(info: LabInfo, subject: str | None = None) -> list[tuple[str, int, int]]:
     tls = info["tls"]
-    return [(p, *probes.file_mode(p)[:2]) for p in (tls["key"], tls["ecdsa_key"])]
+    paths = [str(info.base_dir / subject)] if subject else [tls["key"], tls["ecdsa_key"]]
+    return [(p, *probes.file_mode(p)[:2]) for p in paths]
 
 
 @verifier("tls-keys-0600")
@@ -445,12 +446,14 @@ def _keys_ok(info: LabInfo, subject: str | None = None) -> Verdict:
 
 @verifier("tls-key-world-readable")
 def _keys_weak(info: LabInfo, subject: str | None = None) -> Verdict:
-    modes = _key_modes(info)
+    modes = _key_modes(info, subject)
+    if subject and str(info.base_dir / subject) not in (info["tls"]["key"], info["tls"]["ecdsa_key"]):
+        return False, f"{subject} is not one of the served keys"
     return all(m & 0o004 for _, m, _ in modes), str([(p, oct(m)) for p, m, _ in modes])
 
 
-def _htpasswd(info: LabInfo) -> tuple[int, dict[str, str]]:
-    path = info["auth"]["htpasswd"]
+def _htpasswd(info: LabInfo, subject: str | None = None) -> tuple[int, dict[str, str]]:
+    path = str(info.base_dir / subject) if subject else info["auth"]["htpasswd"]
     entries = dict(ln.split(":", 1) for ln in Path(path).read_text().splitlines() if ":" in ln)
     return probes.file_mode(path)[0], entries
 
@@ -464,7 +467,7 @@ def _ht_ok(info: LabInfo, subject: str | None = None) -> Verdict:
 
 @verifier("htpasswd-weak")
 def _ht_weak(info: LabInfo, subject: str | None = None) -> Verdict:
-    mode, entries = _htpasswd(info)
+    mode, entries = _htpasswd(info, subject)
     nonbcrypt = [u for u, h in entries.items() if not h.startswith(("$2y$", "$2b$", "$2a$"))]
     return bool(mode & 0o004) and bool(nonbcrypt), f"mode {oct(mode)}; non-bcrypt entries {nonbcrypt}"
 
