@@ -42,6 +42,16 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _created_at(variant: str) -> str | None:
+    """created_at of the variant's lab.json if it is up now (None otherwise)."""
+    if not lab.is_up(variant):
+        return None
+    try:
+        return str(lab.load(variant).raw.get("created_at"))
+    except (OSError, ValueError):
+        return None
+
+
 def _lab_session(variant: str) -> Iterator[lab.LabInfo]:
     reason = lab.available()
     if reason:
@@ -52,9 +62,10 @@ def _lab_session(variant: str) -> Iterator[lab.LabInfo]:
     mine = leases / str(os.getpid())
     mine.touch()
     try:
-        if not lab.is_up(variant):
-            marker.touch()  # a fixture built it, so a fixture may tear it down
+        before = _created_at(variant)
         info = lab.up(variant, content=True)
+        if info.raw.get("created_at") != before or not before:
+            marker.touch()  # a fixture built it, so a fixture may tear it down
         yield info
     finally:
         mine.unlink(missing_ok=True)
