@@ -25,6 +25,7 @@ NGINX_DEFAULT_CONFIG = "/etc/nginx/nginx.conf"
 NGINX_DEFAULT_PREFIX = "/usr/share/nginx"
 APACHE_DEFAULTS = {"apache2": ("/etc/apache2", "apache2.conf"), "httpd": ("/etc/httpd", "conf/httpd.conf")}
 NGINX_MASTER = "nginx: master process"
+_FLAG = re.compile(r"^-[a-zA-Z?]$")
 _ENV_LINE = re.compile(r"^\s*(?:export\s+)?([A-Z_][A-Z0-9_]*)=(.*)$")
 
 
@@ -70,11 +71,21 @@ def nginx_argv(process: Process) -> list[str] | None:
     """The arguments of an nginx master (its title is `nginx: master process <argv>`), else None."""
     title = " ".join(process.argv)
     if title.startswith(NGINX_MASTER):
-        rest = title[len(NGINX_MASTER) :].strip()
-        try:
-            return shlex.split(rest)
-        except ValueError:
-            return rest.split()
+        # the title is argv joined by spaces (quotes lost): re-join -g's directives up to the next flag
+        out: list[str] = []
+        tokens = title[len(NGINX_MASTER) :].split()
+        i = 0
+        while i < len(tokens):
+            out.append(tokens[i])
+            if tokens[i] == "-g":
+                j = i + 1
+                while j < len(tokens) and not _FLAG.match(tokens[j]):
+                    j += 1
+                out.append(" ".join(tokens[i + 1 : j]))
+                i = j
+                continue
+            i += 1
+        return out
     # nginx with `master_process off` keeps its plain argv
     if _base(process.argv[0]) == "nginx" and not title.startswith("nginx: "):
         return list(process.argv)

@@ -45,7 +45,10 @@ def decode_address(hex_addr: str, byteorder: str = sys.byteorder) -> str:
     raw = bytes.fromhex(hex_addr)
     if byteorder == "little":
         raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
-    return str(ipaddress.ip_address(raw))
+    addr = ipaddress.ip_address(raw)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return f"::ffff:{addr.ipv4_mapped}"
+    return str(addr)
 
 
 def parse_table(text: str, table: str, byteorder: str = sys.byteorder) -> list[Socket]:
