@@ -95,6 +95,12 @@ async def _bounded(
 ) -> BoundedResponse:
     try:
         async with client.stream(method, url, headers=headers, auth=auth, content=content) as response:
+            if response.is_stream_consumed:
+                # Already read in memory (an httpx.Response built with content=, as MockTransport
+                # handlers return): bound what is kept, there is nothing left to stream.
+                body = response.content
+                return BoundedResponse(response.status_code, response.headers, body[:max_body],
+                                       len(body) > max_body, str(response.url), response.http_version)
             chunks: list[bytes] = []
             size = 0
             truncated = False
