@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from auditor import history
 from auditor.errors import UsageError
 
 FAILING = ("fail", "error")
@@ -28,6 +29,4 @@ def load_baseline(ref: str) -> frozenset[tuple[str, str]]:
         if not isinstance(data, dict) or data.get("format") != "regaudit-report/1":
             raise UsageError(f"--baseline {ref}: not a regaudit JSON report")
         return failing_pairs(data)
-    from auditor import history
-
     return history.failing_pairs_of_run(ref)

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from pathlib import Path
 
+from auditor import history
 from auditor.baseline import load_baseline
 from auditor.console import make_console, print_report, probe_progress
 from auditor.credentials import load_credentials
 from auditor.errors import UsageError
 from auditor.plugins import load_probes
+from auditor.reportapi import write_atomically
 from auditor.runner import RunOptions, Selection, needed_probes, run_audit
+from auditor.signing import PrivateKey, load_private_key, sign
 from auditor.target import PATH_KEYS, Target, parse_registry_url
 
 from ._common import (
@@ -59,6 +64,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--password-file", metavar="FILE", help="file holding the registry password")
     parser.add_argument("--docker-config", metavar="FILE", help="Docker config.json to read credentials from")
     parser.add_argument("--no-progress", action="store_true", help="no live progress display")
+    parser.add_argument("--no-history", action="store_true", help="do not record this run in the history store")
+    parser.add_argument("--sign-key", metavar="PEM",
+                        help="write a detached signature of the JSON report (ECDSA P-256, Ed25519 or cosign key)")
     parser.set_defaults(func=run)
 
 
@@ -97,6 +105,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("refusing to send credentials over plain http to a non-loopback host; use https")
     selection = Selection(profile, split_list(args.select), split_list(args.skip))
     baseline = load_baseline(args.baseline) if args.baseline else None
+    sign_key = load_private_key(args.sign_key) if args.sign_key else None
+    if sign_key is not None and "json" not in wanted:
+        raise UsageError("--sign-key signs the JSON report: add json to --format")
     options = RunOptions(fail_on=fail_on(args, profile), deadline=args.deadline, baseline=baseline,
                          warnings=list(warnings))
     console = make_console()
@@ -111,10 +122,24 @@ def run(args: argparse.Namespace) -> int:
             report, evidence = run_audit(checks, probes, target, credentials, selection, options)
     if args.evidence_out:
         evidence.save(Path(args.evidence_out))
+    if not args.no_history:
+        past = history.trend(dict(report.target))
+        history.record(report)
+        report = dataclasses.replace(report, history=(*past, history.summary_of(report)))
     out_dir = Path(args.output)
     written = write_reports(report, wanted, out_dir)
+    if sign_key is not None:
+        written.append(sign_report(out_dir, sign_key))
     if "console" in wanted:
         print_report(console, report, verbose=args.verbose)
     for path in written:
         print(f"report written: {path}", file=sys.stderr)
     return report.exit_code
+
+
+def sign_report(out_dir: Path, key: PrivateKey) -> Path:
+    """Sign the JSON report just written; the signature lands beside it as regaudit.json.sig."""
+    report = out_dir / "regaudit.json"
+    signature = out_dir / "regaudit.json.sig"
+    write_atomically(signature, (json.dumps(sign(report.read_bytes(), key), indent=2) + "\n").encode())
+    return signature

@@ -1,0 +1,41 @@
+"""Markdown summary for merge-request comments."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import jinja2
+
+from auditor.report import AuditReport
+from auditor.reportapi import ReportWriter
+
+from ._common import findings, target_label
+
+
+def _md(text: object) -> str:
+    """Escape a value for a Markdown table cell."""
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.PackageLoader("auditor.reports", "templates"), autoescape=False,
+                             keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
+    env.filters["md"] = _md
+    return env
+
+
+def render_markdown(report: AuditReport) -> bytes:
+    template = _environment().get_template("summary.md.j2")
+    overall = report.scores.overall
+    text = template.render(
+        grade=report.scores.grade, score="n/a" if overall is None else f"{overall:.1f}",
+        target=_md(target_label(report)), profile=report.profile.get("name"), fail_on=report.fail_on.label,
+        exit_code=report.exit_code, judged=report.scores.judged, catalog=report.scores.catalog,
+        judged_at=report.judged_at, counts=report.counts(), findings=findings(report),
+        waivers=report.waivers, areas=report.scores.areas,
+    )
+    return text.encode("utf-8")
+
+
+MARKDOWN_WRITER = ReportWriter("markdown", "md", "Markdown summary for merge-request comments", render_markdown)
