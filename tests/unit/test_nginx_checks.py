@@ -76,7 +76,7 @@ def test_debian_layout_reports_inherited_levels_and_temp_paths() -> None:
     server = value["registry_servers"][0]
     assert server["where"].endswith("sites-enabled/registry:5")
     assert server["directives"]["proxy_read_timeout"]["level"] == "http"
-    assert server["directives"]["proxy_read_timeout"]["where"].endswith("conf.d/registry-tuning.conf:8")
+    assert server["directives"]["proxy_read_timeout"]["where"].endswith("conf.d/registry-tuning.conf:9")
     assert server["proxy_set_header"]["level"] == "server"
     assert value["proxy_temp_path"] == "/var/cache/nginx/proxy_temp"
     assert value["client_body_temp_path"] == "/var/cache/nginx/client_temp"
