@@ -272,7 +272,7 @@ def _tag_record(p: Pushed) -> dict[str, Any]:
 
 
 def content_record(lab: LabConfig, url: str, pushed: list[Pushed], started: datetime,
-                   seconds: float, requests: int) -> dict[str, Any]:
+                   seconds: float, requests: int, uploads: dict[str, int]) -> dict[str, Any]:
     """The content.json document (see SPEC.md)."""
     repos: dict[str, dict[str, Any]] = {}
     artifact_tags: dict[str, list[str]] = {}
@@ -297,6 +297,7 @@ def content_record(lab: LabConfig, url: str, pushed: list[Pushed], started: date
         "populated_at": trivy.rfc3339_nano(started),
         "populate_seconds": round(seconds, 3),
         "requests": requests,
+        "blob_uploads": dict(sorted(uploads.items())),
         "scan_dir": str(lab.scan_dir),
         "cosign": {"public_key": str(lab.cosign.public_key),
                    "untrusted_public_key": str(lab.cosign.untrusted_public_key)},
@@ -335,7 +336,8 @@ async def populate_async(lab: LabConfig, concurrency: int = 4) -> dict[str, Any]
         pushed = [done[s.ref] for s in specs]
         for p in pushed:
             write_scan(p, lab.hostname, lab.scan_dir, now)
-        record = content_record(lab, url, pushed, started, time.monotonic() - t0, reg.requests)
+        record = content_record(lab, url, pushed, started, time.monotonic() - t0, reg.requests,
+                                reg.uploads)
     lab.base_dir.mkdir(parents=True, exist_ok=True)
     tmp = lab.content_json.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")

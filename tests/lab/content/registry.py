@@ -75,6 +75,7 @@ class Registry:
     max_connections: int = 32
     timeout: float = 300.0
     requests: int = 0
+    uploads: dict[str, int] = field(default_factory=dict)
     shared_tokens: dict[str, Any] | None = None
     _client: httpx.AsyncClient | None = field(default=None, repr=False)
     _tokens: dict[str, _Token] = field(default_factory=dict, repr=False)
@@ -181,6 +182,12 @@ class Registry:
 
         `check_exists=False` skips the HEAD for blobs known to be new (saves a round trip).
         """
+        how = await self._push_blob(repo, blob, chunked, mount_from, check_exists)
+        self.uploads[how] = self.uploads.get(how, 0) + 1
+        return how
+
+    async def _push_blob(self, repo: str, blob: Blob, chunked: bool | None, mount_from: str | None,
+                         check_exists: bool) -> str:
         scope = _scope(repo, "pull,push")
         if check_exists and await self.blob_exists(repo, blob.digest):
             return "exists"
