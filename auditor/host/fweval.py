@@ -687,7 +687,7 @@ def interfaces(scene: Scene, pipeline: Pipeline) -> list[str]:
 
 
 @dataclass
-class _Probe:
+class Reach:
     verdict: Verdict
     dst: str
     iif: str
@@ -704,7 +704,9 @@ class _Probe:
         return out
 
 
-def _run(asm: Assembly, scene: Scene, family: int, src: IPAddress, dst: IPAddress, iif: str) -> _Probe:
+def reach(asm: Assembly, scene: Scene, family: int, src: IPAddress, dst: IPAddress, iif: str) -> Reach:
+    """The fate of a first SYN from `src` to `dst`:port arriving on `iif`: DNATed and forwarded when
+    the nat table rewrites it (a published container port), else delivered through INPUT."""
     local = frozenset(a for addrs in scene.local.values() for a in addrs) | {dst}
     pkt = Packet(family, src, dst, scene.port, iif, local=local)
     nat_table = asm.nat.get(family)
@@ -712,14 +714,14 @@ def _run(asm: Assembly, scene: Scene, family: int, src: IPAddress, dst: IPAddres
         hit = nat_destination(nat_table, pkt)
         if isinstance(hit, str):
             step = Step("iptables", "nat", "PREROUTING", None, "", "error")
-            return _Probe(Verdict("error", (step,), hit), str(dst), iif, "input")
+            return Reach(Verdict("error", (step,), hit), str(dst), iif, "input")
         if hit is not None:
             host, port, step = hit
             new_dst = ipaddress.ip_address(host)
             oif = route_dev(scene.routes, family, int(new_dst)) or _bridge_of(step) or "docker0"
             fwd = Packet(family, src, new_dst, port, iif, oif=oif, dnat=True, local=local)
-            return _Probe(evaluate(asm.pipeline, fwd, "forward"), f"{dst} -> {host}:{port}", iif, "forward", step)
-    return _Probe(evaluate(asm.pipeline, pkt, "input"), str(dst), iif, "input")
+            return Reach(evaluate(asm.pipeline, fwd, "forward"), f"{dst} -> {host}:{port}", iif, "forward", step)
+    return Reach(evaluate(asm.pipeline, pkt, "input"), str(dst), iif, "input")
 
 
 def _bridge_of(step: Step) -> str | None:
@@ -760,7 +762,7 @@ def judge_family(asm: Assembly, scene: Scene, family: int, allowed: Sequence[str
     for seg in segments:
         src = address(family, seg[0])
         routed = route_dev(scene.routes, family, seg[0])
-        results = [_run(asm, scene, family, src, d, i) for d in dsts for i in iifs]
+        results = [reach(asm, scene, family, src, d, i) for d in dsts for i in iifs]
         hits = [r for r in results if r.verdict.result == "accept"]
         errs = [r for r in results if r.verdict.result == "error"]
         owner = next((row for n, row in zip(nets, allowed_rows, strict=True)
@@ -850,6 +852,6 @@ def judge_local(asm: Assembly, scene: Scene, family: int) -> list[dict[str, obje
                 targets.append(a)
     out = []
     for dst in dict.fromkeys(targets):
-        probe = _run(asm, scene, family, dst, dst, "lo")
+        probe = reach(asm, scene, family, dst, dst, "lo")
         out.append({"address": str(dst), "result": probe.verdict.result, **probe.evidence()})
     return out
