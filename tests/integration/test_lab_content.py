@@ -98,6 +98,8 @@ def test_index_and_large_layer(lab: dict[str, Any]) -> None:
     assert sorted(c["platform"] for c in rec["children"]) == ["linux/amd64", "linux/arm64/v8"]
     assert lab["content"]["largest_layer"]["repo"] == "tools/ml-model"
     assert lab["content"]["largest_layer"]["size"] > 150 * 1024 * 1024
+    uploads = lab["content"]["blob_uploads"]
+    assert uploads.get("chunked", 0) >= 1 and uploads.get("monolithic", 0) >= 1   # both upload kinds
 
 
 def test_seeded_defects_hold_and_nothing_else(lab: dict[str, Any]) -> None:
