@@ -27,6 +27,7 @@ from auditor.model import Severity, Vantage
 PROBE = "host.firewall"
 GUIDE_V4 = ["10.0.1.10/32", "10.0.5.0/24", "10.0.10.0/24"]
 NAMES = {4: "IPv4", 6: "IPv6"}
+PUBLIC = ("8.8.8.8", "2001:4860:4860::8888")
 
 
 def scene_of(facts: Mapping[str, Any], port: int) -> Scene:
@@ -81,28 +82,32 @@ def family_outcome(asm: Assembly, scene: Scene, family: int, allowed: Sequence[s
     if not must:
         return skipped(subject, f"not applicable: {why}")
     if result["errors"]:
-        first = result["errors"][0]  # type: ignore[index]
+        first = result["errors"][0]
         return errored(subject, f"cannot decide for sources {', '.join(first['prefixes'][:3])}: {first['reason']}",
                        observed, expected)
-    bad_allowed = [row for row in result["allowed"] if row["accepted"] == "error"]  # type: ignore[attr-defined]
+    bad_allowed = [row for row in result["allowed"] if row["accepted"] == "error"]
     if bad_allowed:
         row = bad_allowed[0]
         return errored(subject, f"cannot decide for allowed {row['network']}: "
                        f"{(row['decided_by'] or {}).get('reason', 'evaluation error')}", observed, expected)
     outsiders = result["outsiders"]
     if outsiders:
-        first = outsiders[0]  # type: ignore[index]
+        public = [o for o in outsiders if o["example"] in PUBLIC]
+        first = public[0] if public else outsiders[0]
         via = f"{first['destination']} on {first['interface']}"
-        return failed(subject, f"sources outside the allowed networks reach port {scene.port}: "
-                      f"{', '.join(first['prefixes'][:4])} (e.g. {first['example']} to {via}) let in by "
+        if result["outsider_addresses_accepted"] == result["outsider_addresses_total"]:
+            who = "every source outside the allowed networks reaches"
+        else:
+            who = f"sources outside the allowed networks ({', '.join(first['prefixes'][:4])}) reach"
+        return failed(subject, f"{who} port {scene.port} (e.g. {first['example']} to {via}), let in by "
                       f"{_rule(first)}", observed, expected)
-    refused = [row for row in result["allowed"] if row["accepted"] != "all"]  # type: ignore[attr-defined]
+    refused = [row for row in result["allowed"] if row["accepted"] != "all"]
     if refused:
         row = refused[0]
         return failed(subject, f"allowed source {row['network']} is refused ({', '.join(row['refused'][:4])}) by "
                       f"{_rule(row['decided_by'])}", observed, expected)
-    blockers = sorted({_rule({"steps": [s]}) for s in result["outsiders_refused_by"]})  # type: ignore[attr-defined]
-    allowed_text = (f"{len(result['allowed'])} allowed network(s) accepted" if result["allowed"]  # type: ignore[arg-type]
+    blockers = sorted({_rule({"steps": [s]}) for s in result["outsiders_refused_by"]})
+    allowed_text = (f"{len(result['allowed'])} allowed network(s) accepted" if result["allowed"]
                     else "no source is allowed")
     return passed(subject, f"{allowed_text}; every other source is refused by " + "; ".join(blockers[:3]),
                   observed, expected)

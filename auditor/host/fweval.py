@@ -19,7 +19,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Interval = tuple[int, int]
@@ -741,7 +741,7 @@ def _networks(texts: Iterable[str], family: int) -> list[ipaddress.IPv4Network |
     return out
 
 
-def judge_family(asm: Assembly, scene: Scene, family: int, allowed: Sequence[str]) -> dict[str, object]:
+def judge_family(asm: Assembly, scene: Scene, family: int, allowed: Sequence[str]) -> dict[str, Any]:
     """Which sources of `family` reach the registry port: the allowed networks and everyone else.
 
     The source space is split on every boundary a rule, route or allowed network draws; each
@@ -751,6 +751,7 @@ def judge_family(asm: Assembly, scene: Scene, family: int, allowed: Sequence[str
     nets = _networks(allowed, family)
     points = [p for n in nets for p in _intervals_points([network_interval(n)])]
     points += [p for r in scene.routes if r.family == family for p in _intervals_points([r.interval])]
+    points += [p for a in scene.addresses(family) for p in (int(a), int(a) + 1)]  # addrtype --src-type LOCAL
     dsts, dst_why = destinations(scene, family)
     iifs = interfaces(scene, asm.pipeline)
     accepted: list[Interval] = []
@@ -759,6 +760,7 @@ def judge_family(asm: Assembly, scene: Scene, family: int, allowed: Sequence[str
     refused_by: dict[str, dict[str, object]] = {}
     allowed_rows = [_AllowedAcc(str(n)) for n in nets]
     segments = [s for s in source_segments(asm.pipeline, family, points) if not impossible(family, s)]
+    outside_total = outside_accepted = 0
     for seg in segments:
         src = address(family, seg[0])
         routed = route_dev(scene.routes, family, seg[0])
@@ -779,10 +781,12 @@ def judge_family(asm: Assembly, scene: Scene, family: int, allowed: Sequence[str
             if owner.decided_by is None or not good:
                 owner.decided_by = pick.evidence()
             continue
+        outside_total += seg[1] - seg[0] + 1
         if hits:
-            outsiders.append({"segment": seg, "example": str(src), **hits[0].evidence()})
+            outside_accepted += seg[1] - seg[0] + 1
+            outsiders.append({"segment": seg, "example": str(_example(family, seg)), **hits[0].evidence()})
         elif errs:
-            errors.append({"segment": seg, "example": str(src), **errs[0].evidence()})
+            errors.append({"segment": seg, "example": str(_example(family, seg)), **errs[0].evidence()})
         else:
             for r in results:
                 step = r.verdict.decisive
@@ -797,9 +801,20 @@ def judge_family(asm: Assembly, scene: Scene, family: int, allowed: Sequence[str
         "accepted": [p for seg in merge(accepted) for p in interval_prefixes(family, seg)],
         "allowed": [_allowed_row(family, row) for row in allowed_rows],
         "outsiders": _collapse(family, outsiders),
+        "outsider_addresses_accepted": outside_accepted,
+        "outsider_addresses_total": outside_total,
         "errors": _collapse(family, errors),
         "outsiders_refused_by": list(refused_by.values()),
     }
+
+
+PUBLIC_SAMPLE = {4: ipaddress.ip_address("8.8.8.8"), 6: ipaddress.ip_address("2001:4860:4860::8888")}
+
+
+def _example(family: int, seg: Interval) -> IPAddress:
+    """A readable address of the segment (every address of a segment is judged alike)."""
+    sample = PUBLIC_SAMPLE[family]
+    return sample if seg[0] <= int(sample) <= seg[1] else address(family, seg[0])
 
 
 @dataclass
@@ -839,7 +854,7 @@ def _collapse(family: int, rows: list[dict[str, object]], limit: int = 20) -> li
     return result
 
 
-def judge_local(asm: Assembly, scene: Scene, family: int) -> list[dict[str, object]]:
+def judge_local(asm: Assembly, scene: Scene, family: int) -> list[dict[str, Any]]:
     """The host's own connections to the registry (the proxy on the same host): iif lo, src = dst."""
     if scene.listen is None:
         targets = [ipaddress.ip_address("127.0.0.1" if family == 4 else "::1")]

@@ -107,6 +107,8 @@ def test_no_rules_and_registry_on_every_address_fails_both_families() -> None:
     assert ipaddress.ip_network("8.8.8.0/24").subnet_of(next(n for n in accepted if n.overlaps(
         ipaddress.ip_network("8.8.8.0/24"))))  # ...but a public sample is in
     assert "nothing filters" in out["IPv4"].message
+    assert "every source outside the allowed networks" in out["IPv4"].message
+    assert "e.g. 8.8.8.8" in out["IPv4"].message and "e.g. 2001:4860:4860::8888" in out["IPv6"].message
 
 
 def test_jumps_gotos_and_return_in_user_chains() -> None:
