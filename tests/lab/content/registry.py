@@ -26,6 +26,7 @@ from .oci import MANIFEST_TYPES, Blob
 
 CHUNK = 16 * 1024 * 1024
 MONOLITHIC_MAX = 32 * 1024 * 1024
+RETRIES = 4
 
 
 class RegistryError(RuntimeError):
@@ -135,6 +136,29 @@ class Registry:
             self._tokens[scope] = _Token(value, time.monotonic() + lifetime)
             return str(value)
 
+    async def _send(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
+                    params: dict[str, str] | None) -> httpx.Response:
+        """One exchange; idempotent ones (GET, HEAD, PUT of a manifest) are retried on transport
+        errors, 429 and 502-504, honouring Retry-After, up to RETRIES times."""
+        idempotent = method in ("GET", "HEAD") or (method == "PUT" and "/manifests/" in url)
+        for attempt in range(RETRIES):
+            try:
+                resp = await self.client.request(method, url, headers=headers, content=content, params=params)
+            except httpx.TransportError:
+                if not idempotent or attempt == RETRIES - 1:
+                    raise
+                await asyncio.sleep(0.25 * 2 ** attempt)
+                continue
+            finally:
+                self.requests += 1
+            if idempotent and resp.status_code in (429, 502, 503, 504) and attempt < RETRIES - 1:
+                retry_after = resp.headers.get("retry-after", "")
+                delay = float(retry_after) if retry_after.isdigit() else 0.25 * 2 ** attempt
+                await asyncio.sleep(min(delay, 10.0))
+                continue
+            return resp
+        raise RegistryError(f"{method} {url}: no answer after {RETRIES} attempts")
+
     async def request(self, method: str, url: str, *, scope: str = "",
                       headers: dict[str, str] | None = None, content: bytes | None = None,
                       params: dict[str, str] | None = None) -> httpx.Response:
@@ -142,24 +166,21 @@ class Registry:
         hdrs = dict(headers or {})
         if scope and scope in self._tokens and self._tokens[scope].expires > time.monotonic() + 5:
             hdrs["Authorization"] = f"Bearer {self._tokens[scope].value}"
-        resp = await self.client.request(method, url, headers=hdrs, content=content, params=params)
-        self.requests += 1
+        resp = await self._send(method, url, hdrs, content, params)
         if resp.status_code != 401:
             return resp
         scheme, chal = _challenge(resp.headers.get("www-authenticate", ""))
         if scheme == "bearer":
-            token = await self._token(chal, chal.get("scope") or scope)
+            # ask for the scope this operation needs (it covers the challenge's); the challenge's
+            # own scope only when the caller named none
+            token = await self._token(chal, scope or chal.get("scope", ""))
             hdrs["Authorization"] = f"Bearer {token}"
-            if chal.get("scope") and chal["scope"] != scope:
-                self._tokens[scope] = self._tokens[chal["scope"]]
         elif scheme == "basic" and self.username and self.password:
             pair = f"{self.username}:{self.password}".encode()
             hdrs["Authorization"] = "Basic " + base64.b64encode(pair).decode()
         else:
             return resp
-        resp = await self.client.request(method, url, headers=hdrs, content=content, params=params)
-        self.requests += 1
-        return resp
+        return await self._send(method, url, hdrs, content, params)
 
     @staticmethod
     def _path(location: str) -> str:

@@ -23,6 +23,11 @@ from .gojson import marshal_indent
 from .oci import Image
 
 TRIVY_VERSION = "0.74.0"
+# go-containerregistry v1.Config field order: trivy re-marshals ImageConfig through it.
+GO_CONFIG_ORDER = ("AttachStderr", "AttachStdin", "AttachStdout", "Cmd", "Healthcheck", "Domainname",
+                   "Entrypoint", "Env", "Hostname", "Image", "Labels", "OnBuild", "OpenStdin",
+                   "StdinOnce", "Tty", "User", "Volumes", "WorkingDir", "ExposedPorts", "ArgsEscaped",
+                   "NetworkDisabled", "MacAddress", "StopSignal", "Shell")
 SEVERITY_SCORES = {"LOW": 3.1, "MEDIUM": 5.3, "HIGH": 7.5, "CRITICAL": 9.8}
 
 
@@ -81,6 +86,8 @@ def report(*, hostname: str, repo: str, tag: str, repo_digest: str, image: Image
     name = f"{hostname}/{repo}:{tag}"
     image_id = image.config.digest
     config = json.loads(image.config.data)
+    inner = config.get("config") or {}
+    config["config"] = {k: inner[k] for k in GO_CONFIG_ORDER if k in inner}
     first = image.layers[0]
     vulns = [
         vulnerability(f"CVE-2026-{40000 + i}", pkg, "1.2.3-r0", "1.2.4-r0", sev,

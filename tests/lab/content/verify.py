@@ -58,7 +58,8 @@ async def _signature_facts(reg: Registry, repo: str, digest: str, tags: set[str]
         signed = True
         manifest = (await reg.get_manifest(repo, legacy, ACCEPT)).json()
         for layer in manifest.get("layers", []):
-            payload = (await reg.request("GET", f"/v2/{repo}/blobs/{layer['digest']}")).content
+            payload = (await reg.request("GET", f"/v2/{repo}/blobs/{layer['digest']}",
+                                             scope=f"repository:{repo}:pull")).content
             b64 = (layer.get("annotations") or {}).get(cosign.SIGNATURE_ANNOTATION, "")
             if not _verifies(public, base64.b64decode(b64), payload):
                 why = "signature does not verify with the trusted key"
@@ -77,7 +78,8 @@ async def _signature_facts(reg: Registry, repo: str, digest: str, tags: set[str]
             if referrer.get("artifactType") != cosign.BUNDLE_MEDIA_TYPE:
                 continue
             signed = True
-            blob = (await reg.request("GET", f"/v2/{repo}/blobs/{referrer['layers'][0]['digest']}")).json()
+            blob = (await reg.request("GET", f"/v2/{repo}/blobs/{referrer['layers'][0]['digest']}",
+                                      scope=f"repository:{repo}:pull")).json()
             env = blob["dsseEnvelope"]
             body = base64.b64decode(env["payload"])
             sig = base64.b64decode(env["signatures"][0]["sig"])
