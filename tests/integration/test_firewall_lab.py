@@ -273,3 +273,34 @@ def test_guide_as_written_drops_local_connections(fw: LabInfo) -> None:
     assert not real[("registry", "v4")], "ERRATA 2: the host's own connection is dropped"
     statuses = judge(fw, gather(fw))
     assert statuses["local connections"] == "fail"
+
+
+def audit(info: LabInfo, tmp: Any) -> tuple[int, dict[str, dict[str, Any]]]:
+    """`regaudit audit --inside` for this check, run inside the lab's registry namespace."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", info.ns("registry"), "regaudit", "audit", "--inside", "--select",
+         "firewall.registry-port", "--no-progress", "--no-history", "--format", "json", "--output", str(tmp),
+         "--registry-config", info["registry"]["config"]],
+        capture_output=True, text=True, timeout=120, check=False)
+    report = json.loads((tmp / "regaudit.json").read_text())
+    return out.returncode, {r["subject"]: r for r in report["results"] if r["check"] == "firewall.registry-port"}
+
+
+def test_audit_passes_on_the_hardened_lab(lab_hardened: LabInfo, tmp_path: Any) -> None:
+    # the hardened registry listens on 127.0.0.1:5000 only: the guide's IPv4 rules are judged for the
+    # host's addresses (defence in depth), IPv6 is not applicable, lo is accepted first
+    code, results = audit(lab_hardened, tmp_path)
+    assert {k: r["status"] for k, r in results.items()} == {"IPv4": "pass", "IPv6": "skip",
+                                                             "local connections": "pass"}
+    assert code == 0
+    assert "-A INPUT -p tcp -m tcp --dport 5000 -j DROP" in results["IPv4"]["message"]
+
+
+def test_audit_fails_on_the_weak_lab_naming_what_lets_outsiders_in(lab_weak: LabInfo, tmp_path: Any) -> None:
+    code, results = audit(lab_weak, tmp_path)
+    assert results["IPv4"]["status"] == "fail" and results["IPv6"]["status"] == "fail"
+    assert code == 1
+    for family in ("IPv4", "IPv6"):
+        message = results[family]["message"]
+        assert "every source outside the allowed networks" in message and "nothing filters it" in message
+        assert results[family]["observed"]["outsiders"], "the evidence lists the outsiders let in"
