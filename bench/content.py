@@ -123,7 +123,7 @@ set -u
 B="https://$HOST"
 C="curl -s --netrc-file $NETRC --cacert $CA"
 N=0
-repos=$($C "$B/v2/_catalog?n=100000" | jq -r '.repositories[]' | grep "^$PREFIX/" | head -n "$MAXREPOS")
+repos=$($C "$B/v2/_catalog?n=1000" | jq -r '.repositories[]' | grep "^$PREFIX/" | head -n "$MAXREPOS")
 N=$((N+1))
 for repo in $repos; do
   tags=$($C "$B/v2/$repo/tags/list" | jq -r '.tags[]' | grep -v '^sha256-')
