@@ -9,8 +9,8 @@ REDACTED = "<redacted>"
 SECRET_KEYS = frozenset(
     {
         "secret", "password", "passwd", "secretkey", "accesskey", "token", "access_token",
-        "refresh_token", "sessiontoken", "privatekey", "private_key", "auth", "authorization",
-        "clientsecret", "apikey", "api_key", "credentials",
+        "refresh_token", "sessiontoken", "privatekey", "private_key", "authorization",
+        "clientsecret", "apikey", "api_key",
     }
 )
 # Directives in proxy configs whose arguments are credentials.
