@@ -10,6 +10,7 @@ from auditor.model import Severity, Vantage
 
 PROBE = "host.tmpfs"
 LAYOUT = "storage.layout"
+CONTENT = "registry.content"
 REQUIRED_FLAGS = ("noexec", "nosuid")
 GUIDE = "tmpfs Cache Tuning (ERRATA 4: both temp paths)"
 MIB = 1 << 20
@@ -72,13 +73,34 @@ def tmpfs_mounted(ev: Evidence, params: Params) -> Iterator[Outcome]:
                          observed=observed, expected=expected)
 
 
+def largest(ev: Evidence) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(largest layer, largest image, note): from the storage layout (layers and image totals, every
+    tag, indexes followed); else from the content walk (`registry.content`, API or storage), which
+    knows layers only, so the floor is then judged on the largest layer. Raises when neither exists."""
+    layout = ev.get(LAYOUT)
+    content = ev.get(CONTENT)
+    walked = (content or {}).get("largest_layer") if isinstance(content, dict) else None
+    if isinstance(layout, dict) and layout.get("exists") is not False:
+        layer = dict(layout.get("largest_layer") or {})
+        if walked and int(walked.get("size") or 0) > int(layer.get("bytes") or 0):
+            layer = {"bytes": int(walked["size"]), "repository": walked.get("repo"), "digest": walked.get("digest"),
+                     "source": CONTENT}
+        return layer, dict(layout.get("largest_image") or {}), ""
+    if isinstance(content, dict):
+        layer = ({"bytes": int(walked.get("size") or 0), "repository": walked.get("repo"),
+                  "digest": walked.get("digest"), "source": CONTENT} if walked else {})
+        return layer, {}, "image totals unknown (registry.content lists layers only): floor judged on the layer"
+    ev[LAYOUT]  # raises: error (or skip) with the layout probe's reason
+    return {}, {}, ""
+
+
 @check(
     id="tmpfs.size",
     title="nginx's temp tmpfs is large enough for the largest layer",
     severity=Severity.HIGH,
     area="tmpfs",
     vantage=Vantage.INSIDE,
-    needs=(PROBE, LAYOUT),
+    needs=(PROBE, LAYOUT, CONTENT),
     guide=GUIDE,
     rationale="A layer larger than the temp tmpfs fails mid-transfer (nginx cannot buffer it), breaking "
     "pushes and pulls of exactly the biggest images.",
@@ -91,19 +113,20 @@ def tmpfs_mounted(ev: Evidence, params: Params) -> Iterator[Outcome]:
 )
 def tmpfs_size(ev: Evidence, params: Params) -> Iterator[Outcome]:
     facts = ev[PROBE]
-    layout = ev[LAYOUT]
-    layer = layout.get("largest_layer") or {}
-    image = layout.get("largest_image") or {}
+    layer, image, note = largest(ev)
     layer_bytes = int(layer.get("bytes") or 0)
     image_bytes = int(image.get("bytes") or 0)
     factor = float(params["factor"])
     required = int(factor * layer_bytes)
     reasons = [f"{factor:g} x largest layer {_mib(layer_bytes)} ({layer.get('repository')}:{layer.get('tag')})"
                if layer else "the registry holds no image yet (no layer to size for)"]
-    if image_bytes > int(params["large_image_bytes"]):
+    if max(image_bytes, layer_bytes) > int(params["large_image_bytes"]):
         required = max(required, int(params["floor_bytes"]))
-        reasons.append(f"floor {_mib(int(params['floor_bytes']))}: image {image.get('repository')}:"
-                       f"{image.get('tag')} is {_mib(image_bytes)} (> {_mib(int(params['large_image_bytes']))})")
+        big = image if image_bytes >= layer_bytes else layer
+        reasons.append(f"floor {_mib(int(params['floor_bytes']))}: image {big.get('repository')}:"
+                       f"{big.get('tag')} is over {_mib(int(params['large_image_bytes']))}")
+    if note:
+        reasons.append(note)
     for mountpoint, rows in sorted(_by_mount(facts["paths"]).items()):
         mount = rows[0]["mount"]
         subject = f"{mountpoint} ({', '.join(r['directive'] for r in rows)})"

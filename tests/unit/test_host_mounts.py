@@ -132,3 +132,16 @@ def test_exec_tmpfs_fails_mounted(tmp_path: Path) -> None:
     finally:
         subprocess.run(["umount", str(point)], check=True)
     assert results and all(r.status is Status.FAIL and "without noexec, nosuid" in r.message for r in results)
+
+
+def test_largest_layer_from_the_content_walk_when_the_layout_is_unavailable(tmpfs: Path) -> None:
+    ev = evidence(tmpfs, None)
+    ev["storage.layout"] = ProbeRecord("storage.layout", "not_applicable", reason="storage driver is 's3'")
+    ev["registry.content"] = ProbeRecord("registry.content", "ok", {
+        "source": "api", "largest_layer": {"size": 5 << 20, "repo": "big/app", "digest": "sha256:" + "a" * 64}})
+    (result,) = judge("tmpfs.size", ev)
+    assert result.status is Status.FAIL and "big/app" in result.message
+    assert "floor judged on the layer" in result.message
+    del ev["registry.content"]
+    (skip,) = judge("tmpfs.size", ev)
+    assert skip.status is Status.SKIP and "s3" in skip.message
