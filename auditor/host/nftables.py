@@ -50,7 +50,10 @@ from auditor.host.fweval import (
 FAMILIES = {"ip": frozenset({4}), "ip6": frozenset({6}), "inet": frozenset({4, 6})}
 HOOKS = ("prerouting", "input", "forward")
 VERDICTS = {"accept": ACCEPT, "drop": DROP, "reject": REJECT, "return": RETURN}
-NONTERMINAL = {"counter", "log", "comment", "mangle", "notrack", "meta", "ct", "set", "quota"}
+# Statements that neither decide nor change what later matches see of a first SYN (`mangle` sets
+# marks and fields; a later match on them is not modelled anyway). notrack, set updates and
+# quota change state the walk depends on: they stay unknown.
+NONTERMINAL = {"counter", "log", "comment", "mangle"}
 PROTO_NUMBERS = {"tcp": "6", "udp": "17", "icmp": "1", "ipv6-icmp": "58", "icmpv6": "58"}
 TCP_FLAGS = {"payload": {"protocol": "tcp", "field": "flags"}}
 L4_FIELDS = (("ip", "protocol"), ("ip6", "nexthdr"))

@@ -237,3 +237,12 @@ def test_segments_cover_the_space_and_split_on_rule_boundaries() -> None:
     starts = {fweval.address(4, s[0]) for s in segs}
     for edge in ("10.0.5.0", "10.0.6.0", "10.0.6.3", "10.0.6.5"):
         assert ipaddress.ip_address(edge) in starts
+
+
+def test_nft_stateful_statements_are_not_skipped_silently() -> None:
+    # notrack makes the packet UNTRACKED, so a later `ct state new` would not match: not modelled
+    p = nft([[match(DPORT, 5000), {"notrack": None}], [{"counter": {"packets": 0, "bytes": 0}},
+                                                      {"mangle": {"key": {"meta": {"key": "mark"}}, "value": 1}}]])
+    verdict = evaluate(p, pkt("1.2.3.4"))
+    assert verdict.result == "error" and "notrack" in verdict.reason
+    assert result(p, pkt("1.2.3.4", dport=22)) == "accept"  # counter and mangle continue
