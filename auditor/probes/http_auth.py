@@ -168,8 +168,14 @@ async def _token(ctx: ProbeContext, realm: str, service: str | None, scope: str,
     return answer, facts
 
 
-async def _try_upload(ctx: ProbeContext, base: str, answer: TokenAnswer | None) -> dict[str, JSON]:
-    """ACTIVE: POST an upload with the token; cancel (DELETE) any upload session that started."""
+async def _try_upload(ctx: ProbeContext, base: str, answer: TokenAnswer | None, realm: str,
+                      service: str | None) -> dict[str, JSON]:
+    """ACTIVE: POST an upload with the token; cancel (DELETE) any upload session that started.
+
+    Distribution authorises DELETE with the `delete` action, which a push token may lack: the
+    cancel is tried with the same token, then with a delete-scope token (anonymous, then the
+    given credentials when the realm may have them). Every attempt is recorded.
+    """
     if answer is None or not answer.token_issued or answer.token_value is None:
         return {"attempted": False, "reason": "no token was issued, so there is nothing to try"}
     auth = BearerAuth(answer.token_value)
@@ -192,13 +198,49 @@ async def _try_upload(ctx: ProbeContext, base: str, answer: TokenAnswer | None) 
     if not same_origin(upload_url, base):
         facts["cleanup"] = {"done": False, "reason": "the upload location is not on the target's origin"}
         return facts
-    try:
-        cancel = await bounded_request(ctx.http(), "DELETE", upload_url, max_body=65536, auth=auth,
-                                       total_timeout=budget(ctx))
-        facts["cleanup"] = {"done": cancel.status_code in (200, 202, 204), "status": cancel.status_code}
-    except ProbeError as exc:
-        facts["cleanup"] = {"done": False, "reason": str(exc)}
+    facts["cleanup"] = await _cancel_upload(ctx, base, upload_url, auth, realm, service)
     return facts
+
+
+async def _cancel_upload(ctx: ProbeContext, base: str, upload_url: str, auth: httpx.Auth, realm: str,
+                         service: str | None) -> dict[str, JSON]:
+    attempts: list[JSON] = []
+    candidates: list[tuple[str, httpx.Auth | None]] = [("the token that started it", auth)]
+    delete_scope = repository_scope(UPLOAD_REPOSITORY, "delete")
+    principals: list[tuple[str, httpx.Auth | None]] = [("anonymous", None)]
+    if ctx.credentials is not None and realm_allowed(realm, base)[0]:
+        principals.append(("the given credentials",
+                           httpx.BasicAuth(ctx.credentials.username, ctx.credentials.password.reveal())))
+    index = 0
+    while True:
+        if index == len(candidates):
+            if not principals:
+                break
+            who, principal = principals.pop(0)
+            try:
+                token = await request_token(ctx.http(), realm, service, [delete_scope], principal, budget(ctx))
+            except ProbeError as exc:
+                attempts.append({"with": f"{who} delete-scope token", "error": str(exc)})
+                continue
+            if not token.token_issued or token.token_value is None:
+                attempts.append({"with": f"{who} delete-scope token", "token_issued": False,
+                                 "status": token.status})
+                continue
+            candidates.append((f"{who} delete-scope token", BearerAuth(token.token_value)))
+        label, cancel_auth = candidates[index]
+        index += 1
+        try:
+            cancel = await bounded_request(ctx.http(), "DELETE", upload_url, max_body=65536, auth=cancel_auth,
+                                           total_timeout=budget(ctx))
+        except ProbeError as exc:
+            attempts.append({"with": label, "error": str(exc)})
+            continue
+        attempts.append({"with": label, "status": cancel.status_code})
+        if cancel.status_code in (200, 202, 204):
+            return {"done": True, "status": cancel.status_code, "attempts": attempts}
+    return {"done": False, "attempts": attempts,
+            "reason": "no token allowed to DELETE the upload session (the registry wants the delete action); "
+            "the registry's upload purging removes it once it is older than the purge age"}
 
 
 @probe("auth.token", timeout=90.0)
@@ -238,8 +280,8 @@ async def auth_token(ctx: ProbeContext) -> JSON:
             pull_answer, facts["pull_token"] = await _token(ctx, realm, service, pull_scope, creds)
     if active:
         facts["upload_attempts"] = {
-            "anonymous": await _try_upload(ctx, base, anon_answer),
-            "pull_token": await _try_upload(ctx, base, pull_answer) if ctx.credentials is not None
+            "anonymous": await _try_upload(ctx, base, anon_answer, realm, service),
+            "pull_token": await _try_upload(ctx, base, pull_answer, realm, service) if ctx.credentials is not None
             else {"attempted": False, "reason": "no credentials given"},
         }
     return facts

@@ -62,8 +62,9 @@ class FakeRegistry:
     """A registry behind Basic or Bearer auth, a token service, and a log of every request."""
 
     def __init__(self, scheme: str = "basic", realm: str = "https://auth.example.com/token",
-                 anonymous_push: bool = False, nosniff: bool = True) -> None:
+                 anonymous_push: bool = False, nosniff: bool = True, anonymous_delete: bool = False) -> None:
         self.scheme = scheme
+        self.anonymous_delete = anonymous_delete
         self.realm = realm
         self.anonymous_push = anonymous_push
         self.nosniff = nosniff
@@ -95,6 +96,7 @@ class FakeRegistry:
             wanted = actions.split(",")
             if auth is None:
                 allowed = ["pull", "push"] if self.anonymous_push and typ == "repository" else []
+                allowed += ["delete"] if self.anonymous_delete and typ == "repository" else []
             else:
                 allowed = ["pull"] if typ == "repository" else ["*"]
             granted = [a for a in wanted if a in allowed or "*" in allowed]
@@ -119,10 +121,7 @@ class FakeRegistry:
         headers = {"Docker-Distribution-Api-Version": "registry/2.0"}
         if self.nosniff:
             headers["X-Content-Type-Options"] = "nosniff"
-        if request.method == "DELETE" and path.startswith("/v2/regaudit-probe/upload-check/blobs/uploads/"):
-            self.uploads.discard(path.rsplit("/", 1)[1])
-            return httpx.Response(204, headers=headers)
-        action = "push" if request.method == "POST" else "pull"
+        action = {"POST": "push", "DELETE": "delete"}.get(request.method, "pull")
         if not self._allowed(request, auth, action):
             return httpx.Response(401, headers={**headers, **self._challenge()}, json={"errors": []})
         if path == "/v2/":
@@ -131,6 +130,9 @@ class FakeRegistry:
             return httpx.Response(200, headers=headers, json={"repositories": ["team/app", "team/db"]})
         if path == "/v2/team/app/tags/list":
             return httpx.Response(200, headers=headers, json={"name": "team/app", "tags": ["sha256-ab.sig", "v1"]})
+        if request.method == "DELETE" and path.startswith("/v2/regaudit-probe/upload-check/blobs/uploads/"):
+            self.uploads.discard(path.rsplit("/", 1)[1])
+            return httpx.Response(204, headers=headers)
         if request.method == "POST" and path == "/v2/regaudit-probe/upload-check/blobs/uploads/":
             self.uploads.add("u-1")
             return httpx.Response(202, headers={**headers, "Location": path + "u-1"})
@@ -206,14 +208,26 @@ def test_anonymous_push_fails_passively_and_the_active_upload_is_cancelled() -> 
     records = gather(FakeRegistry("bearer", anonymous_push=True), ["auth.anonymous", "auth.token"])
     anon = next(r for r in judge("auth.token-service", records) if r.subject == "anonymous token")
     assert anon.status is Status.FAIL and "push" in anon.message and "--active" in anon.message
-    fake = FakeRegistry("bearer", anonymous_push=True)
+    fake = FakeRegistry("bearer", anonymous_push=True, anonymous_delete=True)
     records = gather(fake, ["auth.anonymous", "auth.token"], options={"active": True})
     anon = next(r for r in judge("auth.token-service", records) if r.subject == "anonymous token")
     assert anon.status is Status.FAIL and "started an upload" in anon.message
     assert "was cancelled" in anon.message and "NOT" not in anon.message
-    assert ("DELETE", f"{TARGET}/v2/regaudit-probe/upload-check/blobs/uploads/u-1") in [
-        (m, u) for m, u, _ in fake.log]
+    deletes = [(m, u, a is not None) for m, u, a in fake.log if m == "DELETE"]
+    # The push token may not DELETE (distribution wants the delete action): a delete-scope token did.
+    assert deletes == [("DELETE", f"{TARGET}/v2/regaudit-probe/upload-check/blobs/uploads/u-1", True)] * 2
     assert fake.uploads == set(), "the upload session the probe started was left behind"
+
+
+def test_an_upload_that_cannot_be_deleted_is_reported_not_cancelled() -> None:
+    fake = FakeRegistry("bearer", anonymous_push=True)
+    records = gather(fake, ["auth.anonymous", "auth.token"], options={"active": True})
+    anon = next(r for r in judge("auth.token-service", records) if r.subject == "anonymous token")
+    assert anon.status is Status.FAIL and "NOT cancelled" in anon.message and "delete action" in anon.message
+    cleanup = records["auth.token"].value["upload_attempts"]["anonymous"]["cleanup"]
+    assert [a["with"] for a in cleanup["attempts"]] == [
+        "the token that started it", "anonymous delete-scope token", "the given credentials delete-scope token"]
+    assert fake.uploads == {"u-1"}
 
 
 def test_offorigin_redirect_is_never_followed() -> None:
