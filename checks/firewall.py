@@ -37,10 +37,18 @@ def scene_of(facts: Mapping[str, Any], port: int) -> Scene:
              for name, addrs in (facts.get("interfaces") or {}).items()}
     return Scene(
         port=port,
-        listen=None if listen is None else [ipaddress.ip_address(a) for a in listen],
+        listen=None if listen is None else [_unmapped(a) for a in listen],
         local=local,
         routes=parse_routes(facts.get("routes") or []),
     )
+
+
+def _unmapped(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An address; a v4-mapped IPv6 socket address (::ffff:a.b.c.d) is the IPv4 address it serves."""
+    addr = ipaddress.ip_address(text)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return addr.ipv4_mapped
+    return addr
 
 
 def ports_of(facts: Mapping[str, Any]) -> list[int]:

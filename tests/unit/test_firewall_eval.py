@@ -246,3 +246,41 @@ def test_nft_stateful_statements_are_not_skipped_silently() -> None:
     verdict = evaluate(p, pkt("1.2.3.4"))
     assert verdict.result == "error" and "notrack" in verdict.reason
     assert result(p, pkt("1.2.3.4", dport=22)) == "accept"  # counter and mangle continue
+
+
+def _random_ruleset(rng: Any) -> Pipeline:
+    """A random INPUT ruleset over 10.0.0.0/16 sources: prefixes, ranges, negations, jumps, RETURN."""
+    def cond() -> str:
+        kind = rng.choice(["prefix", "range", "neg", "none"])
+        a, b = sorted(rng.sample(range(256), 2))
+        if kind == "prefix":
+            return f"-s 10.0.{a}.0/{rng.choice([16, 20, 23, 24, 25, 30, 32])} "
+        if kind == "range":
+            return f"-m iprange --src-range 10.0.{a}.{rng.randrange(256)}-10.0.{b}.{rng.randrange(256)} "
+        if kind == "neg":
+            return f"! -s 10.0.{a}.0/{rng.choice([18, 24, 28])} "
+        return ""
+
+    lines = []
+    for chain in ("INPUT", "A", "B"):
+        for _ in range(rng.randrange(1, 6)):
+            target = rng.choice(["ACCEPT", "DROP", "RETURN", "LOG"] + (["A", "B"] if chain == "INPUT" else
+                                                                       ["B"] if chain == "A" else []))
+            if chain == "INPUT" and target == "RETURN":
+                target = "DROP"
+            lines.append(f"-A {chain} {cond()}-p tcp -m tcp --dport 5000 -j {target}")
+    return ipt("\n".join(lines), policy=rng.choice(["ACCEPT", "DROP"]), chains=":A - [0:0]\n:B - [0:0]\n")
+
+
+def test_one_address_per_segment_decides_the_whole_segment() -> None:
+    """The splitting argument, checked: every address of a segment gets its representative's verdict."""
+    import random
+
+    rng = random.Random(20261128)
+    for _ in range(40):
+        p = _random_ruleset(rng)
+        segments = source_segments(p, 4)
+        for lo, hi in segments:
+            first = result(p, pkt(str(fweval.address(4, lo))))
+            for value in {hi, (lo + hi) // 2, lo + rng.randrange(hi - lo + 1)}:
+                assert result(p, pkt(str(fweval.address(4, value)))) == first
