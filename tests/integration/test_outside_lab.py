@@ -86,3 +86,18 @@ def test_token_passes_passively_and_actively(lab_token: LabInfo, tmp_path: Path)
     assert all(r["status"] == "pass" for r in by_subject.values())
     assert "cannot start an upload" in by_subject["anonymous token"]["message"]
     assert "cannot start an upload" in by_subject["pull-only token"]["message"]
+
+
+def test_firewall_variant_registry_port_by_vantage(lab_firewall: LabInfo, tmp_path: Path) -> None:
+    """The registry listens on routable addresses behind the guide's rules (and their IPv6 twins):
+    the ci network is an allowed source, so the port is reachable (fail) from there; the outsider
+    is dropped, so it is filtered (pass), and the connect timeout keeps the run short."""
+    outsider = _run(lab_firewall, tmp_path / "outsider", "outsider")
+    net = outsider.results("net.registry-port-exposed")
+    assert len(net) == 2 and all(r["status"] == "pass" and "filtered" in r["message"] for r in net), net
+    assert outsider.seconds < 30
+    ci = _run(lab_firewall, tmp_path / "ci", "ci")
+    net = ci.results("net.registry-port-exposed")
+    assert len(net) == 2 and all(r["status"] == "fail" for r in net), net
+    assert all("demands authentication" in r["message"] or "WITHOUT" in r["message"] for r in net)
+    assert ci.status("auth.challenge-over-tls") is Status.FAIL
