@@ -64,8 +64,10 @@ def judged(scene: Scene, family: int) -> tuple[bool, str]:
         return True, "the registry's listening sockets are unknown: judged as if it listened on every address"
     if family == 4:
         return True, "the guide's rules are IPv4 rules: always judged"
-    if listens:
+    if any(a.version == 6 and not a.is_loopback for a in scene.listen or []):
         return True, "the registry listens on IPv6 (ERRATA 2: ip6tables or nftables rules are required)"
+    if listens:
+        return False, "the registry listens on IPv6 loopback only (::1): no IPv6 traffic from other hosts reaches it"
     return False, "the registry does not listen on IPv6 (ERRATA 2 requires IPv6 rules only when it does)"
 
 

@@ -235,3 +235,10 @@ def test_unknown_listeners_are_judged_as_listening_everywhere() -> None:
     # IPv6 is judged (listeners unknown) and the proxy's IPv6 address is not allowed by this profile
     assert out["IPv6"].status is Status.FAIL
     assert "unknown" in out["IPv6"].observed["judged_because"]
+
+
+def test_ipv6_loopback_only_listener_does_not_require_ipv6_rules() -> None:
+    out = judge(facts("empty", ["127.0.0.1", "::1"]))
+    assert out["IPv6"].status is Status.SKIP and "loopback only" in out["IPv6"].message
+    assert out["IPv4"].status is Status.FAIL  # the guide's IPv4 rules are always required
+    assert out["local connections"].status is Status.PASS
