@@ -336,9 +336,16 @@ def proxy_targets(url: str, named: dict[str, list[str]]) -> tuple[list[str], str
 
 
 def address_is_registry(address: str, registry: dict[str, JSON]) -> bool:
-    """Whether a host:port upstream address reaches the registry's listener."""
+    """Whether a host:port upstream address reaches the registry's listener (or, when several
+    registries run on the host, one of the others listed under registry["also"])."""
     if address.startswith("unix:"):
         return False
+    if any(_reaches(address, other) for other in registry.get("also") or []):
+        return True
+    return _reaches(address, registry)
+
+
+def _reaches(address: str, registry: dict[str, JSON]) -> bool:
     host, _, port_text = address.rpartition(":")
     host = host.strip("[]")
     if not port_text.isdigit() or int(port_text) != registry.get("port"):

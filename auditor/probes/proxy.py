@@ -21,7 +21,7 @@ from auditor.host import apache, nginx
 from auditor.model import JSON
 from auditor.netaddr import parse_listen
 from auditor.probeapi import ProbeContext, probe
-from auditor.probes.registry_config import file_facts
+from auditor.probes.registry_config import file_facts, read_registry_config
 
 NGINX_DEFAULT = "/etc/nginx/nginx.conf"
 APACHE_DEFAULT = "/etc/apache2/apache2.conf"
@@ -85,6 +85,31 @@ async def registry_address(ctx: ProbeContext) -> dict[str, JSON]:
     if port_override:
         out["port"] = int(port_override)
         out["source"] = f"{out['source']}; port from --registry-port"
+    else:
+        out["also"] = await _other_registries(ctx, facts.get("path") if isinstance(facts, dict) else None)
+    return out
+
+
+async def _other_registries(ctx: ProbeContext, audited: str | None) -> list[dict[str, JSON]]:
+    """Listen addresses of the other registry processes discovery found (a host may run several)."""
+    try:
+        everything = await ctx.evidence("host.discovery") if ctx.target.inside else None
+    except Exception:
+        everything = None
+    entries = everything.get("registries") if isinstance(everything, dict) else None
+    out: list[dict[str, JSON]] = []
+    for entry in entries if isinstance(entries, list) else []:
+        config = entry.get("config") if isinstance(entry, dict) else None
+        if not config or config == audited or not os.path.isfile(str(config)):
+            continue
+        try:
+            facts = read_registry_config(str(config), "discovered")
+        except ProbeError:
+            continue
+        http = (facts.get("config") or {}).get("http") if isinstance(facts.get("config"), dict) else None
+        listen = parse_listen(str(http.get("addr"))) if isinstance(http, dict) and http.get("addr") else None
+        if listen is not None and listen.port is not None:
+            out.append({"host": listen.host.strip("[]"), "port": listen.port, "config": config})
     return out
 
 

@@ -143,3 +143,11 @@ def test_admission_policy_with_the_lab_cosign_key(lab_hardened: Any, tmp_path: P
     assert [r["status"] for r in report["results"]] == ["fail"]
     report = audit(lab_hardened, tmp_path / "none", ("admission.policy",))
     assert [r["status"] for r in report["results"]] == ["skip"]
+
+
+def test_token_lab_passes_apache_auth_through_registry_token_auth(lab_token: Any, tmp_path: Path) -> None:
+    report = audit(lab_token, tmp_path, PROXY_CHECKS)
+    grouped = by_check(report)
+    assert {c: [r["status"] for r in rs] for c, rs in grouped.items()} == {c: ["pass"] for c in PROXY_CHECKS}
+    assert "authenticates with tokens" in grouped["proxy.apache-auth"][0]["message"]
+    assert probe_value(report, "config.apache")["v2_access"]["auth_type"]["value"] is None

@@ -184,3 +184,10 @@ def test_authorization_header_values_are_redacted(tmp_path: Path) -> None:
     headers = facts["registry_servers"][0]["proxy_set_header"]["headers"]
     assert headers[0]["value"] == "<redacted>"
     assert "c2VjcmV0" not in repr(facts)
+
+
+def test_upstream_may_reach_another_registry_on_the_host() -> None:
+    registry = {"host": "", "port": 5443, "also": [{"host": "127.0.0.1", "port": 5000, "config": "/etc/r.yml"}]}
+    assert nginx.address_is_registry("127.0.0.1:5000", registry)
+    assert nginx.address_is_registry("10.0.0.1:5443", registry)
+    assert not nginx.address_is_registry("127.0.0.1:5001", registry)
