@@ -66,6 +66,20 @@ class _Token:
 
 
 @dataclass
+class TokenStore:
+    """Bearer tokens by scope, shareable between clients; remembers the registry's challenge so
+    later requests fetch their token before sending instead of after a 401."""
+
+    tokens: dict[str, _Token] = field(default_factory=dict)
+    locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    challenge: dict[str, str] | None = None
+
+    def valid(self, scope: str) -> str | None:
+        tok = self.tokens.get(scope)
+        return tok.value if tok and tok.expires > time.monotonic() + 5 else None
+
+
+@dataclass
 class Registry:
     """One registry endpoint. `username`/`password` are used for Basic or token requests."""
 
@@ -77,15 +91,9 @@ class Registry:
     timeout: float = 300.0
     requests: int = 0
     uploads: dict[str, int] = field(default_factory=dict)
-    shared_tokens: dict[str, Any] | None = None
+    token_store: TokenStore = field(default_factory=TokenStore)
     _client: httpx.AsyncClient | None = field(default=None, repr=False)
-    _tokens: dict[str, _Token] = field(default_factory=dict, repr=False)
     _token_client: httpx.AsyncClient | None = field(default=None, repr=False)
-    _token_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.shared_tokens is not None:
-            self._tokens = self.shared_tokens
 
     async def __aenter__(self) -> Registry:
         limits = httpx.Limits(max_connections=self.max_connections,
@@ -108,10 +116,12 @@ class Registry:
 
     # -- auth ---------------------------------------------------------------------------
     async def _token(self, params: dict[str, str], scope: str) -> str:
-        async with self._token_lock:
-            cached = self._tokens.get(scope)
-            if cached and cached.expires > time.monotonic() + 5:
-                return cached.value
+        store = self.token_store
+        store.challenge = params
+        async with store.locks.setdefault(scope, asyncio.Lock()):
+            cached = store.valid(scope)
+            if cached:
+                return cached
             realm = params.get("realm", "")
             if not realm.startswith(("https://", "http://")):
                 raise RegistryError(f"token realm is not an http(s) URL: {realm!r}")
@@ -120,9 +130,9 @@ class Registry:
                 if isinstance(verify, str):   # a CA bundle path
                     verify = ssl.create_default_context(cafile=verify)
                 self._token_client = httpx.AsyncClient(verify=verify, timeout=30.0, trust_env=False)
-            query = {"service": params.get("service", "")}
-            if scope:
-                query["scope"] = scope
+            query: dict[str, Any] = {"service": params.get("service", "")}
+            if scope:   # several scopes, space-separated, become repeated scope parameters
+                query["scope"] = scope.split(" ")
             auth = (self.username, self.password) if self.username and self.password else None
             resp = await self._token_client.get(realm, params=query, auth=auth)
             self.requests += 1
@@ -133,7 +143,7 @@ class Registry:
             if not value:
                 raise RegistryError("token response carries neither token nor access_token")
             lifetime = float(body.get("expires_in") or 60)
-            self._tokens[scope] = _Token(value, time.monotonic() + lifetime)
+            store.tokens[scope] = _Token(value, time.monotonic() + lifetime)
             return str(value)
 
     async def _send(self, method: str, url: str, headers: dict[str, str], content: bytes | None,
@@ -164,8 +174,9 @@ class Registry:
                       params: dict[str, str] | None = None) -> httpx.Response:
         """Send one request, answering a 401 challenge once (Basic or Bearer for `scope`)."""
         hdrs = dict(headers or {})
-        if scope and scope in self._tokens and self._tokens[scope].expires > time.monotonic() + 5:
-            hdrs["Authorization"] = f"Bearer {self._tokens[scope].value}"
+        store = self.token_store
+        if scope and store.challenge is not None:   # a Bearer registry: fetch before sending
+            hdrs["Authorization"] = f"Bearer {store.valid(scope) or await self._token(store.challenge, scope)}"
         resp = await self._send(method, url, hdrs, content, params)
         if resp.status_code != 401:
             return resp
@@ -215,6 +226,7 @@ class Registry:
         params: dict[str, str] | None = None
         if mount_from and mount_from != repo:
             params = {"mount": blob.digest, "from": mount_from}
+            scope = f"{scope} {_scope(mount_from, 'pull')}"   # a mount reads the source repository
         resp = await self.request("POST", f"/v2/{repo}/blobs/uploads/", scope=scope, params=params)
         if resp.status_code == 201:
             return "mounted"

@@ -20,7 +20,7 @@ from typing import Any
 from . import cosign, credentials, oci, trivy
 from .labconf import LabConfig
 from .populate import load_keys, seeded_bytes
-from .registry import Registry
+from .registry import Registry, TokenStore
 
 
 async def _scale(lab: LabConfig, repos: int, tags: int, concurrency: int, prefix: str) -> dict[str, Any]:
@@ -39,9 +39,9 @@ async def _scale(lab: LabConfig, repos: int, tags: int, concurrency: int, prefix
     url = lab.registry_url()
     # One single-connection client per worker: httpcore's pool bookkeeping grows with pool
     # size x queued requests, so many small pools push faster than one large one.
-    shared_tokens: dict[str, Any] = {}
+    tokens = TokenStore()
     clients = [Registry(url, username=user, password=password, token_verify=verify, max_connections=1,
-                        shared_tokens=shared_tokens) for _ in range(concurrency)]
+                        token_store=tokens) for _ in range(concurrency)]
     jobs: asyncio.Queue[tuple[int, int]] = asyncio.Queue()
     for i in range(repos):
         for j in range(tags):

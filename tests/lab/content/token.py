@@ -193,12 +193,23 @@ class Authority:
         self.issuer = str(config.get("issuer", ISSUER))
         self.expiration = int(config.get("expiration", DEFAULT_EXPIRATION))
         self.anonymous_push = bool(config.get("anonymous_push", False))
+        # Successful bcrypt checks are remembered (as a keyed MAC, never the password) so a
+        # client fetching many scopes costs one bcrypt, not one per token.
+        self._mac_key = secrets.token_bytes(32)
+        self._verified: set[bytes] = set()
 
     def authenticate(self, username: str, password: str) -> bool:
         user = (self.config.get("users") or {}).get(username)
         if not isinstance(user, dict):
             return False
-        return bcrypt_verify(password, str(user.get("password", "")))
+        stored = str(user.get("password", ""))
+        mac = hmac.new(self._mac_key, f"{username}\0{password}\0{stored}".encode(), "sha256").digest()
+        if mac in self._verified:
+            return True
+        if bcrypt_verify(password, stored):
+            self._verified.add(mac)
+            return True
+        return False
 
     def allowed(self, account: str, typ: str, name: str) -> set[str]:
         if not account:

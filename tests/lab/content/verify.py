@@ -59,7 +59,7 @@ async def _signature_facts(reg: Registry, repo: str, digest: str, tags: set[str]
         manifest = (await reg.get_manifest(repo, legacy, ACCEPT)).json()
         for layer in manifest.get("layers", []):
             payload = (await reg.request("GET", f"/v2/{repo}/blobs/{layer['digest']}",
-                                             scope=f"repository:{repo}:pull")).content
+                                         scope=f"repository:{repo}:pull")).content
             b64 = (layer.get("annotations") or {}).get(cosign.SIGNATURE_ANNOTATION, "")
             if not _verifies(public, base64.b64decode(b64), payload):
                 why = "signature does not verify with the trusted key"
