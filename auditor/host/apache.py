@@ -555,3 +555,34 @@ def registry_facts(config: Config, host: str | None, port: int) -> dict[str, JSO
     base["v2_access"] = accesses[0]
     base["v2_access_by_uri"] = accesses
     return base
+
+
+# ---- apache2ctl output (extra evidence from the running instance) ---------------------------------
+
+_S_WHERE = re.compile(r"\((/[^()]*):(\d+)\)\s*$")
+_INCLUDE_LINE = re.compile(r"^\s*\((?:\*|\d+)\)\s+(\S.*)$")
+
+
+def dump_includes_files(text: str) -> list[str]:
+    """The files `apache2ctl -t -D DUMP_INCLUDES` lists, in order."""
+    return [m.group(1).strip() for m in map(_INCLUDE_LINE.match, text.splitlines()) if m]
+
+
+def vhosts_from_s(text: str) -> list[str]:
+    """`file:line` of every vhost `apache2ctl -S` lists."""
+    return sorted({f"{m.group(1)}:{m.group(2)}" for m in map(_S_WHERE.search, text.splitlines()) if m})
+
+
+def cross_check(config: Config, selected_where: str | None, dump: str | None, s_output: str | None) -> dict[str, JSON]:
+    """Whether Apache itself read the files this parser read, and knows the vhost it selected."""
+    out: dict[str, JSON] = {}
+    if dump is not None:
+        listed = dump_includes_files(dump)
+        ours = [os.path.realpath(f) for f in config.files]
+        theirs = [os.path.realpath(f) for f in listed]
+        out["files_agree"] = sorted(ours) == sorted(theirs)
+        out["files_only_apache_read"] = sorted(set(theirs) - set(ours))
+        out["files_only_parser_read"] = sorted(set(ours) - set(theirs))
+    if s_output is not None and selected_where:
+        out["vhost_known_to_apache"] = selected_where in vhosts_from_s(s_output)
+    return out

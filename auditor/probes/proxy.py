@@ -266,6 +266,7 @@ async def config_apache(ctx: ProbeContext) -> JSON:
     user_file = ((facts.get("v2_access") or {}).get("auth_user_file") or {}).get("value") if vhost else None
     if user_file and not str(user_file).startswith("/"):
         user_file = os.path.join(root, str(user_file))
+    ctl = await _apache2ctl(found, path, root) if running and found else None
     return {
         "path": path,
         "source": source,
@@ -278,6 +279,16 @@ async def config_apache(ctx: ProbeContext) -> JSON:
         "files": [file_facts(f) for f in config.files],
         "cipher_expansion": cipher,
         "auth_user_file": file_facts(user_file) if user_file else None,
-        "apache2ctl": await _apache2ctl(found, path, root) if running and found else None,
+        "apache2ctl": ctl,
+        "apache2ctl_agrees": apache.cross_check(config, vhost.get("where") if vhost else None, *_ctl_texts(ctl)),
         **facts,
     }
+
+
+def _ctl_texts(ctl: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """(DUMP_INCLUDES output, -S output) when apache2ctl ran successfully."""
+    def text(key: str) -> str | None:
+        entry = (ctl or {}).get(key) or {}
+        return str(entry["output"]) if entry.get("exit_code") == 0 and "output" in entry else None
+
+    return text("dump_includes"), text("S")

@@ -175,3 +175,33 @@ def test_real_apache_agrees_on_the_included_files(tmp_path: Path) -> None:
         pytest.skip(f"apache2 -t refused the copy: {out.stderr.strip()[-300:]}")
     config = apache.load(str(root / "apache2.conf"), str(root), env=env)
     assert [str(Path(p).resolve()) for p in listed] == [str(Path(p).resolve()) for p in config.files]
+    assert apache.cross_check(config, None, out.stdout, None)["files_agree"] is True
+
+
+RECORDED_S = """VirtualHost configuration:
+*:443                  is a NameVirtualHost
+         default server intranet.example.com (/etc/apache2/sites-enabled/001-intranet-ssl.conf:3)
+         port 443 namevhost intranet.example.com (/etc/apache2/sites-enabled/001-intranet-ssl.conf:3)
+         port 443 namevhost registry.example.com (/etc/apache2/sites-enabled/registry.conf:4)
+                 alias registry
+*:80                   localhost (/etc/apache2/sites-enabled/000-default.conf:1)
+ServerRoot: "/etc/apache2"
+"""
+RECORDED_INCLUDES = """Included configuration files:
+  (*) /etc/apache2/apache2.conf
+    (28) /etc/apache2/mods-enabled/ssl.load
+    (31) /etc/apache2/ports.conf
+"""
+
+
+def test_apache2ctl_outputs_are_parsed_for_cross_checks() -> None:
+    assert apache.vhosts_from_s(RECORDED_S) == [
+        "/etc/apache2/sites-enabled/000-default.conf:1", "/etc/apache2/sites-enabled/001-intranet-ssl.conf:3",
+        "/etc/apache2/sites-enabled/registry.conf:4"]
+    assert apache.dump_includes_files(RECORDED_INCLUDES) == [
+        "/etc/apache2/apache2.conf", "/etc/apache2/mods-enabled/ssl.load", "/etc/apache2/ports.conf"]
+    config = apache.Config([], files=["/etc/apache2/apache2.conf", "/etc/apache2/ports.conf"])
+    agrees = apache.cross_check(config, "/etc/apache2/sites-enabled/registry.conf:4", RECORDED_INCLUDES, RECORDED_S)
+    assert agrees["files_agree"] is False
+    assert agrees["files_only_apache_read"] == ["/etc/apache2/mods-enabled/ssl.load"]
+    assert agrees["vhost_known_to_apache"] is True
