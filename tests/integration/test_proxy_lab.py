@@ -83,6 +83,8 @@ def test_hardened_evidence_is_the_running_deployment(hardened_report: dict[str, 
     assert apache["running"] is True and apache["path"] == lab_hardened["apache"]["config"]
     assert apache["vhost"]["server_name"] == lab_hardened.hostname
     assert "*:443" in apache["apache2ctl"]["S"]["output"]
+    assert apache["apache2ctl_agrees"] == {"files_agree": True, "files_only_apache_read": [],
+                                           "files_only_parser_read": [], "vhost_known_to_apache": True}
     assert apache["auth_user_file"]["path"] == lab_hardened["auth"]["htpasswd"]
     assert [s["name"] for s in apache["cipher_expansion"]["suites"] if s["protocol"] != "TLSv1.3"] == [
         "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384"]
