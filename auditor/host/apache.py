@@ -406,12 +406,41 @@ def _requires(nodes: Sequence[Node], container: str | None = None) -> list[dict[
     return out
 
 
-def access_for(scopes: Sequence[tuple[str, Sequence[Node]]], uri: str) -> dict[str, JSON]:
+def proxy_section_matches(node: Node, url: str) -> bool:
+    """Whether <Proxy>/<ProxyMatch> `node` applies to the proxied `url` (wildcards match any run)."""
+    if not node.args:
+        return False
+    pattern = node.args[-1]
+    if node.key == "proxymatch" or (node.args[0] == "~" and len(node.args) > 1):
+        try:
+            return re.search(pattern, url) is not None
+        except re.error:
+            return False
+    if any(c in pattern for c in "*?["):
+        return fnmatch.fnmatchcase(url, pattern)
+    return url.startswith(pattern)
+
+
+def proxied_url(rule: dict[str, JSON] | None, uri: str) -> str | None:
+    """The backend URL a ProxyPass rule maps `uri` to (None when not proxied)."""
+    if not rule or rule.get("url") == "!":
+        return None
+    path, url = str(rule["path"]), str(rule["url"])
+    rest = uri[len(path):] if uri.startswith(path) else uri.lstrip("/")
+    return url + rest if url.endswith("/") or not rest else f"{url}/{rest.lstrip('/')}"
+
+
+def access_for(scopes: Sequence[tuple[str, Sequence[Node]]], uri: str, proxied: str | None = None) -> dict[str, JSON]:
     """AuthType/AuthName/AuthUserFile/Require/LimitRequestBody in effect for `uri` (merged as Apache
-    merges per-directory config: the vhost's own directives, then matching Location sections in
-    order; authorization comes from the last section that has any Require, AuthMerging Off)."""
+    merges per-directory config: the vhost's own directives, then the <Proxy> sections matching the
+    backend URL `proxied`, then matching Location sections, in order; authorization comes from the
+    last section that has any Require, AuthMerging Off)."""
     layers: list[tuple[str, str, Sequence[Node]]] = [(lvl, f"{lvl} level", nodes) for lvl, nodes in scopes]
-    matched = _sections(scopes, uri)
+    matched: list[tuple[str, Node]] = []
+    if proxied:
+        matched += [(lvl, n) for lvl, nodes in scopes for n in nodes
+                    if n.key in ("proxy", "proxymatch") and proxy_section_matches(n, proxied)]
+    matched += _sections(scopes, uri)
     layers += [(lvl, f"<{n.name} {' '.join(n.args)}> {n.where()}", n.block or []) for lvl, n in matched]
     facts: dict[str, JSON] = {"uri": uri, "sections": [f"<{n.name} {' '.join(n.args)}> at {n.where()}"
                                                       for _, n in matched]}
@@ -494,7 +523,7 @@ def _request_headers(scopes: Sequence[tuple[str, Sequence[Node]]], uri: str) -> 
 
 def registry_facts(config: Config, host: str | None, port: int) -> dict[str, JSON]:
     """Facts about the vhost serving `host` on `port`: TLS, ProxyPass for /v2/, access to /v2/."""
-    top = [n for n in config.nodes if n.block is None or n.key in ("location", "locationmatch")]
+    top = [n for n in config.nodes if n.block is None or n.key in ("location", "locationmatch", "proxy", "proxymatch")]
     vhost, why, summary = select_vhost(config, host, port)
     base: dict[str, JSON] = {
         "modules": sorted(m for m in config.modules if m.endswith("_module")),
@@ -527,7 +556,7 @@ def registry_facts(config: Config, host: str | None, port: int) -> dict[str, JSO
     reverse = _all(levels, "ProxyPassReverse")
     reverse += [{"args": [n.args[-1], *c.args], "level": lvl, "where": c.where()} for lvl, ns in levels for n in ns
                 if n.key in ("location", "locationmatch") for c in n.block or [] if c.key == "proxypassreverse"]
-    accesses = [access_for(levels, uri) for uri in SAMPLE_URIS]
+    accesses = [access_for(levels, uri, proxied_url(proxy_for(rules, uri), uri)) for uri in SAMPLE_URIS]
     chosen = proxy_for(rules, SAMPLE_URIS[-1])
     base["vhost"] = {
         "where": vhost.where(),

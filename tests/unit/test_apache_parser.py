@@ -205,3 +205,22 @@ def test_apache2ctl_outputs_are_parsed_for_cross_checks() -> None:
     assert agrees["files_agree"] is False
     assert agrees["files_only_apache_read"] == ["/etc/apache2/mods-enabled/ssl.load"]
     assert agrees["vhost_known_to_apache"] is True
+
+
+def test_auth_in_a_proxy_section_protects_the_proxied_registry() -> None:
+    text = ("<VirtualHost *:443>\nProxyPass / http://127.0.0.1:5000/ nocanon\n"
+            "<Proxy \"http://127.0.0.1:5000/*\">\nAuthType Basic\nAuthUserFile /x\nRequire valid-user\n</Proxy>\n"
+            "<Proxy http://10.9.9.9/>\nRequire all granted\n</Proxy>\n</VirtualHost>\n")
+    facts = apache.registry_facts(apache.load_text(text, "f", "/"), None, 443)
+    access = facts["v2_access"]
+    assert access["sections"] == ['<Proxy http://127.0.0.1:5000/*> at f:3']
+    assert access["auth_type"]["value"] == "Basic"
+    assert [r["args"] for r in access["require"]["rules"]] == [["valid-user"]]
+
+
+def test_proxied_url_maps_the_request_path() -> None:
+    rule = {"path": "/", "url": "http://127.0.0.1:5000/"}
+    assert apache.proxied_url(rule, "/v2/_catalog") == "http://127.0.0.1:5000/v2/_catalog"
+    assert apache.proxied_url({"path": "/v2/", "url": "http://127.0.0.1:8080/v2"}, "/v2/x") == (
+        "http://127.0.0.1:8080/v2/x")
+    assert apache.proxied_url({"path": "/v2/", "url": "!"}, "/v2/x") is None
