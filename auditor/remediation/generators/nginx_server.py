@@ -1,0 +1,235 @@
+"""Generator `nginx-server`: the guide's server block for the registry, spliced into the live file.
+
+The server block that proxies /v2/ is re-rendered from a template: the site's listen, server_name,
+upstream, temp paths and every directive the guide does not govern are kept; buffer sizes and
+timeouts are the guide's, or the site's own when those are larger (timeouts: longer; connect:
+shorter). Everything outside that block is left byte for byte.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import crossplane
+
+from auditor.host.nginx import size_bytes, time_seconds
+
+from ..model import FileChange, Plan
+from ..render import render
+from ..site import Site, read_live, split_where
+
+NAME = "nginx-server"
+CHECKS = ("proxy.nginx-body", "proxy.nginx-buffers", "proxy.nginx-timeouts", "proxy.forwarded-headers")
+MANAGED = {
+    "client_max_body_size", "client_body_temp_path", "proxy_buffering", "proxy_buffer_size", "proxy_buffers",
+    "proxy_busy_buffers_size", "proxy_temp_path", "proxy_max_temp_file_size", "proxy_read_timeout",
+    "proxy_send_timeout", "proxy_connect_timeout",
+}
+HEAD = ("listen", "server_name")
+GUIDE_HEADERS = (("Host", "$host"), ("X-Real-IP", "$remote_addr"),
+                 ("X-Forwarded-For", "$proxy_add_x_forwarded_for"), ("X-Forwarded-Proto", "$scheme"))
+MIB = 1024 * 1024
+
+
+def _line(d: dict[str, Any]) -> str:
+    return crossplane.build([{"directive": d["directive"], "args": d["args"]}]).strip()
+
+
+def _block_lines(d: dict[str, Any]) -> list[str]:
+    """A directive with its block, rendered by crossplane, one list item per line."""
+    return crossplane.build([_strip(d)], indent=4).splitlines()
+
+
+def _strip(d: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"directive": d["directive"], "args": d["args"]}
+    if "block" in d:
+        out["block"] = [_strip(c) for c in d["block"]]
+    return out
+
+
+def _bigger_size(site_value: list[str] | None, guide: str) -> str:
+    if site_value:
+        have = size_bytes(site_value[0])
+        want = size_bytes(guide)
+        if have is not None and want is not None and have >= want:
+            return site_value[0]
+    return guide
+
+
+def _buffers(site_value: list[str] | None, guide: str) -> str:
+    if site_value and len(site_value) == 2:
+        count, size = site_value
+        g_count, g_size = guide.split()
+        have = size_bytes(size)
+        if count.isdigit() and have is not None and int(count) >= int(g_count) and have >= (size_bytes(g_size) or 0):
+            return f"{count} {size}"
+    return guide
+
+
+def _timeout(site_value: list[str] | None, guide_seconds: int, longer: bool) -> str:
+    if site_value:
+        have = time_seconds(site_value[0])
+        if have is not None and ((longer and have >= guide_seconds) or (not longer and 0 < have <= guide_seconds)):
+            return site_value[0]
+    return f"{guide_seconds}s"
+
+
+def find_block_end(lines: list[str], start: int) -> int:
+    """Index of the line closing the block opened at or after line index `start` (brace matching)."""
+    depth = 0
+    opened = False
+    for index in range(start, len(lines)):
+        quote = ""
+        for char in lines[index]:
+            if quote:
+                if char == quote:
+                    quote = ""
+                continue
+            if char in "\"'":
+                quote = char
+            elif char == "#":
+                break
+            elif char == "{":
+                depth += 1
+                opened = True
+            elif char == "}":
+                depth -= 1
+                if opened and depth == 0:
+                    return index
+    raise ValueError(f"no closing brace for the block at line {start + 1}")
+
+
+def _find_server(parsed: list[dict[str, Any]], line: int) -> dict[str, Any] | None:
+    """The `server` directive whose block holds the directive at `line` (or starts there)."""
+    best = None
+    for d in parsed:
+        if d["directive"] == "server" and d["line"] <= line:
+            if best is None or d["line"] > best["line"]:
+                best = d
+        if "block" in d:
+            inner = _find_server(d["block"], line)
+            if inner is not None and (best is None or inner["line"] > best["line"]):
+                best = inner
+    return best
+
+
+def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], largest_layer: int,
+                checks: tuple[str, ...]) -> str:
+    """Render the hardened server block for a crossplane `server` directive."""
+    values: dict[str, list[str]] = {}
+    head: list[str] = []
+    kept: list[str] = []
+    other_blocks: list[str] = []
+    location = None
+    for d in server.get("block", []):
+        if d["directive"] in HEAD:
+            head.append(_line(d))
+        elif d["directive"] in MANAGED:
+            values[d["directive"]] = d["args"]
+        elif d["directive"] == "location" and d["args"] and d["args"][-1] in ("/v2/", "/v2", "/") and location is None:
+            location = d
+        elif "block" in d:
+            other_blocks += _block_lines(d)
+        else:
+            kept.append(_line(d))
+    location_lines: list[str] = []
+    headers_seen: set[str] = set()
+    loc_args = " ".join(location["args"]) if location else "/v2/"
+    for d in (location or {}).get("block", []):
+        if d["directive"] in MANAGED:
+            values.setdefault(d["directive"], d["args"])
+            continue
+        if d["directive"] == "proxy_set_header" and d["args"]:
+            headers_seen.add(d["args"][0].lower())
+        location_lines += _block_lines(d) if "block" in d else [_line(d)]
+    for name, value in GUIDE_HEADERS:
+        if name.lower() not in headers_seen:
+            location_lines.append(f"proxy_set_header {name} {value};")
+    max_temp = _bigger_size(values.get("proxy_max_temp_file_size"), str(params.get("min_proxy_max_temp_file_size",
+                                                                                     "4096m")))
+    need = size_bytes(max_temp) or 0
+    if largest_layer > need:
+        max_temp = f"{math.ceil(largest_layer / MIB)}m"
+    return render(
+        "nginx-server.conf.j2", NAME, checks, indent=indent, head=head, kept=kept, other_blocks=other_blocks,
+        location_args=loc_args, location_lines=location_lines,
+        client_body_temp_path=(values.get("client_body_temp_path") or [None])[0],
+        proxy_temp_path=(values.get("proxy_temp_path") or [None])[0],
+        proxy_buffer_size=_bigger_size(values.get("proxy_buffer_size"), str(params.get("min_proxy_buffer_size",
+                                                                                        "32k"))),
+        proxy_buffers=_buffers(values.get("proxy_buffers"), str(params.get("min_proxy_buffers", "16 64k"))),
+        proxy_busy_buffers_size=_bigger_size(values.get("proxy_busy_buffers_size"),
+                                             str(params.get("min_proxy_busy_buffers_size", "128k"))),
+        proxy_max_temp_file_size=max_temp,
+        proxy_read_timeout=_timeout(values.get("proxy_read_timeout"), 900, True),
+        proxy_send_timeout=_timeout(values.get("proxy_send_timeout"), 900, True),
+        proxy_connect_timeout=_timeout(values.get("proxy_connect_timeout"), 60, False),
+    )
+
+
+def rewrite(path: str, text: str, at_line: int, params: dict[str, Any], largest_layer: int,
+            checks: tuple[str, ...]) -> str:
+    """The file `text` with the server block around `at_line` replaced by the hardened one."""
+    parsed = crossplane.parse(path, single=True, comments=False, catch_errors=False)
+    server = _find_server(parsed["config"][0]["parsed"], at_line)
+    if server is None:
+        raise ValueError(f"no server block around {path}:{at_line}")
+    lines = text.splitlines(keepends=True)
+    start = server["line"] - 1
+    end = find_block_end(lines, start)
+    opening = lines[start]
+    indent = opening[: len(opening) - len(opening.lstrip())]
+    block = server_text(server, indent, params, largest_layer, checks)
+    return "".join(lines[:start]) + block + "".join(lines[end + 1:])
+
+
+def generate(site: Site, plan: Plan) -> None:
+    failing = site.failing_ids()
+    claimed = tuple(c for c in CHECKS if c in failing)
+    if not claimed:
+        return
+    facts = site.value("config.nginx") or {}
+    servers = facts.get("registry_servers") or []
+    layout = site.value("storage.layout") or {}
+    largest = int(((layout.get("largest_layer") or {}).get("bytes")) or 0)
+    params = site.params("proxy.nginx-buffers")
+    changed: dict[str, str] = {}
+    for server in servers:
+        where = split_where((server.get("location") or {}).get("where") or server.get("where"))
+        if where is None:
+            continue
+        path, line = where
+        if path not in changed:
+            live = read_live(path)
+            if live is None:
+                plan.notes.append(f"{NAME}: {path} is not readable here: nothing generated")
+                continue
+            changed[path] = live.decode()
+        try:
+            changed[path] = rewrite_text(path, changed[path], line, params, largest, claimed)
+        except (ValueError, crossplane.errors.NgxParserBaseException) as exc:
+            plan.notes.append(f"{NAME}: cannot rewrite {path}: {exc}")
+    for path, text in changed.items():
+        live = read_live(path)
+        if live is not None and text.encode() != live:
+            plan.files.append(FileChange(path=path, generator=NAME, checks=claimed, content=text.encode(),
+                                         validate="nginx", service="nginx",
+                                         note="server block for /v2/ re-rendered; the rest of the file kept"))
+            plan.expected |= set(claimed)
+
+
+def rewrite_text(path: str, text: str, line: int, params: dict[str, Any], largest: int,
+                 checks: tuple[str, ...]) -> str:
+    """`rewrite` on text that may differ from the file on disk (several servers in one file)."""
+    scratch = Path(path)
+    if scratch.read_text() == text:
+        return rewrite(path, text, line, params, largest, checks)
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as handle:
+        handle.write(text)
+    try:
+        return rewrite(handle.name, text, line, params, largest, checks)
+    finally:
+        Path(handle.name).unlink(missing_ok=True)

@@ -1,0 +1,185 @@
+"""Generator `registry-config`: the guide's registry keys deep-merged into the live config.yml.
+
+The user's storage driver, paths and unrelated keys are kept: the live file is loaded with PyYAML,
+only the keys that fall short of the guide are changed, and the result is dumped. PyYAML drops
+comments (ruamel is not available): the plan says so. A merge that changes nothing leaves the
+live file's bytes untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+from typing import Any
+
+import yaml
+
+from auditor.durations import parse_duration
+from auditor.netaddr import parse_listen
+
+from ..model import FileChange, Plan, TextRemedy
+from ..render import header
+from ..site import Site, read_live
+
+NAME = "registry-config"
+# Checks this generator fixes by config (outside ones through the registry's bind address/headers).
+CONFIG_CHECKS = (
+    "registry.config-valid", "registry.log-json", "registry.delete-enabled", "registry.upload-purging",
+    "registry.host-https", "registry.headers", "registry.health-check", "registry.debug-loopback",
+    "registry.bind-loopback", "registry.readonly-off",
+)
+OUTSIDE_CHECKS = ("http.nosniff", "net.registry-port-exposed")
+
+
+def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
+    node = config
+    parts = dotted.split(".")
+    for part in parts[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[parts[-1]] = value
+
+
+def _get(config: dict[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _loopback_addr(addr: Any, default_port: int) -> str | None:
+    """127.0.0.1:<port> for a non-loopback listen address; None when it is loopback already."""
+    listen = parse_listen(str(addr)) if addr else None
+    if listen is not None and listen.loopback:
+        return None
+    port = default_port
+    text = str(addr or "")
+    if ":" in text:
+        tail = text.rsplit(":", 1)[1]
+        if tail.isdigit():
+            port = int(tail)
+    return f"127.0.0.1:{port}"
+
+
+def _longer(value: Any, limit_seconds: float) -> bool:
+    seconds = parse_duration(value) if value is not None else None
+    return seconds is None or seconds > limit_seconds
+
+
+def harden(config: dict[str, Any], hostname: str | None, fix_readonly: bool,
+           max_age_h: float = 168, max_interval_h: float = 24) -> tuple[dict[str, Any], list[str]]:
+    """The config with the guide's keys where the live ones fall short; returns (merged, changes)."""
+    out = copy.deepcopy(config)
+    changes: list[str] = []
+
+    def ensure(key: str, value: Any, why: str) -> None:
+        _set(out, key, value)
+        changes.append(f"{key}: {why} -> {value!r}")
+
+    if _get(out, "log.formatter") != "json":
+        ensure("log.formatter", "json", f"was {_get(out, 'log.formatter')!r}")
+    if _get(out, "log.level") == "debug":
+        ensure("log.level", "info", "was 'debug'")
+    if _get(out, "storage.delete.enabled") is not True:
+        ensure("storage.delete.enabled", True, "garbage collection needs it")
+    purge = "storage.maintenance.uploadpurging"
+    if _get(out, f"{purge}.enabled") is not True:
+        ensure(f"{purge}.enabled", True, "purging was off")
+    if _longer(_get(out, f"{purge}.age"), max_age_h * 3600):
+        ensure(f"{purge}.age", f"{int(max_age_h)}h", f"was {_get(out, f'{purge}.age')!r}")
+    if _longer(_get(out, f"{purge}.interval"), max_interval_h * 3600):
+        ensure(f"{purge}.interval", f"{int(max_interval_h)}h", f"was {_get(out, f'{purge}.interval')!r}")
+    if _get(out, f"{purge}.dryrun") is not False:
+        ensure(f"{purge}.dryrun", False, "nothing is deleted in dry-run")
+    if fix_readonly and _get(out, "storage.maintenance.readonly.enabled") is True:
+        ensure("storage.maintenance.readonly.enabled", False, "pushes fail with 405 in read-only mode")
+    addr = _loopback_addr(_get(out, "http.addr") or ":5000", 5000)
+    if addr:
+        ensure("http.addr", addr, f"was {_get(out, 'http.addr')!r} (not loopback)")
+    host = _get(out, "http.host")
+    if hostname and not (isinstance(host, str) and host.startswith("https://")):
+        ensure("http.host", f"https://{hostname}", f"was {host!r}")
+    headers = _get(out, "http.headers")
+    nosniff = headers.get("X-Content-Type-Options") if isinstance(headers, dict) else None
+    if not (isinstance(nosniff, list) and "nosniff" in nosniff):
+        ensure("http.headers.X-Content-Type-Options", ["nosniff"], "nosniff header missing")
+    debug = _get(out, "http.debug.addr")
+    if debug:
+        fixed = _loopback_addr(debug, 5001)
+        if fixed:
+            ensure("http.debug.addr", fixed, f"was {debug!r} (not loopback)")
+    if _get(out, "health.storagedriver.enabled") is not True:
+        ensure("health.storagedriver.enabled", True, "storage health check off")
+    if _longer(_get(out, "health.storagedriver.interval"), 10):
+        ensure("health.storagedriver.interval", "10s", f"was {_get(out, 'health.storagedriver.interval')!r}")
+    threshold = _get(out, "health.storagedriver.threshold")
+    if not isinstance(threshold, int) or threshold > 3:
+        ensure("health.storagedriver.threshold", 3, f"was {threshold!r}")
+    return out, changes
+
+
+def dump(config: dict[str, Any], checks: tuple[str, ...]) -> bytes:
+    extra = ["Merged into the site's config: storage driver, paths and unrelated keys kept.",
+             "Comments of the original file are not kept (PyYAML)."]
+    body = yaml.safe_dump(config, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return (header(NAME, checks, extra=extra) + body).encode()
+
+
+def generate(site: Site, plan: Plan) -> None:
+    facts = site.value("config.registry") or {}
+    path = facts.get("path")
+    failing = site.failing_ids()
+    claimed = tuple(c for c in (*CONFIG_CHECKS, *OUTSIDE_CHECKS) if c in failing)
+    if "registry.token-config" in failing:
+        plan.texts.append(TextRemedy(
+            "registry.token-config", tuple(r.subject for r in site.failing("registry.token-config")),
+            "Token authentication needs your auth service's facts: set auth.token.realm to its https URL, "
+            "service and issuer as it issues them, rootcertbundle to its signing certificate (readable, "
+            "unexpired) and autoredirect: false; then restart the registry.", NAME))
+    if not path:
+        plan.notes.append(f"{NAME}: the registry config was not found (config.registry unavailable)")
+        return
+    live = read_live(path)
+    if live is None:
+        plan.notes.append(f"{NAME}: {path} is not readable here: nothing generated")
+        return
+    try:
+        config = yaml.safe_load(live) or {}
+    except yaml.YAMLError as exc:
+        plan.texts.append(TextRemedy("registry.config-valid", (path,),
+                                     f"{path} does not parse as YAML ({exc}); fix it by hand first.", NAME))
+        return
+    if not isinstance(config, dict):
+        plan.notes.append(f"{NAME}: {path} is not a YAML mapping: nothing generated")
+        return
+    params = site.params("registry.upload-purging")
+    merged, changes = harden(config, site.hostname, "registry.readonly-off" in failing,
+                             float(params.get("max_age_hours", 168)), float(params.get("max_interval_hours", 24)))
+    _note_proxy_upstreams(site, plan)
+    if "registry.host-https" in failing and not site.hostname:
+        plan.texts.append(TextRemedy("registry.host-https", (path,),
+                                     "Set http.host to the registry's public https URL.", NAME))
+    if not changes:
+        return
+    plan.files.append(FileChange(path=path, generator=NAME, checks=claimed, content=dump(merged, claimed),
+                                 validate="registry", service="registry",
+                                 note="; ".join(changes) + " (comments of the original are lost: PyYAML)"))
+    plan.expected |= {c for c in claimed if c != "registry.stale-uploads"}
+
+
+def _note_proxy_upstreams(site: Site, plan: Plan) -> None:
+    """Warn when a proxy reaches the registry on a routable address (a loopback bind would cut it off)."""
+    for server in (site.value("config.nginx") or {}).get("registry_servers") or []:
+        for target in (server.get("proxy_pass") or {}).get("targets") or []:
+            host = str(target).rsplit(":", 1)[0].strip("[]")
+            try:
+                if not ipaddress.ip_address(host).is_loopback:
+                    plan.notes.append(f"{NAME}: nginx proxies to {target}: point it at 127.0.0.1 with the "
+                                      "registry bound to loopback")
+            except ValueError:
+                continue
