@@ -48,6 +48,11 @@ def _no_registry_server(facts: Mapping[str, Any]) -> Outcome:
         reason += " (no http block)"
     if seen:
         reason += "; /v2/ proxy_pass seen: " + ", ".join(seen)
+    unresolved = [o for o in facts.get("other_servers") or []
+                  if str((o.get("v2_proxy_pass") or {}).get("resolved_by", "")).startswith("contains variables")]
+    if unresolved:
+        return errored(str(facts.get("path")), "cannot tell whether nginx proxies the registry: " + reason
+                       + " (proxy_pass with variables is resolved only at request time)")
     return skipped(str(facts.get("path")), reason)
 
 

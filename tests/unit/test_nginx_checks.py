@@ -164,3 +164,13 @@ def test_not_deployed_nginx_makes_checks_skip() -> None:
 def test_failed_probe_makes_checks_error_not_pass() -> None:
     records = {"config.nginx": ProbeRecord("config.nginx", "error", reason="cannot read")}
     assert [r.status for r in judge("proxy.nginx-body", records)] == [Status.ERROR]
+
+
+def test_variable_proxy_pass_is_an_error_not_a_skip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    conf = tmp_path / "nginx.conf"
+    conf.write_text("events {}\nhttp { server { listen 127.0.0.1:8080; set $backend 127.0.0.1:5000;\n"
+                    "location /v2/ { proxy_pass http://$backend; } } }\n")
+    value = run_probe(Target(paths={"nginx_config": str(conf)}))
+    results = judge("proxy.nginx-body", {"config.nginx": ProbeRecord("config.nginx", "ok", value)})
+    assert [r.status for r in results] == [Status.ERROR]
+    assert "resolved only at request time" in results[0].message
