@@ -7,6 +7,7 @@ Evidence is produced by the real `config.nginx` probe on tests/fixtures/nginx/<c
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,7 +167,7 @@ def test_failed_probe_makes_checks_error_not_pass() -> None:
     assert [r.status for r in judge("proxy.nginx-body", records)] == [Status.ERROR]
 
 
-def test_variable_proxy_pass_is_an_error_not_a_skip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_variable_proxy_pass_is_an_error_not_a_skip(tmp_path: Path) -> None:
     conf = tmp_path / "nginx.conf"
     conf.write_text("events {}\nhttp { server { listen 127.0.0.1:8080; set $backend 127.0.0.1:5000;\n"
                     "location /v2/ { proxy_pass http://$backend; } } }\n")
