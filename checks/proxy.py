@@ -128,14 +128,14 @@ def _size_of(entry: Mapping[str, Any], index: int = 0) -> int | None:
     "images fail or stall with 502s; an unset proxy_temp_path leaves temp files on the default disk "
     "instead of the sized tmpfs.",
     passes_when="proxy_buffering on, proxy_buffer_size >= 32k, proxy_buffers total >= 16 x 64k, "
-    "proxy_busy_buffers_size >= 128k, proxy_temp_path set, proxy_max_temp_file_size >= 4096m and >= "
-    "the largest layer in the registry (when it can be measured)",
+    "proxy_busy_buffers_size >= 128k, proxy_temp_path set, proxy_max_temp_file_size >= the largest layer "
+    "in the registry (the guide's 4096m when the largest layer cannot be measured)",
     remediation="Use the guide's block: proxy_buffering on; proxy_buffer_size 32k; proxy_buffers 16 64k; "
     "proxy_busy_buffers_size 128k; proxy_temp_path <tmpfs>/proxy_temp; proxy_max_temp_file_size 4096m.",
     generator="nginx-server",
     references=REFS,
     params={"min_proxy_buffer_size": "32k", "min_proxy_buffers": "16 64k", "min_proxy_busy_buffers_size": "128k",
-            "min_proxy_max_temp_file_size": "4096m"},
+            "unmeasured_max_temp_file_size": "4096m"},
 )
 def nginx_buffers(ev: Evidence, params: Params) -> Iterator[Outcome]:
     facts, servers = _nginx_servers(ev)
@@ -148,13 +148,14 @@ def nginx_buffers(ev: Evidence, params: Params) -> Iterator[Outcome]:
     count_text, _, size_text = str(params["min_proxy_buffers"]).partition(" ")
     min_total = int(count_text) * (size_bytes(size_text.strip()) or 0)
     min_busy = size_bytes(str(params["min_proxy_busy_buffers_size"])) or 0
-    min_temp = max(size_bytes(str(params["min_proxy_max_temp_file_size"])) or 0, largest)
+    min_temp = largest or size_bytes(str(params["unmeasured_max_temp_file_size"])) or 0
     expected = {"proxy_buffering": "on", "proxy_buffer_size": f">= {params['min_proxy_buffer_size']}",
                 "proxy_buffers": f"total >= {params['min_proxy_buffers']}",
                 "proxy_busy_buffers_size": f">= {params['min_proxy_busy_buffers_size']}",
                 "proxy_temp_path": "set explicitly",
                 "proxy_max_temp_file_size": f">= {min_temp} bytes"
-                + (f" (largest layer {largest} bytes)" if largest else " (largest layer not measured)")}
+                + (" (the largest layer)" if largest else
+                   f" (largest layer not measured: the guide's {params['unmeasured_max_temp_file_size']})")}
     for server in servers:
         names = ("proxy_buffering", "proxy_buffer_size", "proxy_buffers", "proxy_busy_buffers_size",
                  "proxy_temp_path", "proxy_max_temp_file_size")

@@ -127,6 +127,14 @@ def test_largest_layer_above_temp_cap_fails_nginx_buffers() -> None:
     assert status is Status.PASS
 
 
+def test_temp_cap_is_judged_against_the_largest_layer_else_the_guide() -> None:
+    status, message = verdict("proxy.nginx-buffers", "small-buffers",
+                              storage__layout={"largest_layer": {"bytes": 150 * 1024**2}})
+    assert status is Status.FAIL and "proxy_max_temp_file_size" not in message
+    status, message = verdict("proxy.nginx-buffers", "small-buffers")
+    assert "proxy_max_temp_file_size 1024m (default) < 4294967296 bytes" in message
+
+
 def test_location_header_replaces_server_headers_fails_forwarded_headers() -> None:
     status, message = verdict("proxy.forwarded-headers", "headers-overridden")
     assert status is Status.FAIL
