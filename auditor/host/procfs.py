@@ -66,6 +66,11 @@ def own_netns(proc: str = PROC) -> str | None:
     return _readlink(f"{proc}/self/ns/net")
 
 
+def netns_of(pid: int, proc: str = PROC) -> str | None:
+    """The network namespace of `pid` ("net:[inode]"), None when unreadable."""
+    return _readlink(f"{proc}/{pid}/ns/net")
+
+
 def read_process(pid: int, proc: str = PROC, with_env: bool = False) -> Process | None:
     """The process `pid`, or None when it is gone or is a kernel thread (empty cmdline)."""
     base = f"{proc}/{pid}"

@@ -89,6 +89,8 @@ def owners(inodes: Iterable[int], proc: str = procfs.PROC) -> dict[int, list[dic
     mine = procfs.own_netns(proc)
     out: dict[int, list[dict[str, JSON]]] = {}
     for pid in procfs.pids(proc):
+        if procfs.netns_of(pid, proc) != mine:  # cheap filter before listing the fds
+            continue
         held = procfs.socket_inodes(pid, proc) & wanted
         if not held:
             continue
