@@ -151,11 +151,11 @@ class HostileServer:
         lines = head.decode("latin-1").split("\r\n")
         method, _, rest = lines[0].partition(" ")
         path = rest.rsplit(" ", 1)[0]
-        headers = {}
+        headers: dict[str, str] = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        request = {"method": method, "path": path, "headers": headers}
+        request: dict[str, object] = {"method": method, "path": path, "headers": headers}
         with self._lock:
             self.requests.append(request)
         return request
