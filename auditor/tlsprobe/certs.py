@@ -14,6 +14,7 @@ import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -172,7 +173,7 @@ def find_anchors(chain: Sequence[x509.Certificate],
 
 
 def chain_facts(ders: Sequence[bytes], server_name: str | None, store: Sequence[x509.Certificate],
-                store_source: str, now: datetime, source: str) -> dict[str, object]:
+                store_source: str, now: datetime, source: str) -> dict[str, Any]:
     """Evidence for a presented chain: every cert's facts, the anchors, and the verdicts at scan
     time (informational: checks re-judge at their own time from the PEMs)."""
     certs: list[x509.Certificate] = []
@@ -185,7 +186,7 @@ def chain_facts(ders: Sequence[bytes], server_name: str | None, store: Sequence[
         except ValueError as exc:
             facts.append({"error": f"certificate {index} does not parse: {exc}"})
     anchors = find_anchors(certs, store)
-    out: dict[str, object] = {
+    out: dict[str, Any] = {
         "source": source,
         "server_name": server_name,
         "chain": facts,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -94,9 +95,10 @@ def _openssl_client_accepts(port: int, version: str, name: str) -> bool:
     except ssl.SSLError:
         return False
     try:
-        with ssl.create_connection(("127.0.0.1", port), timeout=5) as raw, \
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw, \
                 ctx.wrap_socket(raw, server_hostname="localhost") as tls_sock:
-            return tls_sock.cipher()[0] == name
+            cipher = tls_sock.cipher()
+            return cipher is not None and cipher[0] == name
     except (ssl.SSLError, OSError):
         return False
 

@@ -41,7 +41,7 @@ def _name(cn: str) -> x509.Name:
 
 def issue(cn: str, issuer: Issued | None = None, *, ca: bool = False, key: Key | None = None,
           dns: tuple[str, ...] = (), ips: tuple[str, ...] = (), not_before: dt.datetime | None = None,
-          days: int = 365, hash_alg: hashes.HashAlgorithm | None = None) -> Issued:
+          days: int = 365, hash_alg: hashes.SHA256 | hashes.SHA384 | None = None) -> Issued:
     """A certificate for `cn`, self-signed when `issuer` is None."""
     key = key or ec.generate_private_key(ec.SECP256R1())
     start = not_before or NOW - dt.timedelta(days=10)

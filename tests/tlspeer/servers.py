@@ -3,6 +3,7 @@ its own temporary config, on loopback only, stopped by their own PID."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import shutil
 import signal
@@ -13,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .pki import issue, make_pki
 
@@ -31,9 +34,7 @@ class LocalPki:
 
 
 def write_pki(workdir: Path) -> LocalPki:
-    import datetime as dt
 
-    from cryptography.hazmat.primitives.asymmetric import rsa
 
     pki = make_pki()
     now = dt.datetime.now(dt.UTC)

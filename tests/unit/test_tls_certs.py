@@ -10,17 +10,17 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tlspeer.pki import NOW, issue, make_pki, sha1_rsa1024_self_signed
+from tlspeer.pki import NOW, Pki, issue, make_pki, sha1_rsa1024_self_signed
 
 from auditor.tlsprobe import certs
 
 
 @pytest.fixture(scope="module")
-def pki():  # type: ignore[no-untyped-def]
+def pki() -> Pki:
     return make_pki()
 
 
-def test_good_chain_verifies_and_facts_are_recorded(pki) -> None:  # type: ignore[no-untyped-def]
+def test_good_chain_verifies_and_facts_are_recorded(pki: Pki) -> None:
     leaf = pki.leaf()
     facts = certs.chain_facts([leaf.der, pki.intermediate.der], "registry.test",
                               [pki.root.cert], "test store", NOW, "TLSv1.2 Certificate message")
@@ -34,7 +34,7 @@ def test_good_chain_verifies_and_facts_are_recorded(pki) -> None:  # type: ignor
     assert first["pem"] == leaf.pem
 
 
-def test_missing_intermediate_and_unknown_root_fail(pki) -> None:  # type: ignore[no-untyped-def]
+def test_missing_intermediate_and_unknown_root_fail(pki: Pki) -> None:
     leaf = pki.leaf()
     ok, reason = certs.verify_chain([leaf.cert], [pki.root.cert], NOW)
     assert not ok and reason
@@ -45,7 +45,7 @@ def test_missing_intermediate_and_unknown_root_fail(pki) -> None:  # type: ignor
     assert (ok, reason) == (False, "no certificate in the trust store issues this chain")
 
 
-def test_verification_depends_on_the_judging_time(pki) -> None:  # type: ignore[no-untyped-def]
+def test_verification_depends_on_the_judging_time(pki: Pki) -> None:
     leaf = pki.leaf(days=30)
     chain = [leaf.cert, pki.intermediate.cert]
     assert certs.verify_chain(chain, [pki.root.cert], NOW)[0]
@@ -57,11 +57,11 @@ def test_verification_depends_on_the_judging_time(pki) -> None:  # type: ignore[
     ("registry.test", True), ("REGISTRY.test.", True), ("x.apps.test", True), ("a.b.apps.test", False),
     ("apps.test", False), ("other.test", False), ("127.0.0.1", False),
 ])
-def test_name_matching(pki, host: str, expected: bool) -> None:  # type: ignore[no-untyped-def]
+def test_name_matching(pki: Pki, host: str, expected: bool) -> None:
     assert certs.name_matches(pki.leaf().cert, host) is expected
 
 
-def test_ip_san_matching(pki) -> None:  # type: ignore[no-untyped-def]
+def test_ip_san_matching(pki: Pki) -> None:
     leaf = pki.leaf(dns=(), ips=("127.0.0.1", "::1"))
     assert certs.name_matches(leaf.cert, "::1") and certs.name_matches(leaf.cert, "[::1]")
     assert not certs.name_matches(leaf.cert, "127.0.0.2")
@@ -76,13 +76,13 @@ def test_rsa_and_sha1_facts(tmp_path: Path) -> None:
     assert not certs.verify_chain([weak], [weak], NOW)[0]
 
 
-def test_unparsable_certificate_is_a_fact_not_an_exception(pki) -> None:  # type: ignore[no-untyped-def]
+def test_unparsable_certificate_is_a_fact_not_an_exception(pki: Pki) -> None:
     facts = certs.chain_facts([b"\x30\x03\x02\x01\x01"], "registry.test", [pki.root.cert], "s", NOW, "x")
     assert "error" in facts["chain"][0]
     assert "chain_verified_at_scan" not in facts
 
 
-def test_trust_store_with_bundle(tmp_path: Path, pki) -> None:  # type: ignore[no-untyped-def]
+def test_trust_store_with_bundle(tmp_path: Path, pki: Pki) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text(pki.root.pem)
     store, source = certs.load_trust_store(str(bundle))
