@@ -42,10 +42,10 @@ class AuditRun:
 
 
 def audit(url: str, tmp: Path, *extra: str, env: dict[str, str] | None = None, timeout: float = 60.0,
-          netns: str | None = None) -> AuditRun:
+          netns: str | None = None, debug: bool = False) -> AuditRun:
     out = tmp / "reports"
     evidence = tmp / "evidence.json"
-    cmd = ["regaudit", "audit", url, "--no-progress", "--format", "console,json", "--output", str(out),
+    cmd = ["regaudit", *(["--debug"] if debug else []), "audit", url, "--no-progress", "--format", "console,json", "--output", str(out),
            "--evidence-out", str(evidence), *extra]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]

@@ -164,3 +164,11 @@ def test_untrusted_certificate_gets_no_credentials(tmp_path: Path, cert: tuple[P
     _sane(run, 20)
     assert server.requests == [], "a request went through a certificate that does not verify"
     _errors_with(run, "auth.anonymous-denied", "CERTIFICATE_VERIFY_FAILED")
+
+
+def test_debug_logs_never_hold_the_password(tmp_path: Path, recorder: HostileServer) -> None:
+    with HostileServer("basic-then-offhost", redirect_to=recorder.url) as server:
+        run = audit(server.url, tmp_path, "--select", "auth,http", "--deadline", "20", env=CREDS, debug=True)
+    _sane(run, 20)
+    assert "send_request_headers" in run.stderr, "no debug log of the HTTP traffic was produced"
+    assert any("authorization" in r["headers"] for r in server.requests)
