@@ -792,13 +792,15 @@ def judge_family(asm: Assembly, scene: Scene, family: int, allowed: Sequence[str
                 step = r.verdict.decisive
                 if step is not None:
                     refused_by.setdefault(f"{step.source}/{step.table}/{step.chain}/{step.rule}", step.to_json())
+    accepted_prefixes = [p for seg in merge(accepted) for p in interval_prefixes(family, seg)]
     return {
         "family": family,
         "destinations": [str(d) for d in dsts],
         "destinations_why": dst_why,
         "interfaces": iifs,
         "segments_tested": len(segments),
-        "accepted": [p for seg in merge(accepted) for p in interval_prefixes(family, seg)],
+        "accepted": accepted_prefixes[:MAX_PREFIXES],
+        "accepted_truncated": len(accepted_prefixes) > MAX_PREFIXES,
         "allowed": [_allowed_row(family, row) for row in allowed_rows],
         "outsiders": _collapse(family, outsiders),
         "outsider_addresses_accepted": outside_accepted,
@@ -808,6 +810,7 @@ def judge_family(asm: Assembly, scene: Scene, family: int, allowed: Sequence[str
     }
 
 
+MAX_PREFIXES = 64  # evidence lists at most this many accepted prefixes (accepted_truncated says so)
 PUBLIC_SAMPLE = {4: ipaddress.ip_address("8.8.8.8"), 6: ipaddress.ip_address("2001:4860:4860::8888")}
 
 
