@@ -153,6 +153,30 @@ def size_bytes(text: str | None, memory_bytes: int | None = None) -> int | None:
     return number * {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}[unit]
 
 
+def resolve_in_root(root: str, path: str, max_links: int = 40) -> str:
+    """`path` with symlinks resolved as a process whose root is `root` sees it (an absolute link
+    target restarts from that root, not the auditor's). Missing components are kept as written."""
+    parts = [p for p in posixpath.normpath(path).split("/") if p]
+    resolved = "/"
+    hops = 0
+    while parts:
+        name = parts.pop(0)
+        if name == "..":
+            resolved = posixpath.dirname(resolved)
+            continue
+        candidate = posixpath.join(resolved, name)
+        full = os.path.join(root, candidate.lstrip("/"))
+        if os.path.islink(full) and hops < max_links:
+            hops += 1
+            target = os.readlink(full)
+            parts = [p for p in target.split("/") if p and p != "."] + parts
+            if target.startswith("/"):
+                resolved = "/"
+            continue
+        resolved = candidate
+    return resolved
+
+
 def statvfs_facts(path: str) -> dict[str, JSON]:
     """Size, used and available bytes of the filesystem holding `path` (as df computes them)."""
     st = os.statvfs(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import posixpath
 from typing import Any
 
 from auditor.errors import ProbeError
@@ -52,9 +53,12 @@ def describe(paths: list[dict[str, JSON]], mountinfo: str, view: str, root: str,
     out = []
     for row in paths:
         path = str(row["path"])
-        seen_path = os.path.join(root, path.lstrip("/"))
+        real = mounts.resolve_in_root(root, path)
+        seen_path = os.path.join(root, real.lstrip("/"))
         entry: dict[str, JSON] = {**row, "exists": os.path.isdir(seen_path)}
-        mount = mounts.mount_for(table, path)
+        if real != posixpath.normpath(path):
+            entry["resolved"] = real
+        mount = mounts.mount_for(table, real)
         if mount is None:
             entry["mount"] = None
         else:

@@ -145,3 +145,20 @@ def test_largest_layer_from_the_content_walk_when_the_layout_is_unavailable(tmpf
     del ev["registry.content"]
     (skip,) = judge("tmpfs.size", ev)
     assert skip.status is Status.SKIP and "s3" in skip.message
+
+
+def test_symlinked_temp_path_resolves_inside_the_process_root(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "mnt" / "cache" / "proxy").mkdir(parents=True)
+    (root / "var" / "lib").mkdir(parents=True)
+    os.symlink("/mnt/cache", root / "var" / "lib" / "nginx")  # absolute: relative to the process root
+    os.symlink("../mnt/./cache", root / "mnt" / "alias")  # relative: to the link's directory
+    assert mounts.resolve_in_root(str(root), "/var/lib/nginx/proxy") == "/mnt/cache/proxy"
+    assert mounts.resolve_in_root(str(root), "/mnt/alias/proxy") == "/mnt/cache/proxy"
+    assert mounts.resolve_in_root(str(root), "/var/lib/nginx/missing/x") == "/mnt/cache/missing/x"
+    info = "22 1 8:1 / / rw - ext4 /dev/sda1 rw\n40 22 0:50 / /mnt/cache rw,nosuid,noexec - tmpfs tmpfs rw,size=1024k\n"
+    facts = describe([{"directive": "proxy_temp_path", "path": "/var/lib/nginx/proxy"}], info, "test", str(root),
+                     None, "/etc/fstab", None)
+    (row,) = facts["paths"]
+    assert row["resolved"] == "/mnt/cache/proxy" and row["mount"]["mountpoint"] == "/mnt/cache"
+    assert row["exists"] is True
