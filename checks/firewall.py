@@ -108,7 +108,9 @@ def family_outcome(asm: Assembly, scene: Scene, family: int, allowed: Sequence[s
         if result["outsider_addresses_accepted"] == result["outsider_addresses_total"]:
             who = "every source outside the allowed networks reaches"
         else:
-            who = f"sources outside the allowed networks ({', '.join(first['prefixes'][:4])}) reach"
+            prefixes = [p for o in outsiders for p in o["prefixes"]]
+            more = f" and {len(prefixes) - 4} more" if len(prefixes) > 4 else ""
+            who = f"sources outside the allowed networks ({', '.join(prefixes[:4])}{more}) reach"
         return failed(subject, f"{who} port {scene.port} (e.g. {first['example']} to {via}), let in by "
                       f"{_rule(first)}", observed, expected)
     refused = [row for row in result["allowed"] if row["accepted"] != "all"]

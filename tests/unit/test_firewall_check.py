@@ -79,7 +79,7 @@ def test_ipv6_allowed_sources_come_from_the_profile() -> None:
     # the profile allows no IPv6 source: the proxy's IPv6 address is then an outsider let in by rule 2
     out = judge(facts("guide-errata", ["10.0.0.10", "fd00::10"]), v6=[])
     assert out["IPv6"].status is Status.FAIL
-    assert "fd00:0:1::10/128" in out["IPv6"].message
+    assert "(fd00:0:1::10/128, fd00:0:5::/64, fd00:0:10::/64)" in out["IPv6"].message
     assert "ip6tables filter INPUT rule 2" in out["IPv6"].message
 
 
