@@ -109,11 +109,30 @@ def _protocol_value(result: hs.HelloResult, speaks_tls: bool) -> bool | str:
     return f"error: {result.reason}"
 
 
-async def _fetch_leaf_with_ssl(scan: _Scan, address: str) -> bytes | None:
-    """The leaf certificate through Python's ssl (used when no TLS <= 1.2 flight is readable)."""
+def _peer_chain(ssl_object: ssl.SSLObject) -> list[bytes]:
+    """The chain the server sent (leaf first). Python 3.11 exposes it only on the private
+    `_sslobj.get_unverified_chain()` (public from 3.13); without it, the leaf alone."""
+    inner = getattr(ssl_object, "_sslobj", None)
+    getter = getattr(ssl_object, "get_unverified_chain", None) or getattr(inner, "get_unverified_chain", None)
+    if getter is not None:
+        try:
+            chain = getter() or []
+            ders = [c if isinstance(c, bytes) else c.public_bytes(ssl._ssl.ENCODING_DER)  # type: ignore[attr-defined]
+                    for c in chain]
+            if ders:
+                return ders
+        except (AttributeError, ValueError, ssl.SSLError):
+            pass
+    leaf = ssl_object.getpeercert(binary_form=True)
+    return [leaf] if leaf else []
+
+
+async def _fetch_chain_with_ssl(scan: _Scan, address: str) -> list[bytes]:
+    """The presented chain through Python's ssl (used when no TLS <= 1.2 flight is readable,
+    i.e. TLS 1.3 only, where the Certificate message is encrypted)."""
     timeout = scan.budget()
     if timeout is None:
-        return None
+        return []
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -127,11 +146,9 @@ async def _fetch_leaf_with_ssl(scan: _Scan, address: str) -> bytes | None:
                     address, scan.port, ssl=ctx, server_hostname=sni or "",
                     ssl_handshake_timeout=timeout)
                 ssl_object = writer.get_extra_info("ssl_object")
-                der: bytes | None = ssl_object.getpeercert(binary_form=True) if ssl_object \
-                    else None
-                return der
+                return _peer_chain(ssl_object) if ssl_object is not None else []
         except (OSError, TimeoutError, ssl.SSLError):
-            return None
+            return []
         finally:
             if writer is not None:
                 writer.transport.abort()
@@ -165,10 +182,10 @@ async def _certificates(scan: _Scan, address: str, suites_by_version: dict[str, 
                 errors.append(f"{version} {auth}: no Certificate message ({result.reason})")
         break
     if not chains and tls13:
-        der = await _fetch_leaf_with_ssl(scan, address)
-        if der is not None:
-            facts = certs_mod.chain_facts([der], scan.server_name, store, store_source, now,
-                                          "TLS 1.3 via Python ssl (leaf only)")
+        ders = await _fetch_chain_with_ssl(scan, address)
+        if ders:
+            facts = certs_mod.chain_facts(ders, scan.server_name, store, store_source, now,
+                                          "TLS 1.3 through Python's ssl")
             chains.append(facts)
         else:
             errors.append("TLS 1.3: the certificate could not be read through Python's ssl")

@@ -31,6 +31,7 @@ class LocalPki:
     rsa_key: Path
     ec_cert: Path
     ec_key: Path
+    intermediate: Path
 
 
 def write_pki(workdir: Path) -> LocalPki:
@@ -43,8 +44,10 @@ def write_pki(workdir: Path) -> LocalPki:
     rsa_leaf = issue("localhost", pki.intermediate, key=rsa.generate_private_key(65537, 2048), **names)  # type: ignore[arg-type]
     ec_leaf = issue("localhost", pki.intermediate, **names)  # type: ignore[arg-type]
     workdir.mkdir(parents=True, exist_ok=True)
-    out = LocalPki(workdir / "ca.pem", workdir / "rsa.pem", workdir / "rsa.key", workdir / "ec.pem", workdir / "ec.key")
+    out = LocalPki(workdir / "ca.pem", workdir / "rsa.pem", workdir / "rsa.key", workdir / "ec.pem", workdir / "ec.key",
+                   workdir / "intermediate.pem")
     out.ca.write_text(pki.root.pem)
+    out.intermediate.write_text(pki.intermediate.pem)
     out.rsa_cert.write_text(rsa_leaf.pem + pki.intermediate.pem)
     out.ec_cert.write_text(ec_leaf.pem + pki.intermediate.pem)
     out.rsa_key.write_bytes(rsa_leaf.key_pem())
@@ -87,7 +90,7 @@ def s_server(pki: LocalPki, args: Sequence[str], *, ecdsa: bool = False) -> Iter
     port = free_port()
     cert, key = (pki.ec_cert, pki.ec_key) if ecdsa else (pki.rsa_cert, pki.rsa_key)
     argv = ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert), "-key", str(key),
-            "-cert_chain", str(cert), "-www", "-quiet", "-naccept", "100000", *args]
+            "-cert_chain", str(pki.intermediate), "-www", "-quiet", "-naccept", "100000", *args]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         wait_port("127.0.0.1", port)
