@@ -12,9 +12,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import os
+import random
 import tarfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .gojson import GoMap, marshal
@@ -31,6 +32,7 @@ OCI_EMPTY = "application/vnd.oci.empty.v1+json"
 
 MANIFEST_TYPES = (DOCKER_MANIFEST, DOCKER_LIST, OCI_MANIFEST, OCI_INDEX)
 ZERO_TIME = "0001-01-01T00:00:00Z"
+STREAM_CHUNK = 4 * 1024 * 1024
 
 
 def sha256_digest(data: bytes) -> str:
@@ -94,9 +96,58 @@ def tar_layer(files: dict[str, bytes], media_type: str, mtime: int = 1_700_000_0
     return Blob(compressed, media_type, diff_id=sha256_digest(uncompressed), raw_size=len(uncompressed))
 
 
-def random_layer(path: str, size: int, media_type: str) -> Blob:
-    """A layer holding one file of `size` incompressible (os.urandom) bytes."""
-    return tar_layer({path: os.urandom(size)}, media_type, compresslevel=1)
+class _Hashing(io.RawIOBase):
+    """A write-through sink that hashes (and counts) what passes to `target` (None: discard)."""
+
+    def __init__(self, target: Any) -> None:
+        self.target = target
+        self.sha = hashlib.sha256()
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self.sha.update(view)
+        self.count += len(view)
+        if self.target is not None:
+            self.target.write(view)
+        return len(view)
+
+
+def seeded_file_layer(path: str, size: int, seed: str, media_type: str, out: Path,
+                      mtime: int = 1_700_000_000, compresslevel: int = 0) -> Blob:
+    """A gzipped tar holding one file of `size` seeded random bytes, streamed through `out`.
+
+    Memory stays at one copy of the compressed layer (read back from `out`), not the three a
+    build in memory needs; diff_id is hashed on the way into gzip. The default gzip level 0
+    (stored DEFLATE blocks, a valid gzip stream) is used because the data is incompressible:
+    any level gives the same size, and level 1 costs ~10x the time on 150 MiB.
+    """
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as fh:
+        compressed = _Hashing(fh)
+        with gzip.GzipFile(fileobj=compressed, mode="wb", compresslevel=compresslevel, mtime=0) as gz:
+            raw = _Hashing(gz)
+            # The tar by hand (header, data, padding, end-of-archive, record padding, as tarfile
+            # writes them) so the data goes to gzip in large writes.
+            info = tarfile.TarInfo(path)
+            info.size = size
+            info.mode = 0o644
+            info.mtime = mtime
+            raw.write(info.tobuf(tarfile.PAX_FORMAT, tarfile.ENCODING, "surrogateescape"))
+            rng, left = random.Random(seed), size
+            while left:
+                n = min(STREAM_CHUNK, left)
+                raw.write(rng.randbytes(n))
+                left -= n
+            raw.write(b"\0" * (-size % tarfile.BLOCKSIZE))
+            raw.write(b"\0" * (2 * tarfile.BLOCKSIZE))
+            raw.write(b"\0" * (-raw.count % tarfile.RECORDSIZE))
+    data = out.read_bytes()
+    digest = "sha256:" + compressed.sha.hexdigest()
+    return Blob(data, media_type, digest=digest, diff_id="sha256:" + raw.sha.hexdigest(), raw_size=raw.count)
 
 
 def image_config(layers: list[Blob], media_type: str, *, architecture: str = "amd64",

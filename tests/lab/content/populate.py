@@ -63,11 +63,14 @@ class LayerCache:
             return self._layers[cache_key]
         blob = self._load_disk(cache_key) if big else None
         if blob is None:
-            if files is None:
-                files = {"models/weights.bin": seeded_bytes(key, BIG_LAYER_SIZE)}
-            blob = oci.tar_layer(files, media_type, compresslevel=1 if big else 6)
-            if big:
-                self._store_disk(cache_key, blob)
+            path = self._disk(cache_key) if big else None
+            if path is not None:
+                blob = oci.seeded_file_layer("models/weights.bin", BIG_LAYER_SIZE, key, media_type, path)
+                self._store_meta(path, blob)
+            else:
+                if files is None:
+                    files = {"models/weights.bin": seeded_bytes(key, BIG_LAYER_SIZE)}
+                blob = oci.tar_layer(files, media_type, compresslevel=1 if big else 6)
         self._layers[cache_key] = blob
         return blob
 
@@ -86,12 +89,8 @@ class LayerCache:
         blob = oci.Blob(data, meta["media_type"], diff_id=meta["diff_id"], raw_size=meta["raw_size"])
         return blob if blob.digest == meta["digest"] else None
 
-    def _store_disk(self, cache_key: str, blob: oci.Blob) -> None:
-        path = self._disk(cache_key)
-        if path is None:
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(blob.data)
+    @staticmethod
+    def _store_meta(path: Path, blob: oci.Blob) -> None:
         path.with_suffix(".json").write_text(json.dumps({
             "media_type": blob.media_type, "diff_id": blob.diff_id, "raw_size": blob.raw_size,
             "digest": blob.digest}))
