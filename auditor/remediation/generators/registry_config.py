@@ -135,6 +135,8 @@ def generate(site: Site, plan: Plan) -> None:
     path = facts.get("path")
     failing = site.failing_ids()
     claimed = tuple(c for c in (*CONFIG_CHECKS, *OUTSIDE_CHECKS) if c in failing)
+    if _plaintext_only_on_registry_port(site):
+        claimed = (*claimed, "auth.challenge-over-tls")
     if "registry.token-config" in failing:
         plan.texts.append(TextRemedy(
             "registry.token-config", tuple(r.subject for r in site.failing("registry.token-config")),
@@ -170,6 +172,13 @@ def generate(site: Site, plan: Plan) -> None:
                                  validate="registry", service="registry",
                                  note="; ".join(changes) + " (comments of the original are lost: PyYAML)"))
     plan.expected |= {c for c in claimed if c != "registry.stale-uploads"}
+
+
+def _plaintext_only_on_registry_port(site: Site) -> bool:
+    """auth.challenge-over-tls fails only because the registry's own port serves /v2/ in plaintext."""
+    results = site.failing("auth.challenge-over-tls")
+    port = (site.value("net.registry-port") or {}).get("port") or 5000
+    return bool(results) and all(f":{port}/" in r.subject for r in results)
 
 
 def _note_proxy_upstreams(site: Site, plan: Plan) -> None:

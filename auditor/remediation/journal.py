@@ -1,0 +1,107 @@
+"""The apply journal: every step recorded (fsynced) before it is taken, so a rollback can undo it.
+
+It lives in the state directory (auditor.history.state_dir()/remediation/journal.json) with the
+backups of the files it touched in backups/<timestamp>/ (a manifest.json beside the copies).
+Status: running (an apply is in progress or crashed), applied, rolled_back, failed_rollback.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from auditor.history import state_dir
+
+from .fsops import write_durably
+
+FORMAT = "regaudit-remediation-journal/1"
+UNFINISHED = ("running", "failed_rollback")
+
+
+def remediation_dir() -> Path:
+    return state_dir() / "remediation"
+
+
+def journal_path() -> Path:
+    return remediation_dir() / "journal.json"
+
+
+@dataclass
+class Journal:
+    """The journal of one apply; `save()` makes it durable."""
+
+    id: str
+    backup_dir: str
+    status: str = "running"
+    started_at: str = ""
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    services: dict[str, Any] = field(default_factory=dict)
+    firewall: dict[str, Any] = field(default_factory=dict)
+    messages: list[str] = field(default_factory=list)
+    path: Path = field(default_factory=journal_path)
+
+    @classmethod
+    def create(cls) -> Journal:
+        now = dt.datetime.now(dt.UTC)
+        stamp = now.strftime("%Y%m%dT%H%M%S.%fZ")
+        backup = remediation_dir() / "backups" / stamp
+        backup.mkdir(parents=True, mode=0o700)
+        journal = cls(id=stamp, backup_dir=str(backup), started_at=now.isoformat(timespec="seconds"))
+        journal.save()
+        return journal
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Journal | None:
+        path = path or journal_path()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return None
+        if data.get("format") != FORMAT:
+            raise ValueError(f"{path} is not a regaudit remediation journal")
+        return cls(id=data["id"], backup_dir=data["backup_dir"], status=data["status"],
+                   started_at=data.get("started_at", ""), steps=data.get("steps", []),
+                   services=data.get("services", {}), firewall=data.get("firewall", {}),
+                   messages=data.get("messages", []), path=path)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"format": FORMAT, "id": self.id, "status": self.status, "started_at": self.started_at,
+                "backup_dir": self.backup_dir, "steps": self.steps, "services": self.services,
+                "firewall": self.firewall, "messages": self.messages}
+
+    def save(self) -> None:
+        write_durably(self.path, (json.dumps(self.to_json(), indent=1) + "\n").encode())
+        manifest = {"journal": self.id, "started_at": self.started_at,
+                    "files": [s for s in self.steps if s.get("kind") == "file"]}
+        write_durably(Path(self.backup_dir) / "manifest.json", (json.dumps(manifest, indent=1) + "\n").encode())
+
+    def record(self, step: dict[str, Any]) -> dict[str, Any]:
+        """Append a step (state 'intent') and save; the caller marks it 'done' after acting."""
+        step = {**step, "state": "intent"}
+        self.steps.append(step)
+        self.save()
+        return step
+
+    def done(self, step: dict[str, Any], **extra: Any) -> None:
+        step.update(extra, state="done")
+        self.save()
+
+    @property
+    def unfinished(self) -> bool:
+        return self.status in UNFINISHED
+
+
+def pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

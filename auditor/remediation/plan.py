@@ -1,0 +1,154 @@
+"""Failing results -> generators -> a Plan; writing a plan directory with diffs and commands.
+
+Every failing check resolves to its generator (meta.generator) or to text: a check no generator
+can fix gets its steps as text, never a pretend fix.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from auditor.reportapi import write_atomically
+
+from .generators import apache_vhost, artifacts, file_permissions, firewall, fstab_tmpfs, nginx_server, registry_config
+from .model import Plan, TextRemedy
+from .site import Site, read_live
+
+Generator = Callable[[Site, Plan], None]
+
+GENERATORS: dict[str, Generator] = {
+    "registry-config": registry_config.generate,
+    "nginx-server": nginx_server.generate,
+    "apache-vhost": apache_vhost.generate,
+    "fstab-tmpfs": fstab_tmpfs.generate,
+    "firewall": firewall.generate,
+    "file-permissions": file_permissions.generate,
+    "cosign-ci": artifacts.cosign_ci,
+    "scan-script": artifacts.scan_script,
+    "gc-script": artifacts.gc_script,
+    "storage-alert": artifacts.storage_alert,
+    "kyverno-policy": artifacts.kyverno_policy,
+}
+
+
+def build_plan(site: Site) -> Plan:
+    """Run every generator a failing check names; add text for what no generator fixes."""
+    plan = Plan()
+    failing = sorted(site.failing_ids())
+    for check_id in failing:
+        item = site.checks.get(check_id)
+        plan.failing[check_id] = item.meta.generator if item else None
+    for name in sorted({g for g in plan.failing.values() if g}):
+        generator = GENERATORS.get(name)
+        if generator is None:
+            plan.notes.append(f"no generator named {name!r} is installed: text remediation only")
+            continue
+        generator(site, plan)
+    for check_id in failing:
+        if check_id in plan.expected or any(t.check == check_id for t in plan.texts):
+            continue
+        if check_id in artifacts.TEXTS:
+            artifacts.text_only(site, plan, check_id, plan.failing[check_id])
+            continue
+        item = site.checks.get(check_id)
+        subjects = tuple(sorted({r.subject for r in site.failing(check_id)}))
+        steps = item.meta.remediation if item else "see the check's documentation (regaudit explain)"
+        plan.texts.append(TextRemedy(check_id, subjects, steps, plan.failing[check_id]))
+    plan.services = {s: site.discovery(s) for s in ("registry", "nginx", "apache")}
+    plan.expected &= set(failing)
+    return plan
+
+
+def unresolved(plan: Plan) -> list[str]:
+    """Failing checks with neither a change that fixes them nor a text remedy (must be empty)."""
+    texts = {t.check for t in plan.texts}
+    return [c for c in plan.failing if c not in plan.expected and c not in texts]
+
+
+def diff(path: str, new: bytes) -> str:
+    """Unified diff of the live file (empty when missing) against `new`."""
+    old = read_live(path) or b""
+    return "".join(difflib.unified_diff(
+        old.decode(errors="replace").splitlines(keepends=True), new.decode(errors="replace").splitlines(keepends=True),
+        fromfile=f"{path} (live)", tofile=f"{path} (regaudit)"))
+
+
+def commands(plan: Plan) -> list[str]:
+    """What apply would run, in order, as shell-like lines (for people; apply does not use a shell)."""
+    from .validate import validation_command
+    from .services import reload_description
+
+    out = []
+    for change in plan.files:
+        out.append(f"backup + {change.describe()}")
+    for change in plan.files:
+        if change.validate and change.content is not None:
+            out.append(validation_command(change, plan.services))
+    for mount in plan.mounts:
+        out.append(mount.describe())
+    for rule in plan.firewall:
+        out.append(f"{rule.tool}-restore --test --noflush; {rule.describe()}; watchdog restores the saved "
+                   "ruleset unless `regaudit remediate --confirm`")
+    for service in plan.services_to_reload():
+        out.append(reload_description(service, plan.services.get(service) or {}))
+    if plan.expected:
+        out.append("re-audit: " + ", ".join(sorted(plan.expected)) + " (rollback of everything on failure)")
+    return out
+
+
+def plan_files(plan: Plan) -> dict[str, bytes]:
+    """Relative path in the plan directory -> content."""
+    out: dict[str, bytes] = {}
+    for change in plan.files:
+        if change.content is not None:
+            out["files/" + change.path.lstrip("/")] = change.content
+    for artifact in plan.artifacts:
+        out[artifact.name] = artifact.content
+    return out
+
+
+def summary(plan: Plan) -> dict:
+    return {
+        "failing": plan.failing,
+        "expected_to_pass_after_apply": sorted(plan.expected),
+        "files": [{"path": f.path, "generator": f.generator, "checks": list(f.checks), "change": f.describe(),
+                   "note": f.note} for f in plan.files],
+        "mounts": [m.describe() for m in plan.mounts],
+        "firewall": [r.describe() for r in plan.firewall],
+        "artifacts": [{"name": a.name, "generator": a.generator, "checks": list(a.checks), "purpose": a.purpose}
+                      for a in plan.artifacts],
+        "text": [{"check": t.check, "subjects": list(t.subjects), "steps": t.steps, "generator": t.generator}
+                 for t in plan.texts],
+        "notes": plan.notes,
+        "commands": commands(plan),
+    }
+
+
+def remediation_text(plan: Plan) -> str:
+    lines = ["# Remediation steps no config can perform", ""]
+    for text in plan.texts:
+        lines.append(f"## {text.check}" + (f" (generator {text.generator})" if text.generator else ""))
+        if text.subjects:
+            lines.append("Subjects: " + ", ".join(text.subjects))
+        lines += [text.steps, ""]
+    if plan.notes:
+        lines += ["# Notes", *[f"- {n}" for n in plan.notes], ""]
+    return "\n".join(lines)
+
+
+def write_plan(plan: Plan, out_dir: Path) -> list[Path]:
+    """Write every generated file, the text steps and plan.json under `out_dir` (never the live paths)."""
+    written = []
+    modes = {a.name: a.mode for a in plan.artifacts}
+    for name, content in plan_files(plan).items():
+        path = out_dir / name
+        write_atomically(path, content, modes.get(name, 0o644))
+        written.append(path)
+    for name, content in (("REMEDIATION.md", remediation_text(plan).encode()),
+                          ("plan.json", (json.dumps(summary(plan), indent=2) + "\n").encode())):
+        write_atomically(out_dir / name, content)
+        written.append(out_dir / name)
+    return written

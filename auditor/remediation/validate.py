@@ -1,0 +1,92 @@
+"""Validators run on the live paths after the atomic writes and before any reload.
+
+nginx: `nginx -t -c <conf>` with the running master's -p/-g; Apache: `apache2 -t -d ... -f ...`
+with the running instance's environment (APACHE_* from /proc/PID/environ, as discovered); the
+registry: the YAML parses, validates against checks/registry_config.schema.json and the engine's
+registry.config-valid judgement does not fail; iptables: `iptables-restore --test --noflush`.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from auditor.checkapi import Evidence, ProbeRecord
+from auditor.model import Status
+
+from .model import FileChange
+from .procs import StepError, in_ns, must
+
+
+def _nginx_argv(info: dict[str, Any], conf: str) -> list[str]:
+    words = str(info.get("cmdline") or "").split()
+    argv = [str(info.get("exe") or "nginx"), "-t", "-q", "-c", conf]
+    for flag in ("-p", "-g"):
+        if flag in words and words.index(flag) + 1 < len(words):
+            argv += [flag, words[words.index(flag) + 1]]
+    return argv
+
+
+def _apache_argv(info: dict[str, Any], conf: str) -> list[str]:
+    argv = [str(info.get("exe") or "apache2"), "-t"]
+    if info.get("server_root"):
+        argv += ["-d", str(info["server_root"])]
+    argv += ["-f", conf]
+    for define in info.get("defines") or []:
+        argv += ["-D", str(define)]
+    return argv
+
+
+def validation_command(change: FileChange, services: dict[str, dict[str, Any]]) -> str:
+    if change.validate == "nginx":
+        info = services.get("nginx") or {}
+        return shlex.join(_nginx_argv(info, str(info.get("config") or change.path)))
+    if change.validate == "apache":
+        info = services.get("apache") or {}
+        return shlex.join(_apache_argv(info, str(info.get("config") or change.path))) + \
+            " (with the running instance's APACHE_* environment)"
+    return f"validate {change.path}: YAML, registry_config.schema.json, registry.config-valid"
+
+
+def validate_nginx(info: dict[str, Any], path: str) -> None:
+    conf = str(info.get("config") or path)
+    must(in_ns(info.get("pid"), _nginx_argv(info, conf), ("mnt",)), f"nginx -t -c {conf}")
+
+
+def validate_apache(info: dict[str, Any], path: str) -> None:
+    conf = str(info.get("config") or path)
+    env = {**os.environ, **{k: str(v) for k, v in (info.get("env") or {}).items()}}
+    must(in_ns(info.get("pid"), _apache_argv(info, conf), ("mnt",)), f"apache2 -t -f {conf}", env=env)
+
+
+def validate_registry(path: str) -> None:
+    from auditor.plugins import load_checks
+
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise StepError(f"registry config {path} does not parse: {exc}") from None
+    if not isinstance(config, dict):
+        raise StepError(f"registry config {path} is not a mapping")
+    judge = load_checks()["registry.config-valid"]
+    import datetime as dt
+
+    record = ProbeRecord("config.registry", "ok", {"config": config, "path": path, "file": {"path": path}})
+    evidence = Evidence({"config.registry": record}, dt.datetime.now(dt.UTC))
+    for outcome in judge.judge(evidence, {}):
+        if outcome.status in (Status.FAIL, Status.ERROR):
+            raise StepError(f"registry config {path} is invalid: {outcome.message}")
+
+
+def validate(change: FileChange, services: dict[str, dict[str, Any]]) -> None:
+    """Raise StepError when the live file at change.path is rejected by its validator."""
+    if change.validate == "nginx":
+        validate_nginx(services.get("nginx") or {}, change.path)
+    elif change.validate == "apache":
+        validate_apache(services.get("apache") or {}, change.path)
+    elif change.validate == "registry":
+        validate_registry(change.path)
