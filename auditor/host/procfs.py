@@ -35,7 +35,29 @@ class Process:
 
     @property
     def cmdline(self) -> str:
-        return " ".join(self.argv)
+        """The command line, values of secret-looking options masked (--password=x, --token x)."""
+        return " ".join(safe_argv(self.argv))
+
+
+def safe_argv(argv: tuple[str, ...] | list[str]) -> list[str]:
+    """argv with the values of options whose names look secret replaced by MASK."""
+    out: list[str] = []
+    mask_next = False
+    for arg in argv:
+        if mask_next:
+            out.append(MASK)
+            mask_next = False
+            continue
+        name, sep, _ = arg.partition("=")
+        if arg.startswith("-") and _SECRET_ENV.search(name):
+            if sep:
+                out.append(f"{name}={MASK}")
+            else:
+                out.append(arg)
+                mask_next = True
+            continue
+        out.append(arg)
+    return out
 
 
 def _read(path: str, limit: int = 1 << 20) -> bytes | None:

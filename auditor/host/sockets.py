@@ -84,7 +84,8 @@ def read_tables(proc: str = procfs.PROC) -> list[Socket]:
 
 
 def owners(inodes: Iterable[int], proc: str = procfs.PROC) -> dict[int, list[dict[str, JSON]]]:
-    """inode -> processes (pid, comm, cmdline) in the auditor's namespace holding it open."""
+    """inode -> processes (pid, comm, exe) in the auditor's namespace holding it open (no command
+    lines: an unrelated listener's arguments may hold secrets)."""
     wanted = set(inodes)
     mine = procfs.own_netns(proc)
     out: dict[int, list[dict[str, JSON]]] = {}
@@ -99,7 +100,7 @@ def owners(inodes: Iterable[int], proc: str = procfs.PROC) -> dict[int, list[dic
             continue
         for inode in held:
             out.setdefault(inode, []).append(
-                {"pid": process.pid, "comm": process.comm, "cmdline": process.cmdline}
+                {"pid": process.pid, "comm": process.comm, "exe": process.exe}
             )
     return out
 

@@ -134,3 +134,10 @@ def test_explicit_paths_override_discovery() -> None:
     assert out["registry"]["config_source"] == "--registry-config" and out["registry"]["pid"] == 5
     assert out["apache"] == {"pid": None, "config": "/a.conf", "config_source": "--apache-config"}
     assert out["nginx"] is None
+
+
+def test_secret_options_are_masked_in_command_lines() -> None:
+    argv = ("tool", "--password=hunter2", "--token", "abc123", "-c", "/etc/x.conf", "--api-key=k")
+    shown = procfs.Process(1, 0, "tool", argv, None, None, None).cmdline
+    assert "hunter2" not in shown and "abc123" not in shown and "=k" not in shown
+    assert "-c /etc/x.conf" in shown and "--token <redacted>" in shown
