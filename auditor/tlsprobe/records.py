@@ -33,7 +33,7 @@ MAX_RECORD = 2**14 + 2048
 HRR_RANDOM = bytes.fromhex("CF21AD74E59A6111BE1D8C021E65B891C2A211167ABB8C5E079E09E2C8A8339C")
 
 EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_EC_POINT_FORMATS = 0, 10, 11
-EXT_SIGNATURE_ALGORITHMS, EXT_EXTENDED_MASTER_SECRET = 13, 23
+EXT_SIGNATURE_ALGORITHMS, EXT_PADDING, EXT_EXTENDED_MASTER_SECRET = 13, 21, 23
 EXT_SUPPORTED_VERSIONS, EXT_PSK_MODES, EXT_KEY_SHARE = 43, 45, 51
 EXT_RENEGOTIATION_INFO = 0xFF01
 
@@ -184,10 +184,14 @@ def build_client_hello(version: str, suites: Sequence[int], server_name: str | N
     client_version = min(VERSION_CODES[version], 0x0303)
     rnd = random if random is not None else os.urandom(32)
     session_id = os.urandom(32) if version == "TLSv1.3" else b""
-    body = (struct.pack("!H", client_version) + rnd + _u8(session_id)
-            + _u16(_u16_list(suites)) + _u8(b"\x00")
-            + _u16(build_extensions(version, server_name, shares)))
-    handshake = struct.pack("!B", HS_CLIENT_HELLO) + _u24(body)
+    head = (struct.pack("!H", client_version) + rnd + _u8(session_id)
+            + _u16(_u16_list(suites)) + _u8(b"\x00"))
+    extensions = build_extensions(version, server_name, shares)
+    # RFC 7685: some servers hang on hellos of 256-511 bytes; pad those to 512
+    size = 4 + len(head) + 2 + len(extensions)
+    if 0xFF < size < 0x200:
+        extensions += _ext(EXT_PADDING, b"\x00" * max(0, 0x200 - size - 4))
+    handshake = struct.pack("!B", HS_CLIENT_HELLO) + _u24(head + _u16(extensions))
     record_version = 0x0300 if version == "SSLv3" else 0x0301
     return struct.pack("!BH", CT_HANDSHAKE, record_version) + _u16(handshake)
 

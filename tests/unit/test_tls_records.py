@@ -142,3 +142,15 @@ def test_parsers_raise_only_wire_errors_on_random_bytes() -> None:
                 parser(data)
         with contextlib.suppress(WireError):
             rec.parse_records(bytes([22, 3, 3]) + data)
+
+
+def test_hellos_of_256_to_511_bytes_are_padded_to_512() -> None:
+    sizes = {}
+    for count in range(1, 200):
+        data = rec.build_client_hello("TLSv1.2", list(range(1, count + 1)), "registry.test")
+        handshake_len = len(data) - 5
+        sizes[count] = handshake_len
+        assert not 0xFF < handshake_len < 0x200, (count, handshake_len)
+        hello = parse_client_hello(data)
+        assert hello.suites == list(range(1, count + 1))
+    assert 0x200 in sizes.values()
