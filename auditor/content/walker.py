@@ -191,9 +191,13 @@ class Walker:
         async def lister() -> None:
             while (repo := await repos.get()) is not None:
                 tags: list[str] = []
-                async for page in self.pages(f"/v2/{repo}/tags/list", {"n": self.options.page_size}, "tags",
-                                             _scope(repo), "tags"):
-                    tags.extend(page)
+                try:
+                    async for page in self.pages(f"/v2/{repo}/tags/list", {"n": self.options.page_size}, "tags",
+                                                 _scope(repo), "tags"):
+                        tags.extend(page)
+                except ProbeError as exc:  # one repository's tag list: an error on that repository only
+                    results.append({"repo": repo, "tag": "*", "error": f"tag list: {exc}"})
+                    continue
                 tagset = frozenset(tags)
                 for tag in sorted(tagset):
                     if not mf.is_artifact_tag(tag):
@@ -267,6 +271,8 @@ class Walker:
             facts.update(await asyncio.shield(task))
         except (ProbeError, ValueError) as exc:
             facts["error"] = str(exc)
+        except Exception as exc:  # a malformed answer must not end the whole walk
+            facts["error"] = f"{type(exc).__name__}: {exc}"
         return facts
 
     async def _digest_facts(self, repo: str, digest: str, manifest: mf.ManifestFacts,

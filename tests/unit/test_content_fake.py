@@ -43,6 +43,7 @@ class FakeRegistry:
         self.repos: dict[str, Repo] = {}
         self.page_size = 100
         self.link_mode = "normal"          # normal | loop | offhost | none
+        self.link_scope = ""                # hostile Link only on paths containing this
         self.tags_paginate = True
         self.throttle: dict[str, int] = {}  # path substring -> number of 429s still to send
         self.retry_after = "1"
@@ -184,9 +185,10 @@ class FakeRegistry:
         headers = {}
         if len(rest) > n and self.link_mode != "none":
             path = request.url.path
-            if self.link_mode == "loop":
+            mode = self.link_mode if self.link_scope in path else "normal"
+            if mode == "loop":
                 link = f"<{path}?n={n}>"
-            elif self.link_mode == "offhost":
+            elif mode == "offhost":
                 link = f"<https://evil.test{path}?n={n}&last={page[-1]}>"
             else:
                 link = f"<{path}?n={n}&last={page[-1]}>"

@@ -241,3 +241,17 @@ def test_storage_reader_only_reads_blobs_the_repository_links(content, tmp_path:
     link.unlink()
     tags = by_subject(StorageReader(tmp_path).walk())
     assert "not linked" in tags["app/api:v1"]["error"]
+
+
+def test_a_looping_tag_list_is_an_error_on_that_repository_only(content):
+    reg, expected = content
+    reg.page_size, reg.link_mode, reg.link_scope = 1, "loop", "app/api/tags"
+    try:
+        facts = walk(reg)
+    finally:
+        reg.page_size, reg.link_mode, reg.link_scope = 100, "normal", ""
+    tags = by_subject(facts)
+    assert "loops" in tags["app/api:*"]["error"]
+    others = {s for s in expected if not s.startswith("app/api:")}
+    assert others <= set(tags)
+    assert all("error" not in tags[s] for s in others)
