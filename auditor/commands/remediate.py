@@ -22,6 +22,7 @@ from auditor.evidence import EvidenceFile, merge_evidence
 from auditor.model import Result
 from auditor.plugins import load_probes
 from auditor.remediation import apply as remediation_apply
+from auditor.remediation.model import Plan
 from auditor.remediation.plan import build_plan, commands, diff, unresolved, write_plan
 from auditor.remediation.site import Site
 from auditor.runner import RunOptions, Selection, evaluate, run_audit
@@ -40,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     mode.add_argument("--confirm", action="store_true", help="keep the firewall change of the last apply")
     parser.add_argument("url", nargs="?", help="the registry's public base URL (for the outside checks)")
     parser.add_argument("--evidence", nargs="+", metavar="FILE", help="plan from recorded evidence (no audit)")
-    parser.add_argument("--profile", default="seed-hardened", metavar="NAME|FILE", help="profile (default seed-hardened)")
+    parser.add_argument("--profile", default="seed-hardened", metavar="NAME|FILE",
+                        help="profile (default seed-hardened)")
     parser.add_argument("--select", action="append", metavar="IDS", help="only remediate these checks")
     parser.add_argument("--skip", action="append", metavar="IDS", help="do not remediate these checks")
     for key, flag in PATH_OPTIONS.items():
@@ -103,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     return remediation_apply.apply(plan, reaudit, say, args.firewall_timeout)
 
 
-def show_plan(plan, out_dir: Path) -> int:  # type: ignore[no-untyped-def]
+def show_plan(plan: Plan, out_dir: Path) -> int:
     written = write_plan(plan, out_dir)
     if not plan.failing:
         say("nothing to do: no check fails")
@@ -113,9 +115,10 @@ def show_plan(plan, out_dir: Path) -> int:  # type: ignore[no-untyped-def]
             say(diff(change.path, change.content) or "(no difference)")
         else:
             say(f"--- {change.generator}: {change.describe()} (fixes {', '.join(change.checks)})")
-    if plan.mounts or plan.firewall:
+    if plan.mounts or plan.firewall or plan.moves:
         say("--- live state changes")
-        for line in [m.describe() for m in plan.mounts] + [r.describe() for r in plan.firewall]:
+        for line in [m.describe() for m in plan.moves] + [m.describe() for m in plan.mounts] + \
+                [r.describe() for r in plan.firewall]:
             say(f"  {line}")
     if plan.changes_host:
         say("--- commands --apply would run")

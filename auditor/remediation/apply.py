@@ -10,6 +10,7 @@ A crash leaves the journal `running`: `--rollback` finishes the job and a new ap
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from auditor.model import Result, Status
 from . import netfilter, services
 from .fsops import replace_atomically, sha256, write_durably
 from .journal import Journal
-from .model import FileChange, Plan
+from .model import Plan
 from .procs import ProcessSpec, StepError, in_ns, must, ns_inode
 from .validate import validate
 
@@ -55,12 +56,16 @@ def apply(plan: Plan, reaudit: ReAudit, say: Say, firewall_timeout: float = 120.
         return 0
     if os.geteuid() != 0:
         raise UsageError("--apply changes system files and services: run it as root")
-    journal = Journal.create()
-    journal.services = {k: dict(v) for k, v in plan.services.items()}
-    reg_pid = journal.services.get("registry", {}).get("pid")
-    if reg_pid:
-        journal.services["registry"]["netns"] = ns_inode(reg_pid, "net")
-    journal.save()
+    try:
+        journal = Journal.create()
+        journal.services = {k: dict(v) for k, v in plan.services.items()}
+        reg_pid = journal.services.get("registry", {}).get("pid")
+        if reg_pid:
+            journal.services["registry"]["netns"] = ns_inode(reg_pid, "net")
+        journal.save()
+    except OSError as exc:
+        say(f"apply failed before any change: cannot write the journal/backups: {exc}")
+        return 1
     say(f"journal {journal.path}; backups in {journal.backup_dir}")
     try:
         _steps(plan, journal, say, firewall_timeout)
@@ -75,17 +80,17 @@ def apply(plan: Plan, reaudit: ReAudit, say: Say, firewall_timeout: float = 120.
     if journal.firewall:
         left = max(0, int(float(journal.firewall["deadline"]) - time.time()))
         say(f"firewall changed: run `regaudit remediate --confirm` within {left}s or it reverts by itself")
-    say(f"applied {len(plan.files) + len(plan.mounts) + len(plan.firewall)} change(s); "
+    say(f"applied {len(plan.files) + len(plan.mounts) + len(plan.firewall) + len(plan.moves)} change(s); "
         f"re-audit passed: {', '.join(sorted(plan.expected))}")
     return 0
 
 
 def _steps(plan: Plan, journal: Journal, say: Say, firewall_timeout: float) -> None:
     backup = Path(journal.backup_dir)
-    writes = 0
     kill_after = _fault("kill-after-write")
     corrupt = _fault("corrupt")
-    for index, change in enumerate(plan.files):
+    for writes, change in enumerate(plan.files, start=1):
+        index = writes - 1
         path = Path(change.path)
         st = path.stat()
         step: dict[str, Any] = {"kind": "file", "path": change.path, "generator": change.generator,
@@ -109,7 +114,6 @@ def _steps(plan: Plan, journal: Journal, say: Say, firewall_timeout: float) -> N
                 os.chown(path, -1 if change.uid is None else change.uid, -1 if change.gid is None else change.gid)
         journal.done(step)
         say(f"changed: {change.describe()}")
-        writes += 1
         if kill_after and writes == int(kill_after):
             os.kill(os.getpid(), signal.SIGKILL)
     validated: set[str] = set()
@@ -118,6 +122,13 @@ def _steps(plan: Plan, journal: Journal, say: Say, firewall_timeout: float) -> N
             validate(change, plan.services)
             validated.add(change.validate)
             say(f"validated: {change.validate} ({change.path})")
+    for index, move in enumerate(plan.moves):
+        name = f"moved/{index:03d}-{Path(move.path).name}"
+        (backup / name).parent.mkdir(parents=True, exist_ok=True)
+        step = journal.record({"kind": "move", "path": move.path, "backup": name})
+        shutil.move(move.path, backup / name)
+        journal.done(step)
+        say(f"moved aside: {move.path}")
     for mount in plan.mounts:
         step = journal.record({"kind": "mount", "mountpoint": mount.mountpoint, "undo": mount.undo,
                                "ns_pid": mount.ns_pid})
@@ -243,6 +254,11 @@ def rollback(journal: Journal, say: Say) -> bool:
                 if (st.st_uid, st.st_gid) != (step["uid"], step["gid"]):
                     os.chown(path, step["uid"], step["gid"])
                 say(f"restored: {path}")
+            elif kind == "move":
+                source = backup / step["backup"]
+                if source.exists() and not Path(step["path"]).exists():
+                    shutil.move(source, step["path"])
+                say(f"moved back: {step['path']}")
             elif kind == "mount":
                 _remount(step["mountpoint"], step["undo"], step.get("ns_pid"))
                 say(f"remounted back: {step['mountpoint']} ({step['undo']})")
@@ -275,7 +291,10 @@ def rollback(journal: Journal, say: Say) -> bool:
             errors.append(f"registry restart: {exc}")
     journal.status = "failed_rollback" if errors else "rolled_back"
     journal.messages += errors
-    journal.save()
+    try:
+        journal.save()
+    except OSError as exc:  # a full disk must not stop the report of what was restored
+        errors.append(f"cannot save the journal {journal.path}: {exc}")
     for error in errors:
         say(f"rollback error: {error}")
     say("rollback complete" if not errors else "rollback INCOMPLETE: see the errors above and the journal")
@@ -298,9 +317,9 @@ def _restore_registry(journal: Journal, say: Say) -> None:
         ProcessSpec.read(int(info["pid"]))
     holder = _hold_namespace(anchor)
     try:
-        pid = info.get("pid")
-        if services.running(pid) and int(pid) != holder:
-            services.stop(int(pid))
+        pid = int(info.get("pid") or 0)
+        if services.running(pid) and pid != holder:
+            services.stop(pid)
         saved = os.environ.pop(FAULT, None)
         try:
             new = services.start_registry(spec, holder, info.get("config"))

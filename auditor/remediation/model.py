@@ -76,6 +76,18 @@ class FirewallChange:
 
 
 @dataclass(frozen=True)
+class MoveAside:
+    """Move a directory (a stale upload) into the apply's backup: what the registry's purger deletes."""
+
+    path: str
+    generator: str
+    checks: tuple[str, ...]
+
+    def describe(self) -> str:
+        return f"move {self.path} into the backup directory (stale upload)"
+
+
+@dataclass(frozen=True)
 class Artifact:
     """A generated file that is not installed by apply (scripts, CI jobs, policies, alternatives)."""
 
@@ -104,6 +116,7 @@ class Plan:
     files: list[FileChange] = field(default_factory=list)
     mounts: list[MountChange] = field(default_factory=list)
     firewall: list[FirewallChange] = field(default_factory=list)
+    moves: list[MoveAside] = field(default_factory=list)
     artifacts: list[Artifact] = field(default_factory=list)
     texts: list[TextRemedy] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -113,7 +126,7 @@ class Plan:
 
     @property
     def changes_host(self) -> bool:
-        return bool(self.files or self.mounts or self.firewall)
+        return bool(self.files or self.mounts or self.firewall or self.moves)
 
     def services_to_reload(self) -> list[str]:
         """Services whose config changes, in reload order: nginx, apache, then the registry."""

@@ -78,8 +78,8 @@ def diff(path: str, new: bytes) -> str:
 
 def commands(plan: Plan) -> list[str]:
     """What apply would run, in order, as shell-like lines (for people; apply does not use a shell)."""
-    from .validate import validation_command
     from .services import reload_description
+    from .validate import validation_command
 
     out = []
     for change in plan.files:
@@ -87,6 +87,8 @@ def commands(plan: Plan) -> list[str]:
     for change in plan.files:
         if change.validate and change.content is not None:
             out.append(validation_command(change, plan.services))
+    for move in plan.moves:
+        out.append(move.describe())
     for mount in plan.mounts:
         out.append(mount.describe())
     for rule in plan.firewall:
@@ -117,6 +119,7 @@ def summary(plan: Plan) -> dict:
         "files": [{"path": f.path, "generator": f.generator, "checks": list(f.checks), "change": f.describe(),
                    "note": f.note} for f in plan.files],
         "mounts": [m.describe() for m in plan.mounts],
+        "moves": [m.describe() for m in plan.moves],
         "firewall": [r.describe() for r in plan.firewall],
         "artifacts": [{"name": a.name, "generator": a.generator, "checks": list(a.checks), "purpose": a.purpose}
                       for a in plan.artifacts],

@@ -129,6 +129,18 @@ def _allowed_ciphers(params: dict[str, Any]) -> str:
     return ":".join(mapped) or "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
 
+AUTH_DIRECTIVES = ("authtype", "authuserfile", "require", "satisfy", "order", "allow", "deny")
+
+
+def _replaced(low: str, args: list[str]) -> bool:
+    """Directives the template writes itself (the site's own copies are dropped)."""
+    if low == "proxypassreverse":
+        return len(args) >= 2 and args[0] in ("/", "/v2/", "/v2")
+    if low == "requestheader":
+        return len(args) >= 2 and args[1].lower() == "x-forwarded-proto"
+    return low in MANAGED
+
+
 def vhost_text(vhost: Vhost, *, ciphers: str, auth_user_file: str | None, token_auth: bool,
                proxy_timeout: int, checks: tuple[str, ...]) -> str:
     head: list[str] = []
@@ -151,34 +163,24 @@ def vhost_text(vhost: Vhost, *, ciphers: str, auth_user_file: str | None, token_
         elif low == "proxypass" and len(args) >= 2 and args[0] in ("/", "/v2/", "/v2"):
             if upstream is None:
                 proxy_path, upstream = args[0], args[1]
-        elif low == "proxypassreverse" and len(args) >= 2 and args[0] in ("/", "/v2/", "/v2"):
-            continue
-        elif low == "requestheader" and len(args) >= 2 and args[1].lower() == "x-forwarded-proto":
-            continue
-        elif low in MANAGED:
-            continue
-        else:
+        elif not _replaced(low, args):
             kept.append(raw)
     auth_name = "Registry Authentication"
     location_kept: list[str] = []
     basic = not token_auth and bool(auth_user_file)
-    for name, args, raw in vhost.sections:
-        if basic and name.lower() == "location" and args.strip("\"'") in ("/v2/", "/v2"):
-            for line in raw[1:-1]:
+    for name, section_args, section_lines in vhost.sections:
+        if basic and name.lower() == "location" and section_args.strip("\"'") in ("/v2/", "/v2"):
+            for line in section_lines[1:-1]:
                 words = _args(line.strip())
                 if not words or words[0].startswith("#"):
                     continue
                 low = words[0].lower()
                 if low == "authname" and len(words) > 1:
                     auth_name = " ".join(words[1:])
-                elif low in ("authtype", "authuserfile", "require", "satisfy", "order", "allow", "deny"):
-                    continue
-                elif low.startswith("<"):
-                    continue
-                else:
+                elif low not in AUTH_DIRECTIVES and not low.startswith("<"):
                     location_kept.append(line.strip())
             continue
-        kept += [""] + _dedent(raw)
+        kept += ["", *_dedent(section_lines)]
     if upstream is None:
         raise ValueError("the vhost has no ProxyPass to the registry")
     certificates = [(c, keys[i] if i < len(keys) else None) for i, c in enumerate(certs)]

@@ -105,9 +105,8 @@ def _find_server(parsed: list[dict[str, Any]], line: int) -> dict[str, Any] | No
     """The `server` directive whose block holds the directive at `line` (or starts there)."""
     best = None
     for d in parsed:
-        if d["directive"] == "server" and d["line"] <= line:
-            if best is None or d["line"] > best["line"]:
-                best = d
+        if d["directive"] == "server" and d["line"] <= line and (best is None or d["line"] > best["line"]):
+            best = d
         if "block" in d:
             inner = _find_server(d["block"], line)
             if inner is not None and (best is None or inner["line"] > best["line"]):
@@ -155,8 +154,8 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
     return render(
         "nginx-server.conf.j2", NAME, checks, indent=indent, head=head, kept=kept, other_blocks=other_blocks,
         location_args=loc_args, location_lines=location_lines,
-        client_body_temp_path=(values.get("client_body_temp_path") or [None])[0],
-        proxy_temp_path=(values.get("proxy_temp_path") or [None])[0],
+        client_body_temp_path=(values.get("client_body_temp_path") or [""])[0],
+        proxy_temp_path=(values.get("proxy_temp_path") or [""])[0],
         proxy_buffer_size=_bigger_size(values.get("proxy_buffer_size"), str(params.get("min_proxy_buffer_size",
                                                                                         "32k"))),
         proxy_buffers=_buffers(values.get("proxy_buffers"), str(params.get("min_proxy_buffers", "16 64k"))),

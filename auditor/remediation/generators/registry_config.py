@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import ipaddress
+import re
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -17,7 +19,7 @@ import yaml
 from auditor.durations import parse_duration
 from auditor.netaddr import parse_listen
 
-from ..model import FileChange, Plan, TextRemedy
+from ..model import FileChange, MoveAside, Plan, TextRemedy
 from ..render import header
 from ..site import Site, read_live
 
@@ -143,6 +145,7 @@ def generate(site: Site, plan: Plan) -> None:
             "Token authentication needs your auth service's facts: set auth.token.realm to its https URL, "
             "service and issuer as it issues them, rootcertbundle to its signing certificate (readable, "
             "unexpired) and autoredirect: false; then restart the registry.", NAME))
+    stale_uploads(site, plan)
     if not path:
         plan.notes.append(f"{NAME}: the registry config was not found (config.registry unavailable)")
         return
@@ -172,6 +175,32 @@ def generate(site: Site, plan: Plan) -> None:
                                  validate="registry", service="registry",
                                  note="; ".join(changes) + " (comments of the original are lost: PyYAML)"))
     plan.expected |= {c for c in claimed if c != "registry.stale-uploads"}
+
+
+UUID = re.compile(r"^[0-9a-fA-F-]{8,64}$")
+REPO = re.compile(r"^[a-z0-9]+(?:[._/-][a-z0-9]+)*$")
+
+
+def stale_uploads(site: Site, plan: Plan) -> None:
+    """Move the stale uploads the check lists aside (kept in the backup), as the purger would delete them."""
+    results = site.failing("registry.stale-uploads")
+    layout = (site.value("storage.layout") or {}).get("layout")
+    if not results or not layout:
+        return
+    moves = []
+    for result in results:
+        repo = result.subject
+        for upload in result.observed if isinstance(result.observed, list) else []:
+            uuid = str((upload or {}).get("upload") or "")
+            if not (REPO.match(repo) and UUID.match(uuid)):
+                return
+            path = Path(layout) / "repositories" / repo / "_uploads" / uuid
+            if not path.is_dir():
+                return
+            moves.append(MoveAside(str(path), NAME, ("registry.stale-uploads",)))
+    if moves:
+        plan.moves += moves
+        plan.expected.add("registry.stale-uploads")
 
 
 def _plaintext_only_on_registry_port(site: Site) -> bool:
