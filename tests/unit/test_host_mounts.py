@@ -4,6 +4,7 @@ mounted for the test (we are root; it is unmounted afterwards)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -162,3 +163,28 @@ def test_symlinked_temp_path_resolves_inside_the_process_root(tmp_path: Path) ->
     (row,) = facts["paths"]
     assert row["resolved"] == "/mnt/cache/proxy" and row["mount"]["mountpoint"] == "/mnt/cache"
     assert row["exists"] is True
+
+
+def test_a_tmpfs_in_another_mount_namespace_is_seen_through_that_process(tmp_path: Path) -> None:
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare")
+    point = tmp_path / "private"
+    (point / "proxy").mkdir(parents=True)
+    script = (f"mount -t tmpfs -o size=3m,noexec,nosuid tmpfs {point} && mkdir {point}/proxy && "
+              "echo ready && exec sleep 30")
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        pid = proc.pid
+        rows = [{"directive": "proxy_temp_path", "path": str(point / "proxy")}]
+        theirs = describe(rows, Path(f"/proc/{pid}/mountinfo").read_text(), "nginx", f"/proc/{pid}/root",
+                          None, "/etc/fstab", None)
+        ours = describe(rows, Path("/proc/self/mountinfo").read_text(), "self", "/", None, "/etc/fstab", None)
+    finally:
+        proc.kill()
+        proc.wait()
+    (row,) = theirs["paths"]
+    assert row["mount"]["fstype"] == "tmpfs" and row["mount"]["size_bytes"] == 3 << 20
+    assert row["mount"]["flags"] == ["noexec", "nosuid"]
+    assert ours["paths"][0]["mount"]["mountpoint"] != str(point)  # invisible from the auditor's namespace
