@@ -18,6 +18,7 @@ import asyncio
 import datetime as dt
 import ipaddress
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -130,7 +131,8 @@ def load(ns: str, v4: str | None, v6: str | None, nft: str | None) -> None:
 
 def rules_of(ns: str, tool: str) -> list[str]:
     out = run(ns, [f"{tool}-save"]).stdout
-    return [line for line in out.splitlines() if line and not line.startswith("#")]
+    # chain lines carry packet counters ([packets:bytes]) that traffic changes: compare without them
+    return [re.sub(r" \[\d+:\d+\]$", "", line) for line in out.splitlines() if line and not line.startswith("#")]
 
 
 GATHER = """
