@@ -147,20 +147,23 @@ def parse_apache(process: Process, env: dict[str, str], envvars_text: str | None
     variables = {k: v for k, v in env.items() if k.startswith("APACHE_")}
     source = "process environment"
     if not variables and envvars_text:
-        variables = parse_envvars(envvars_text)
+        variables = parse_envvars(envvars_text, root)
         source = "envvars file"
     facts["env"] = procfs.mask_env(variables)
     facts["env_source"] = source if variables else None
     return facts
 
 
-def parse_envvars(text: str) -> dict[str, str]:
-    """APACHE_* assignments of Debian's /etc/apache2/envvars (simple `export X=value` lines;
-    `${VAR}` references to earlier values and `$SUFFIX` are expanded, shell logic is not run)."""
-    values: dict[str, str] = {"SUFFIX": ""}
+def parse_envvars(text: str, confdir: str = "/etc/apache2") -> dict[str, str]:
+    """APACHE_* assignments of Debian's envvars (simple `export X=value` lines; `${VAR}` references
+    to earlier values are expanded, shell logic is not run). $SUFFIX is what envvars computes for
+    a multi-instance conf dir (/etc/apache2-NAME -> "-NAME")."""
+    prefix = "/etc/apache2-"
+    values: dict[str, str] = {"SUFFIX": "-" + confdir[len(prefix):] if confdir.startswith(prefix) else "",
+                              "APACHE_CONFDIR": confdir}
     for line in text.splitlines():
         match = _ENV_LINE.match(line)
-        if not match:
+        if not match or match.group(1) in ("SUFFIX", "APACHE_CONFDIR"):
             continue
         name, raw = match.groups()
         try:

@@ -9,6 +9,8 @@ from pathlib import Path
 from auditor.host import discovery, procfs
 from auditor.probes.host import merge
 
+from .helpers import FIXTURES
+
 OWN_NS = "net:[4026531840]"
 OTHER_NS = "net:[4026532999]"
 
@@ -141,3 +143,13 @@ def test_secret_options_are_masked_in_command_lines() -> None:
     shown = procfs.Process(1, 0, "tool", argv, None, None, None).cmdline
     assert "hunter2" not in shown and "abc123" not in shown and "=k" not in shown
     assert "-c /etc/x.conf" in shown and "--token <redacted>" in shown
+
+
+def test_debian_envvars_default_and_multi_instance() -> None:
+    text = (FIXTURES / "host" / "debian-apache2-envvars").read_text()  # Debian bookworm's file
+    default = discovery.parse_envvars(text)
+    assert default["APACHE_PID_FILE"] == "/var/run/apache2/apache2.pid"
+    assert default["APACHE_LOG_DIR"] == "/var/log/apache2" and default["APACHE_RUN_USER"] == "www-data"
+    second = discovery.parse_envvars(text, "/etc/apache2-registry")
+    assert second["APACHE_RUN_DIR"] == "/var/run/apache2-registry"
+    assert second["APACHE_CONFDIR"] == "/etc/apache2-registry"
