@@ -12,9 +12,10 @@ from typing import Any
 from auditor.checkapi import Evidence
 from auditor.model import JSON
 
-from ._listeners import DISCOVERY, SOCKETS, process_view, registry_processes, socket_view, sockets_of
+from ._listeners import DISCOVERY, SOCKETS, port_of, process_view, registry_processes, socket_view, sockets_of
 
 HEALTH = "registry.debug-health"
+DEBUG_ENV = "REGISTRY_HTTP_DEBUG_ADDR"
 
 
 def live_health(ev: Evidence) -> tuple[str | None, str, JSON]:
@@ -43,6 +44,9 @@ def debug_listeners(ev: Evidence, port: int | None) -> tuple[str | None, str, JS
     processes = registry_processes(discovered)
     if not processes:
         return None, " (no running registry found in this namespace: the listener was not verified)", None
+    override = ((discovered.get("registry") or {}).get("env_overrides") or {}).get(DEBUG_ENV)
+    if override and port_of(override):
+        port = port_of(override)  # the environment wins over the file
     sockets = ev[SOCKETS]["sockets"]
     held: list[dict[str, Any]] = []
     views = []

@@ -140,3 +140,19 @@ def test_stale_uploads_judge_at_the_audit_time() -> None:
     early = now - dt.timedelta(days=25)
     (result,) = judge("registry.stale-uploads", records, now=early)
     assert result.status is Status.PASS
+
+
+def test_debug_address_from_the_environment_is_the_one_checked() -> None:
+    records, now = recorded("hardened")
+    found = json.loads(json.dumps(records["host.discovery"].value))
+    found["registry"]["env_overrides"] = {"REGISTRY_HTTP_DEBUG_ADDR": "0.0.0.0:6060"}
+    found["registries"][0]["env_overrides"] = found["registry"]["env_overrides"]
+    pid = found["registry"]["pid"]
+    sockets = json.loads(json.dumps(records["host.sockets"].value))
+    sockets["sockets"].append({"table": "tcp6", "address": "::", "port": 6060, "endpoint": "[::]:6060",
+                               "loopback": False, "inode": 4242, "uid": 0,
+                               "processes": [{"pid": pid, "comm": "docker-registry", "exe": None}]})
+    records["host.discovery"] = ProbeRecord("host.discovery", "ok", found)
+    records["host.sockets"] = ProbeRecord("host.sockets", "ok", sockets)
+    (result,) = judge("registry.debug-loopback", records, now=now)
+    assert result.status is Status.FAIL and "[::]:6060" in result.message
