@@ -17,6 +17,7 @@ from auditor.netaddr import parse_listen
 from auditor.probeapi import ProbeContext, probe
 
 MAX_BODY = 4096
+DEBUG_ENV = "REGISTRY_HTTP_DEBUG_ADDR"
 
 
 def health_url(debug_addr: str, local_addresses: set[str]) -> tuple[str | None, str]:
@@ -44,6 +45,13 @@ async def debug_health(ctx: ProbeContext) -> JSON:
     http = ((facts or {}).get("config") or {}).get("http") or {}
     debug = http.get("debug") if isinstance(http, dict) else None
     addr = debug.get("addr") if isinstance(debug, dict) else None
+    try:
+        found: Any = await ctx.evidence("host.discovery")
+        override = (((found or {}).get("registry") or {}).get("env_overrides") or {}).get(DEBUG_ENV)
+    except Exception:  # discovery only refines the address
+        override = None
+    if override:
+        addr = override
     if not addr:
         raise NotApplicable("no debug server configured (http.debug.addr is not set)")
     try:

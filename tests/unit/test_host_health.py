@@ -67,7 +67,8 @@ def server() -> Iterator[ThreadingHTTPServer]:
 
 def gather(config: Path) -> dict[str, Any]:
     target = Target(inside=True, paths={"registry_config": str(config)})
-    gatherer = Gatherer(load_probes(), target, None, 30.0)
+    probes = {k: v for k, v in load_probes().items() if k != "host.discovery"}  # this machine's own registries
+    gatherer = Gatherer(probes, target, None, 30.0)
     return asyncio.run(gatherer.gather(["config.registry", "registry.debug-health"]))
 
 
