@@ -25,7 +25,10 @@ def rules(family: str, sources: list[str], port: int) -> str:
 def generate(site: Site, plan: Plan) -> None:
     if CHECK not in site.failing_ids():
         return
-    facts = site.value("host.firewall") or {}
+    facts = site.value("host.firewall")
+    if not facts:
+        plan.notes.append(f"{NAME}: no firewall evidence (host.firewall): rules not generated")
+        return
     params = site.params(CHECK)
     port = int(facts.get("registry_port") or 5000)
     v4 = [str(s) for s in params.get("allowed_sources_v4") or []]
