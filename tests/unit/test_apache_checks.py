@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -209,3 +210,18 @@ def test_no_apache_discovered_is_not_applicable_and_checks_skip() -> None:
                 "config.registry": ProbeRecord("config.registry", "ok", NO_TOKEN)}
     for check_id in APACHE_CHECKS:
         assert [r.status for r in judge(check_id, evidence)] == [Status.SKIP]
+
+
+@pytest.mark.skipif(shutil.which("apache2ctl") is None, reason="apache2ctl is not installed")
+def test_discovered_running_apache_is_cross_checked_with_apache2ctl(tmp_path: Path) -> None:
+    root = tmp_path / "apache2"
+    shutil.copytree(FIXTURES / "apache" / "debian", root, symlinks=True)
+    env = {"APACHE_RUN_DIR": str(tmp_path), "APACHE_LOG_DIR": str(tmp_path), "APACHE_LOCK_DIR": str(tmp_path),
+           "APACHE_PID_FILE": str(tmp_path / "pid"), "APACHE_RUN_USER": "www-data", "APACHE_RUN_GROUP": "www-data"}
+    discovery = {"apache": {"pid": 4343, "config": str(root / "apache2.conf"), "server_root": str(root),
+                            "defines": [], "env": env, "config_source": "command line of Apache pid 4343 (-f)"}}
+    value = run_probe(Target(url="https://registry.example.com", inside=True), {"host.discovery": discovery})
+    assert value["running"] is True and value["server_root"] == str(root)
+    assert value["apache2ctl"]["S"]["exit_code"] == 0, value["apache2ctl"]
+    assert value["apache2ctl_agrees"] == {"files_agree": True, "files_only_apache_read": [],
+                                          "files_only_parser_read": [], "vhost_known_to_apache": True}

@@ -7,6 +7,7 @@ Evidence is produced by the real `config.nginx` probe on tests/fixtures/nginx/<c
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -183,3 +184,23 @@ def test_variable_proxy_pass_is_an_error_not_a_skip(tmp_path: Path) -> None:
     results = judge("proxy.nginx-body", {"config.nginx": ProbeRecord("config.nginx", "ok", value)})
     assert [r.status for r in results] == [Status.ERROR]
     assert "resolved only at request time" in results[0].message
+
+
+@pytest.mark.skipif(shutil.which("nginx") is None, reason="nginx is not installed")
+def test_discovered_running_nginx_is_read_through_nginx_t(tmp_path: Path) -> None:
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\nevents {{}}\n"
+        f"http {{ access_log off; client_body_temp_path {tmp_path}/body; proxy_temp_path {tmp_path}/proxy;\n"
+        f"  fastcgi_temp_path {tmp_path}/f; uwsgi_temp_path {tmp_path}/u; scgi_temp_path {tmp_path}/s;\n"
+        "  server { listen 127.0.0.1:18081; client_max_body_size 0;\n"
+        "    location /v2/ { proxy_pass http://127.0.0.1:5000; } } }\n")
+    discovery = {"nginx": {"pid": 4242, "config": str(conf), "prefix": str(tmp_path),
+                           "config_source": "command line of nginx master pid 4242 (-c)"}}
+    value = run_probe(Target(inside=True), {"host.discovery": discovery})
+    assert value["method"] == "nginx -T (effective config of the running nginx)", value["nginx_t_error"]
+    assert (value["running"], value["pid"], value["source"]) == (True, 4242, discovery["nginx"]["config_source"])
+    assert value["client_body_temp_path"] == f"{tmp_path}/body"
+    conf.write_text("events {}\nhttp { this is not nginx; }\n")
+    broken = run_probe(Target(inside=True), {"host.discovery": discovery})
+    assert broken["method"] == "crossplane (file)" and broken["nginx_t_error"]
