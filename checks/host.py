@@ -73,7 +73,12 @@ def bind_loopback(ev: Evidence, params: Params) -> Iterator[Outcome]:
         sockets = ev[SOCKETS]["sockets"]
         for process in processes:
             judged = True
-            yield from _process(process, sockets, debug_port, addr, addr_source, config_problem)
+            if process.get("config") and process["config"] != facts.get("path"):
+                # another registry in this namespace: its own config was not read, its sockets were
+                yield from _process(process, sockets, debug_port, "(not read)",
+                                    f"{process['config']} (config.registry read {facts.get('path')})", None)
+            else:
+                yield from _process(process, sockets, debug_port, addr, addr_source, config_problem)
     if not judged:
         yield errored(subject(facts), "no running registry process was found in this network namespace "
                       "(nor a registry container): its sockets cannot be confirmed"
@@ -102,8 +107,9 @@ def _process(process: dict[str, Any], sockets: list[dict[str, Any]], debug_port:
         yield errored(where, f"registry pid {pid} holds no listening socket (other than the debug server): "
                       "cannot confirm where it listens", observed=observed, expected=expected)
     else:
-        yield passed(where, f"http.addr {addr} is loopback and pid {pid} listens only on "
-                     + ", ".join(s["endpoint"] for s in held), observed=observed, expected=expected)
+        head = f"http.addr {addr} is loopback and " if addr != "(not read)" else ""
+        yield passed(where, f"{head}pid {pid} listens only on " + ", ".join(s["endpoint"] for s in held),
+                     observed=observed, expected=expected)
 
 
 def _container(container: dict[str, Any], addr: str, addr_source: str,
