@@ -312,7 +312,7 @@ async def registry_headers(ctx: ProbeContext) -> JSON:
         catalog = await session.get("/v2/_catalog?n=1", scope=CATALOG_SCOPE, max_body=65536)
         responses.append(exchange_facts("GET", "/v2/_catalog?n=1", catalog))
     except ProbeError as exc:
-        facts["unjudged_reason"] = f"needs working credentials: {exc}"
+        facts["unjudged_reason"] = f"needs credentials that work: {exc}"
         return facts
     facts["authenticated"] = True
     facts["responses"] = responses

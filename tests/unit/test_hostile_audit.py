@@ -55,7 +55,7 @@ def test_redirect_to_another_host_carries_no_credentials(tmp_path: Path, recorde
         run = audit(server.url, tmp_path, "--select", "auth,http", "--deadline", "20", env=CREDS)
     _sane(run, 20)
     _errors_with(run, "auth.anonymous-denied", "redirect to another origin")
-    _errors_with(run, "http.nosniff", "needs working credentials", "302")
+    _errors_with(run, "http.nosniff", "needs credentials that work", "302")
     assert recorder.requests == [], "a redirect to another origin was followed"
     assert all("authorization" not in r["headers"] for r in server.requests)
 
