@@ -317,6 +317,20 @@ def protocols_enabled(args: Sequence[str]) -> tuple[list[str], list[str]]:
     return [p for p in PROTOCOLS if p in enabled], unknown
 
 
+def _canonical_suite(name: str) -> str:
+    """IANA name of a suite given in OpenSSL or IANA spelling (unknown names stay as they are)."""
+    suite = lookup(name)
+    return suite.name if suite is not None else name
+
+
+def _with_flags(name: str) -> str:
+    suite = lookup(name)
+    flags = sorted(f for f in (suite.flags if suite else ()) if f in ("CBC", "3DES", "RC4", "NULL", "EXPORT"))
+    if suite is not None and not suite.forward_secret:
+        flags.append("no forward secrecy")
+    return f"{name} ({', '.join(flags)})" if flags else name
+
+
 def _explicit_ciphers(text: str) -> list[str] | None:
     """The suites of a cipher string that only lists concrete suite names, else None."""
     tokens = [t for t in text.replace(",", ":").replace(" ", ":").split(":") if t]
@@ -351,7 +365,7 @@ def apache_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
         yield _no_vhost(facts, subject)
         return
     allowed_protocols = [str(p) for p in params["allowed_protocols"]]
-    allowed_ciphers = {str(c) for c in params["allowed_tls12_ciphers"]}
+    allowed_ciphers = {_canonical_suite(str(c)) for c in params["allowed_tls12_ciphers"]}
     problems: list[str] = []
     undecided: list[str] = []
     engine = vhost.get("ssl_engine") or {}
@@ -379,16 +393,17 @@ def apache_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
     if suites is None:
         undecided.append(f"cannot expand SSLCipherSuite {cipher.get('value')!r}: {expansion.get('error')}")
     else:
-        weak = [s for s in suites if s not in allowed_ciphers]
+        weak = [s for s in suites if _canonical_suite(s) not in allowed_ciphers]
         if weak:
             problems.append(f"SSLCipherSuite {cipher.get('value')!r} ({cipher.get('level')}) enables "
-                            f"{len(weak)} suite(s) outside the allowlist: {', '.join(weak)}")
+                            f"{len(weak)} suite(s) outside the allowlist: {', '.join(_with_flags(s) for s in weak)}")
         if not suites:
             problems.append(f"SSLCipherSuite {cipher.get('value')!r} enables no TLS 1.2 suite")
     observed = {"SSLEngine": engine, "SSLProtocol": protocol, "protocols_enabled": enabled,
                 "SSLCipherSuite": cipher, "tls12_suites": suites, "SSLOpenSSLConfCmd": conf_cmds,
                 "expansion_tool": expansion.get("tool")}
-    expected = {"SSLEngine": "on", "protocols": allowed_protocols, "tls12_suites": sorted(allowed_ciphers)}
+    expected = {"SSLEngine": "on", "protocols": allowed_protocols,
+                "tls12_suites": [str(c) for c in params["allowed_tls12_ciphers"]]}
     if problems:
         yield failed(subject, "; ".join(problems), observed=observed, expected=expected)
     elif undecided:

@@ -12,15 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from auditor.checks.proxy import apache_tls
 
-from auditor.checkapi import ProbeRecord
+from auditor.checkapi import Evidence, ProbeRecord
 from auditor.errors import NotApplicable, ProbeError
 from auditor.model import JSON, Status
 from auditor.probeapi import ProbeContext
 from auditor.probes.proxy import config_apache
 from auditor.target import Target
 
-from .helpers import FIXTURES, judge
+from .helpers import FIXTURES, NOW, judge
 
 APACHE_CHECKS = ["proxy.apache-tls", "proxy.apache-proxy", "proxy.apache-auth"]
 NO_TOKEN = {"path": "/etc/docker/registry/config.yml", "config": {"auth": {"htpasswd": {"path": "/x"}}}}
@@ -225,3 +226,17 @@ def test_discovered_running_apache_is_cross_checked_with_apache2ctl(tmp_path: Pa
     assert value["apache2ctl"]["S"]["exit_code"] == 0, value["apache2ctl"]
     assert value["apache2ctl_agrees"] == {"files_agree": True, "files_only_apache_read": [],
                                           "files_only_parser_read": [], "vhost_known_to_apache": True}
+
+
+@needs_openssl
+def test_allowlist_accepts_iana_spelling_and_failures_name_weaknesses() -> None:
+    value = apache_value("weak-tls")
+    value["vhost"]["ssl_protocol"] = {"value": "-all +TLSv1.2", "args": ["-all", "+TLSv1.2"], "level": "vhost"}
+    result = judge("proxy.apache-tls", records(value))[0]
+    assert result.status is Status.FAIL
+    assert "AES128-SHA (CBC, no forward secrecy)" in result.message
+    assert "ECDHE-ECDSA-AES256-GCM-SHA384" not in result.message.split("allowlist:")[1]
+    iana = ["TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384"]
+    params = {"allowed_protocols": ["TLSv1.2", "TLSv1.3"], "allowed_tls12_ciphers": iana}
+    evidence = Evidence(records(apache_value("guide")), NOW)
+    assert [o.status for o in apache_tls.judge(evidence, params)] == [Status.PASS]
