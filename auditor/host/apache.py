@@ -536,7 +536,14 @@ def registry_facts(config: Config, host: str | None, port: int) -> dict[str, JSO
         "vhost": None,
     }
     if vhost is None:
-        return base
+        listens = [n for n in config.nodes if n.key == "listen" and n.args
+                   and n.args[0].rsplit(":", 1)[-1] == str(port)]
+        if not listens or any(n.key == "virtualhost" for n in config.nodes):
+            return base
+        # No <VirtualHost> at all: the main server answers on its Listen ports.
+        vhost = Node("VirtualHost", [f"(main server, Listen {' '.join(listens[0].args)})"], listens[0].file,
+                     listens[0].line, [])
+        base["selection"] = f"no <VirtualHost> in the config: the main server listens on port {port}"
     inner = vhost.block or []
     levels: list[tuple[str, Sequence[Node]]] = [("global", top), ("vhost", inner)]
     name, aliases = _names(vhost)

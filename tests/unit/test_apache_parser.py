@@ -224,3 +224,14 @@ def test_proxied_url_maps_the_request_path() -> None:
     assert apache.proxied_url({"path": "/v2/", "url": "http://127.0.0.1:8080/v2"}, "/v2/x") == (
         "http://127.0.0.1:8080/v2/x")
     assert apache.proxied_url({"path": "/v2/", "url": "!"}, "/v2/x") is None
+
+
+def test_main_server_without_vhosts_serves_its_listen_port() -> None:
+    text = ("Listen 443\nSSLEngine on\nSSLProtocol -all +TLSv1.3\nProxyPass / http://127.0.0.1:5000/ nocanon\n"
+            "<Location /v2/>\nAuthType Basic\nRequire valid-user\n</Location>\n")
+    facts = apache.registry_facts(apache.load_text(text, "f", "/"), "r", 443)
+    assert facts["selection"] == "no <VirtualHost> in the config: the main server listens on port 443"
+    assert facts["vhost"]["ssl_engine"]["level"] == "global"
+    assert facts["vhost"]["v2_proxy_pass"]["url"] == "http://127.0.0.1:5000/"
+    assert facts["v2_access"]["auth_type"]["value"] == "Basic"
+    assert apache.registry_facts(apache.load_text("Listen 80\n", "f", "/"), "r", 443)["vhost"] is None
