@@ -204,3 +204,20 @@ def test_discovered_running_nginx_is_read_through_nginx_t(tmp_path: Path) -> Non
     conf.write_text("events {}\nhttp { this is not nginx; }\n")
     broken = run_probe(Target(inside=True), {"host.discovery": discovery})
     assert broken["method"] == "crossplane (file)" and broken["nginx_t_error"]
+
+
+@pytest.mark.parametrize("check_id", NGINX_CHECKS)
+def test_tls_frontend_with_included_location_settings_passes(check_id: str) -> None:
+    status, message = verdict(check_id, "tls-frontend")
+    assert status is Status.PASS, message
+
+
+def test_tls_frontend_evidence_names_keys_and_no_plaintext_v2() -> None:
+    value = nginx_evidence("tls-frontend")["config.nginx"].value
+    assert [s["ssl_certificate_key"] for s in value["registry_servers"]] == [
+        ["/etc/ssl/private/registry.example.com.key"]]
+    assert value["plaintext_v2_listeners"] == []
+    assert [lst["ssl"] for lst in value["registry_servers"][0]["listen"]] == [True, True]
+    assert value["registry_servers"][0]["directives"]["proxy_read_timeout"]["where"].endswith(
+        "snippets/registry-proxy.conf:7")
+    assert value["proxy_temp_path"] == "/run/nginx-tmpfs/proxy"
