@@ -548,21 +548,25 @@ def apache_auth(ev: Evidence, params: Params) -> Iterator[Outcome]:
                      f"{registry.get('path') if isinstance(registry, dict) else 'its config'})",
                      observed={"registry_auth": sorted(auth_section)}, expected="Apache auth on /v2/ or auth.token")
         return
-    problems: list[str] = []
+    by_problem: dict[str, list[str]] = {}
     observed: dict[str, Any] = {}
     for entry in facts.get("v2_access_by_uri") or [facts.get("v2_access") or {}]:
-        uri = entry.get("uri")
+        uri = str(entry.get("uri"))
         auth_type = (entry.get("auth_type") or {}).get("value")
         required, open_to_all, rules = _authz(entry)
-        observed[str(uri)] = {"sections": entry.get("sections"), "AuthType": entry.get("auth_type"),
-                              "AuthUserFile": entry.get("auth_user_file"), "Require": entry.get("require")}
+        observed[uri] = {"sections": entry.get("sections"), "AuthType": entry.get("auth_type"),
+                         "AuthUserFile": entry.get("auth_user_file"), "Require": entry.get("require")}
+        found = []
         if not auth_type or str(auth_type).lower() == "none":
-            problems.append(f"{uri}: no AuthType")
+            found.append("no AuthType")
         if open_to_all:
-            problems.append(f"{uri}: `Require all granted` lets everyone in")
+            found.append("`Require all granted` lets everyone in")
         elif not required:
             shown = "; ".join(" ".join(r.get("args") or []) for r in rules) or "no Require"
-            problems.append(f"{uri}: no `Require valid-user` ({shown})")
+            found.append(f"no `Require valid-user` ({shown})")
+        for problem in found:
+            by_problem.setdefault(problem, []).append(uri)
+    problems = [f"{problem} on {', '.join(uris)}" for problem, uris in by_problem.items()]
     provider = str(((facts.get("v2_access") or {}).get("auth_basic_provider") or {}).get("value") or "file")
     user_file = facts.get("auth_user_file")
     observed["AuthUserFile_facts"] = user_file
