@@ -235,3 +235,21 @@ def test_main_server_without_vhosts_serves_its_listen_port() -> None:
     assert facts["vhost"]["v2_proxy_pass"]["url"] == "http://127.0.0.1:5000/"
     assert facts["v2_access"]["auth_type"]["value"] == "Basic"
     assert apache.registry_facts(apache.load_text("Listen 80\n", "f", "/"), "r", 443)["vhost"] is None
+
+
+DEBIAN_ENV = {"APACHE_RUN_USER": "www-data", "APACHE_RUN_GROUP": "www-data",
+              "APACHE_PID_FILE": "/var/run/apache2/apache2.pid", "APACHE_RUN_DIR": "/var/run/apache2",
+              "APACHE_LOCK_DIR": "/var/lock/apache2", "APACHE_LOG_DIR": "/var/log/apache2"}
+
+
+@pytest.mark.skipif(not Path("/etc/apache2/apache2.conf").is_file() or shutil.which("apache2") is None,
+                    reason="Debian's apache2 package is not installed")
+def test_this_machines_stock_debian_apache_config_reads_as_apache_reads_it() -> None:
+    config = apache.load("/etc/apache2/apache2.conf", "/etc/apache2", env=DEBIAN_ENV)
+    assert config.errors == []
+    env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C", **DEBIAN_ENV}
+    out = subprocess.run(["apache2", "-d", "/etc/apache2", "-f", "/etc/apache2/apache2.conf", "-t", "-D",
+                          "DUMP_INCLUDES"], capture_output=True, text=True, env=env, timeout=30)
+    if not apache.dump_includes_files(out.stdout):
+        pytest.skip(f"apache2 -t refused the stock config: {out.stderr.strip()[-300:]}")
+    assert apache.cross_check(config, None, out.stdout, None)["files_agree"] is True

@@ -191,3 +191,12 @@ def test_upstream_may_reach_another_registry_on_the_host() -> None:
     assert nginx.address_is_registry("127.0.0.1:5000", registry)
     assert nginx.address_is_registry("10.0.0.1:5443", registry)
     assert not nginx.address_is_registry("127.0.0.1:5001", registry)
+
+
+@pytest.mark.skipif(not Path("/etc/nginx/nginx.conf").is_file(), reason="Debian's nginx package is not installed")
+def test_this_machines_stock_debian_nginx_config_parses_with_absolute_includes() -> None:
+    tree = nginx.load_from_disk("/etc/nginx/nginx.conf")
+    assert tree.errors == []
+    assert "/etc/nginx/mime.types" in tree.files
+    facts = nginx.registry_facts(tree, REGISTRY, nginx.Build())
+    assert facts["registry_servers"] == []  # the stock site serves files, it proxies nothing
