@@ -96,7 +96,9 @@ def admission_policy(ev: Evidence, params: Params) -> Iterator[Outcome]:
                 action = failure_action(policy, rule, entry)
                 row = {"policy": f"{policy.get('kind')}/{policy.get('name')} ({policy.get('api_version')})",
                        "file": policy.get("file"), "rule": rule.get("name"),
-                       "image_references": entry.get("image_references"), "failure_action": action}
+                       "image_references": entry.get("image_references"), "failure_action": action,
+                       "match_kinds": rule.get("match_kinds"), "has_exclude": rule.get("has_exclude"),
+                       "failure_action_overrides": policy.get("failure_action_overrides")}
                 why = []
                 if policy.get("kind") != "ClusterPolicy":
                     why.append(f"a namespaced Policy (namespace {policy.get('namespace')}) covers one namespace only")

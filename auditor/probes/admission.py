@@ -113,7 +113,7 @@ def policy_facts(doc: dict[str, Any], file: str) -> dict[str, JSON]:
                 "type": entry.get("type", "Cosign"),
             })
         rules.append({"name": rule.get("name"), "validate_failure_action": validate.get("failureAction"),
-                      "match_kinds": kinds, "verify_images": images})
+                      "match_kinds": kinds, "has_exclude": bool(rule.get("exclude")), "verify_images": images})
     return {
         "file": file,
         "api_version": doc.get("apiVersion"),
@@ -121,6 +121,9 @@ def policy_facts(doc: dict[str, Any], file: str) -> dict[str, JSON]:
         "name": meta.get("name"),
         "namespace": meta.get("namespace"),
         "validation_failure_action": spec.get("validationFailureAction"),
+        "failure_action_overrides": [
+            {"action": o.get("action"), "namespaces": _as_list(o.get("namespaces"))}
+            for o in spec.get("validationFailureActionOverrides") or [] if isinstance(o, dict)],
         "rules": rules,
     }
 
