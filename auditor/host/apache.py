@@ -9,9 +9,9 @@ expands ${VAR} (Define, then the APACHE_* environment), and returns a :class:`Co
 on `port` (ServerName/ServerAlias, else the first vhost on that port, as Apache does) and reports
 the effective TLS, proxy and access-control settings for /v2/, each with where it was set.
 
-No existing Python library does this: apacheconfig (PyPI, 0.3.2, 2020) implements Perl
-Config::General semantics and evaluates neither IfModule nor IfDefine nor ServerRoot-relative
-include globs.
+No existing Python library does this: apacheconfig (PyPI, 0.3.2, 2020; ply and six) implements
+Perl Config::General semantics (include globs, yes) but evaluates neither <IfModule> nor <IfDefine>
+nor Define variables, and knows nothing of vhost selection or Location merging.
 """
 
 from __future__ import annotations
