@@ -115,16 +115,17 @@ async def _other_registries(ctx: ProbeContext, audited: str | None) -> list[dict
 
 def _config_choice(explicit: str | None, found: dict[str, Any] | None, why: str | None, default: str,
                    kind: str) -> tuple[str, str]:
+    label = {"apache": "Apache"}.get(kind, kind)
     if explicit:
         return explicit, f"--{kind}-config"
     if found and found.get("config"):
         return str(found["config"]), str(found.get("config_source") or f"discovered {kind} pid {found.get('pid')}")
     if why is None:
-        raise NotApplicable(f"no {kind} found: no running {kind} process was discovered on this host "
+        raise NotApplicable(f"no {label} found: no running {label} process was discovered on this host "
                             f"(give --{kind}-config to audit a config file)")
     if os.path.isfile(default):
         return default, f"default path ({why})"
-    raise NotApplicable(f"no {kind} found: none given with --{kind}-config, none discovered ({why}), "
+    raise NotApplicable(f"no {label} found: none given with --{kind}-config, none discovered ({why}), "
                         f"no {default}")
 
 

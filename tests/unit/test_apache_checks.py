@@ -205,9 +205,9 @@ def test_no_443_vhost_skips(check_id: str) -> None:
 
 
 def test_no_apache_discovered_is_not_applicable_and_checks_skip() -> None:
-    with pytest.raises(NotApplicable, match="no apache found"):
+    with pytest.raises(NotApplicable, match="no Apache found"):
         run_probe(Target(inside=True), {"host.discovery": {"nginx": None, "apache": None}})
-    evidence = {"config.apache": ProbeRecord("config.apache", "not_applicable", reason="no apache found: none"),
+    evidence = {"config.apache": ProbeRecord("config.apache", "not_applicable", reason="no Apache found: none"),
                 "config.registry": ProbeRecord("config.registry", "ok", NO_TOKEN)}
     for check_id in APACHE_CHECKS:
         assert [r.status for r in judge(check_id, evidence)] == [Status.SKIP]
