@@ -41,13 +41,13 @@ def _nginx_servers(ev: Evidence) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
 def _no_registry_server(facts: Mapping[str, Any]) -> Outcome:
     reg = facts.get("registry_address") or {}
-    seen = [f"{o.get('where')}: {(o.get('v2_proxy_pass') or {}).get('url')}" for o in facts.get("other_servers") or []]
-    reason = (f"nginx ({facts.get('path')}) has no server whose /v2/ location proxies to the registry at "
-              f"{reg.get('host')}:{reg.get('port')}")
+    host = reg.get("host") or "*"
+    seen = [f"{o.get('where')} -> {(o.get('v2_proxy_pass') or {}).get('url')}" for o in facts.get("other_servers") or []
+            if (o.get("v2_proxy_pass") or {}).get("url")]
+    reason = f"no server of this nginx proxies /v2/ to the registry at {host}:{reg.get('port')}"
     if not facts.get("http_block", True):
         reason += " (no http block)"
-    if seen:
-        reason += "; /v2/ proxy_pass seen: " + ", ".join(seen)
+    reason += "; /v2/ is proxied elsewhere: " + ", ".join(seen) if seen else "; no server proxies /v2/ at all"
     unresolved = [o for o in facts.get("other_servers") or []
                   if str((o.get("v2_proxy_pass") or {}).get("resolved_by", "")).startswith("contains variables")]
     if unresolved:
