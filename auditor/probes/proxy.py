@@ -7,6 +7,20 @@ nginx's effective config is read from `nginx -T` when the config is the running 
 nginx resolved them), else parsed from disk with crossplane. Apache's is parsed by
 auditor.host.apache, with `apache2ctl -S` / `-t -D DUMP_INCLUDES` as extra evidence when the
 running instance was discovered. Every subprocess gets an argument list (no shell) and a timeout.
+
+Evidence contract (other probes, checks and generators read these keys):
+- config.nginx: path, source, method, running, pid, prefix, files[{path, mode, uid, ...}],
+  registry_address{host, port, source, also}, proxy_temp_path and client_body_temp_path (absolute,
+  the build's defaults when unset), temp_paths, plaintext_v2_listeners (ERRATA 3), other_servers,
+  registry_servers[{where, server_names, listen[{raw, address, port, ssl, loopback}], location{match,
+  where}, proxy_pass{url, targets, resolved_by, to_registry}, directives{name: {args, level, where}},
+  proxy_set_header{level, headers[{name, value, where}]}, ssl_certificate, ssl_certificate_key}].
+- config.apache: path, source, running, pid, server_root, files, modules, defines, vhosts, selection,
+  vhost{where, addresses, server_name, ssl_engine, ssl_protocol, ssl_cipher_suite, ssl_certificate_file,
+  ssl_certificate_key_file, proxy_timeout, proxy_pass, v2_proxy_pass, v2_upstream_loopback,
+  proxy_pass_reverse, request_headers, ...}, v2_access and v2_access_by_uri[{uri, sections, auth_type,
+  auth_user_file{value, where}, require, limit_request_body}], auth_user_file (file facts),
+  cipher_expansion{string, suites[{name, protocol, ...}]}, apache2ctl{S, dump_includes}, apache2ctl_agrees.
 """
 
 from __future__ import annotations
