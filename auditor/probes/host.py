@@ -14,6 +14,7 @@ from auditor.host import discovery, docker, sockets
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
+DOCKER_BUDGET = 8.0  # the Docker API must not eat the /proc discovery's time (probe timeout 15s)
 OVERRIDES = {"registry": "registry_config", "nginx": "nginx_config", "apache": "apache_config"}
 FLAGS = {"registry_config": "--registry-config", "nginx_config": "--nginx-config", "apache_config": "--apache-config"}
 
@@ -27,7 +28,10 @@ async def _containers(socket: str) -> dict[str, Any]:
     if not os.path.exists(socket):
         return {"socket": socket, "state": "absent", "registries": []}
     try:
-        found = await docker.list_registries(socket)
+        found = await asyncio.wait_for(docker.list_registries(socket), DOCKER_BUDGET)
+    except TimeoutError:
+        return {"socket": socket, "state": "error", "reason": f"no answer within {DOCKER_BUDGET:g}s",
+                "registries": []}
     except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
         return {"socket": socket, "state": "error", "reason": f"{type(exc).__name__}: {exc}", "registries": []}
     return {"socket": socket, "state": "ok", "registries": found}

@@ -117,3 +117,23 @@ def test_engine_api_over_a_unix_socket(tmp_path: Path) -> None:
         server.server_close()
     assert [f["container"]["name"] for f in found] == ["registry"]
     assert found[0]["published_ports"][0]["endpoint"] == "0.0.0.0:5000"
+
+
+def test_a_silent_engine_does_not_sink_discovery(tmp_path: Path) -> None:
+    import socket as pysocket
+
+    from auditor.probes import host
+
+    path = str(tmp_path / "silent.sock")
+    listener = pysocket.socket(pysocket.AF_UNIX, pysocket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen()  # accepts, never answers
+    original = host.DOCKER_BUDGET
+    host.DOCKER_BUDGET = 0.5
+    try:
+        state = asyncio.run(host._containers(path))
+    finally:
+        host.DOCKER_BUDGET = original
+        listener.close()
+    assert state["state"] == "error" and "no answer within 0.5s" in state["reason"]
+    assert state["registries"] == []
