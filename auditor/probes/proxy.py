@@ -183,9 +183,11 @@ async def config_nginx(ctx: ProbeContext) -> JSON:
         if found and found.get("prefix"):
             argv[2:2] = ["-p", str(found["prefix"])]
         code, out, err = await run_command(argv)
-        if code == 0 and out.strip():
-            tree = nginx.load_from_dump(out, path)
-            method = "nginx -T (effective config of the running nginx)"
+        dumped = nginx.load_from_dump(out, path) if code == 0 and out.strip() else None
+        if dumped is not None and dumped.nodes:
+            tree, method = dumped, "nginx -T (effective config of the running nginx)"
+        elif dumped is not None:
+            dump_error = "; ".join(dumped.errors) or "the dump holds no directive"
         else:
             dump_error = (err.strip() or f"exit code {code}")[-2000:]
     if tree is None:
