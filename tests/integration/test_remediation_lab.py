@@ -19,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import lab  # type: ignore[import-not-found]
+import lab
 import pytest
-from lab import variants  # type: ignore[import-not-found]
+from lab import variants
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
@@ -160,6 +160,18 @@ def test_plan_shows_a_diff_for_every_remediable_check_and_changes_nothing(remedy
     assert "--- commands --apply would run" in cp.stdout and "kill -HUP" in cp.stdout
     for script in out_dir.rglob("*.sh"):
         assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0, script
+    # The same plan from recorded evidence (--evidence), without auditing again.
+    evidence = tmp_path / "evidence.json"
+    audit = regaudit(remedy, tmp_path / "state", "audit", "--inside", "--no-progress", "--no-history", "--format",
+                     "json", "--output", str(tmp_path / "report"), "--evidence-out", str(evidence))
+    assert audit.returncode == 1, audit.stderr
+    recorded = regaudit(remedy, tmp_path / "state", "remediate", "--plan", str(tmp_path / "plan2"),
+                        f"--evidence={evidence}")
+    assert recorded.returncode == 0, recorded.stderr
+    again = json.loads((tmp_path / "plan2" / "plan.json").read_text())
+    assert again["expected_to_pass_after_apply"] == plan["expected_to_pass_after_apply"]
+    assert [f["path"] for f in again["files"]] == [f["path"] for f in plan["files"]]
+    assert snapshot(remedy) == before
 
 
 def test_apply_fixes_every_remediable_check_then_nothing_to_do_then_rollback(remedy: Any, tmp_path: Path) -> None:
