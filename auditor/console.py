@@ -104,7 +104,8 @@ def _print_plain(
                 continue
             where = f"{result.subject}: " if result.subject != "-" else ""
             console.print(
-                f"{result.status.value.upper():<6} {result.severity.label:<8} {result.check_id}  {where}{result.message}",
+                f"{result.status.value.upper():<6} {result.severity.label:<8} "
+                f"{result.check_id}  {where}{result.message}",
                 markup=False, soft_wrap=True,
             )
         passes = sum(1 for r in by_area[area] if r.status is Status.PASS)

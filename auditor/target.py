@@ -110,7 +110,7 @@ def parse_registry_url(text: str) -> str:
         raise UsageError(f"bad registry URL {text!r}: no host name")
     if parts.username or parts.password:
         raise UsageError(
-            f"bad registry URL: credentials in the URL are refused (they leak into process lists); "
+            "bad registry URL: credentials in the URL are refused (they leak into process lists); "
             "use REGAUDIT_USERNAME/REGAUDIT_PASSWORD, --password-file or Docker's config.json"
         )
     if parts.path not in ("", "/") or parts.query or parts.fragment:

@@ -20,9 +20,11 @@ from ._listeners import DISCOVERY, SOCKETS, port_of
 from ._live import HEALTH, debug_listeners, live_health
 from ._registry import PROBE, config_facts, effective, raw, subject
 
-GUIDE_CONFIG = "Registry Configuration (config.yml)"
 NEEDS = (PROBE,)
-REFS_CONFIG = ("NIST SP 800-190 4.2.1 (registry: insecure configuration)", "CIS Docker Benchmark 1.6 (2.x daemon/registry)")
+REFS_CONFIG = (
+    "NIST SP 800-190 4.2.1 (registry: insecure connections and configuration)",
+    "CIS Docker Benchmark 1.6 section 2 (daemon and registry configuration)",
+)
 
 
 def _schema() -> dict[str, Any]:
@@ -229,7 +231,8 @@ def host_https(ev: Evidence, params: Params) -> Iterator[Outcome]:
     facts = config_facts(ev)
     present, host = raw(facts["config"], "http.host")
     if not present or not host:
-        yield failed(subject(facts), "http.host is not set", observed="http.host absent", expected="https://<registry host>")
+        yield failed(subject(facts), "http.host is not set", observed="http.host absent",
+                     expected="https://<registry host>")
         return
     parts = urlsplit(str(host))
     if parts.scheme == "https" and parts.hostname:

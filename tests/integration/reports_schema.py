@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import jsonschema
-
 from auditor.reports.json_report import report_schema
 
 
