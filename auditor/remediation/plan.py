@@ -13,7 +13,7 @@ from pathlib import Path
 
 from auditor.reportapi import write_atomically
 
-from .generators import apache_vhost, artifacts, file_permissions, firewall, fstab_tmpfs, nginx_server, registry_config
+from . import apache_vhost, artifacts, file_permissions, firewall, fstab_tmpfs, nginx_server, registry_config
 from .model import Plan, TextRemedy
 from .site import Site, read_live
 

@@ -22,7 +22,7 @@ from auditor.checkapi import ProbeRecord
 from auditor.model import Result, Severity, Status
 from auditor.plugins import load_checks
 from auditor.profile import load_profile
-from auditor.remediation.generators import (
+from auditor.remediation import (
     apache_vhost,
     file_permissions,
     firewall,

@@ -15,7 +15,7 @@ from auditor.checkapi import ProbeRecord
 from auditor.model import Result, Severity, Status
 from auditor.plugins import load_checks
 from auditor.profile import load_profile
-from auditor.remediation.generators import artifacts
+from auditor.remediation import artifacts
 from auditor.remediation.model import Plan
 from auditor.remediation.plan import build_plan
 from auditor.remediation.site import Site

@@ -6,9 +6,9 @@ on storage cannot be fixed by a config: they get these artifacts plus their step
 
 from __future__ import annotations
 
-from ..model import Artifact, Plan, TextRemedy
-from ..render import render
-from ..site import Site
+from .model import Artifact, Plan, TextRemedy
+from .render import render
+from .site import Site
 
 SCAN_SCRIPT = "/usr/local/sbin/registry-scan.sh"
 GC_SCRIPT = "/usr/local/sbin/registry-gc.sh"

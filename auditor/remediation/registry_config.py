@@ -19,9 +19,9 @@ import yaml
 from auditor.durations import parse_duration
 from auditor.netaddr import parse_listen
 
-from ..model import FileChange, MoveAside, Plan, TextRemedy
-from ..render import header
-from ..site import Site, read_live
+from .model import FileChange, MoveAside, Plan, TextRemedy
+from .render import header
+from .site import Site, read_live
 
 NAME = "registry-config"
 # Checks this generator fixes by config (outside ones through the registry's bind address/headers).

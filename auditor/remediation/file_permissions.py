@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..model import Artifact, FileChange, Plan, TextRemedy
-from ..render import render
-from ..site import Site
+from .model import Artifact, FileChange, Plan, TextRemedy
+from .render import render
+from .site import Site
 
 NAME = "file-permissions"
 KEY_MODES = ("0600", "0400")

@@ -8,9 +8,9 @@ the site's other rules are untouched.
 
 from __future__ import annotations
 
-from ..model import Artifact, FirewallChange, Plan, TextRemedy
-from ..render import render
-from ..site import Site
+from .model import Artifact, FirewallChange, Plan, TextRemedy
+from .render import render
+from .site import Site
 
 NAME = "firewall"
 CHECK = "firewall.registry-port"

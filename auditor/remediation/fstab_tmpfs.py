@@ -11,8 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..model import FileChange, MountChange, Plan, TextRemedy
-from ..site import Site, read_live
+from .model import FileChange, MountChange, Plan, TextRemedy
+from .site import Site, read_live
 
 NAME = "fstab-tmpfs"
 CHECKS = ("tmpfs.mounted", "tmpfs.size", "tmpfs.persistent")

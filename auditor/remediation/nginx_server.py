@@ -16,9 +16,9 @@ import crossplane
 
 from auditor.host.nginx import size_bytes, time_seconds
 
-from ..model import FileChange, Plan
-from ..render import render
-from ..site import Site, read_live, split_where
+from .model import FileChange, Plan
+from .render import render
+from .site import Site, read_live, split_where
 
 NAME = "nginx-server"
 CHECKS = ("proxy.nginx-body", "proxy.nginx-buffers", "proxy.nginx-timeouts", "proxy.forwarded-headers")

@@ -12,9 +12,9 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..model import FileChange, Plan, TextRemedy
-from ..render import render
-from ..site import Site, read_live, split_where
+from .model import FileChange, Plan, TextRemedy
+from .render import render
+from .site import Site, read_live, split_where
 
 NAME = "apache-vhost"
 CONFIG_CHECKS = ("proxy.apache-tls", "proxy.apache-proxy", "proxy.apache-auth")

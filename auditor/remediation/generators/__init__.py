@@ -1,1 +1,0 @@
-"""Generators: one module per `meta.generator` name; each turns failing results into plan items."""
