@@ -53,6 +53,17 @@ def parse_challenge(header: str) -> Challenge | None:
     return Challenge(scheme.lower(), params)
 
 
+def realm_allowed(realm: str, base_url: str) -> bool:
+    """Credentials go to a realm on the registry's host or in its parent domain (auth.example.com
+    for registry.example.com), or on loopback; never to an unrelated host the registry names."""
+    realm_host = (urlsplit(realm).hostname or "").lower().rstrip(".")
+    host = (urlsplit(base_url).hostname or "").lower().rstrip(".")
+    if realm_host == host or realm_host in LOOPBACK:
+        return True
+    parent = host.split(".", 1)[1] if "." in host else ""
+    return bool(parent) and "." in parent and (realm_host == parent or realm_host.endswith("." + parent))
+
+
 def _secure(url: str) -> bool:
     parts = urlsplit(url)
     return parts.scheme == "https" or (parts.hostname or "") in LOOPBACK
@@ -138,6 +149,9 @@ class RegistryAuth:
         if self.credentials is not None:
             if not _secure(self.realm):
                 raise ProbeError(f"token realm {urlsplit(self.realm).netloc} is not https: credentials not sent")
+            if not realm_allowed(self.realm, self.base_url):
+                raise ProbeError(f"token realm {urlsplit(self.realm).hostname} is neither the registry's host nor "
+                                 "in its parent domain: credentials not sent")
             headers["Authorization"] = self._basic()
         self.token_requests += 1
         response = await bounded_request(self.client, "GET", url, headers=headers, max_body=1024 * 1024)

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the `lab
 from lab.content import cosign as labcosign
 from lab.content import oci
 
-BASE = "https://registry.test"
-HOST = "registry.test"
+BASE = "https://registry.fake.test"
+HOST = "registry.fake.test"
 
 
 @dataclass
@@ -118,14 +118,14 @@ class FakeRegistry:
             if header != good:
                 return _response(401, headers={"WWW-Authenticate": 'Basic realm="fake"'}, json={"errors": []})
         elif self.auth == "bearer" and (not header.startswith("Bearer ") or not _token_ok(header[7:], scope)):
-            challenge = f'Bearer realm="https://auth.test/token",service="{HOST}",scope="{scope}"'
+            challenge = f'Bearer realm="https://auth.fake.test/token",service="{HOST}",scope="{scope}"'
             return _response(401, headers={"WWW-Authenticate": challenge}, json={"errors": []})
         return None
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         self.requests.append(f"{request.method} {url.path}")
-        if url.host == "auth.test":
+        if url.host == "auth.fake.test":
             return self._token(request)
         path = url.path
         if self.always_429 or any(k in path and n > 0 for k, n in self.throttle.items()):

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from auditor.content.auth import RegistryAuth, parse_challenge
+from auditor.content.auth import RegistryAuth, parse_challenge, realm_allowed
 from auditor.content.storage import StorageReader
 from auditor.content.walker import Walker, WalkOptions
 from auditor.credentials import Credentials, Secret
@@ -255,3 +255,33 @@ def test_a_looping_tag_list_is_an_error_on_that_repository_only(content):
     others = {s for s in expected if not s.startswith("app/api:")}
     assert others <= set(tags)
     assert all("error" not in tags[s] for s in others)
+
+
+@pytest.mark.parametrize("realm, ok", [
+    ("https://registry.example.com/token", True),
+    ("https://auth.example.com/token", True),
+    ("https://example.com/token", True),
+    ("https://auth.evil.test/token", False),
+    ("https://example.com.evil.test/token", False),
+    ("https://127.0.0.1:8443/token", True),
+])
+def test_credentials_only_go_to_a_realm_in_the_registry_domain(realm, ok):
+    assert realm_allowed(realm, "https://registry.example.com") is ok
+    assert not realm_allowed("https://com/token", "https://example.com")
+
+
+def test_bearer_realm_off_domain_gets_no_credentials(content):
+    reg, _ = content
+    reg.auth = "bearer"
+    before = len(reg.requests)
+    try:
+        async def off_domain() -> dict[str, Any]:
+            async with reg.client() as client:
+                auth = RegistryAuth(client, CREDS, "https://registry.elsewhere.example")
+                return await _walk(reg, auth=auth)
+        with pytest.raises(ProbeError, match="parent domain"):
+            asyncio.run(off_domain())
+    finally:
+        reg.auth = "none"
+    assert not any(r.startswith("GET /token") for r in reg.requests[before:])
+    assert any(r.startswith("GET /v2/") for r in reg.requests[before:])
