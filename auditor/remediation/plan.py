@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,12 +69,21 @@ def unresolved(plan: Plan) -> list[str]:
     return [c for c in plan.failing if c not in plan.expected and c not in texts]
 
 
+SECRET_LINE = re.compile(r"(?i)^([-+ ]\s*(?:[\w.-]*(?:secret|password|passwd|token|accesskey|secretkey)[\w.-]*)"
+                         r"\s*[:=]\s*)(\S.*)$")
+
+
+def mask_secrets(text: str) -> str:
+    """Values of secret-looking keys (http.secret, storage credentials) masked in shown text."""
+    return "\n".join(SECRET_LINE.sub(r"\1[redacted]", line) for line in text.split("\n"))
+
+
 def diff(path: str, new: bytes) -> str:
-    """Unified diff of the live file (empty when missing) against `new`."""
+    """Unified diff of the live file (empty when missing) against `new`, secret values masked."""
     old = read_live(path) or b""
-    return "".join(difflib.unified_diff(
+    return mask_secrets("".join(difflib.unified_diff(
         old.decode(errors="replace").splitlines(keepends=True), new.decode(errors="replace").splitlines(keepends=True),
-        fromfile=f"{path} (live)", tofile=f"{path} (regaudit)"))
+        fromfile=f"{path} (live)", tofile=f"{path} (regaudit)")))
 
 
 def commands(plan: Plan) -> list[str]:
@@ -148,7 +158,8 @@ def write_plan(plan: Plan, out_dir: Path) -> list[Path]:
     modes = {a.name: a.mode for a in plan.artifacts}
     for name, content in plan_files(plan).items():
         path = out_dir / name
-        write_atomically(path, content, modes.get(name, 0o644))
+        # Generated copies of live configs may hold their secrets (http.secret ...): owner-only.
+        write_atomically(path, content, modes.get(name, 0o600))
         written.append(path)
     for name, content in (("REMEDIATION.md", remediation_text(plan).encode()),
                           ("plan.json", (json.dumps(summary(plan), indent=2) + "\n").encode())):
