@@ -32,6 +32,8 @@ from .validate import validate
 Say = Callable[[str], None]
 ReAudit = Callable[[set[str]], Iterable[Result]]
 FAULT = services.FAULT
+EXIT_ROLLED_BACK = 1  # a step failed; every change was undone
+EXIT_ROLLBACK_INCOMPLETE = 4  # a step failed and the rollback could not undo everything: see the journal
 CORRUPT = {"nginx": "\nregaudit_fault_injection on;\n", "apache": "\nRegauditFaultInjection On\n",
            "registry": "\n: [unbalanced\n"}
 
@@ -74,7 +76,7 @@ def apply(plan: Plan, reaudit: ReAudit, say: Say, firewall_timeout: float = 120.
         say(f"apply failed: {exc}")
         say("rolling back every change")
         ok = rollback(journal, say)
-        return 1 if ok else 2
+        return EXIT_ROLLED_BACK if ok else EXIT_ROLLBACK_INCOMPLETE
     journal.status = "applied"
     journal.save()
     if journal.firewall:
@@ -341,7 +343,7 @@ def rollback_last(say: Say) -> int:
         say(f"the last apply ({journal.id}) is already rolled back: nothing to do")
         return 0
     say(f"rolling back apply {journal.id} (status {journal.status})")
-    return 0 if rollback(journal, say) else 1
+    return 0 if rollback(journal, say) else EXIT_ROLLBACK_INCOMPLETE
 
 
 def confirm(say: Say) -> int:

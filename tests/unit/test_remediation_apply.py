@@ -208,3 +208,16 @@ def test_watchdog_waits_for_the_deadline_and_stops_when_confirmed(tmp_path: Path
     journal.firewall["confirmed"] = True
     assert revert_if_due(journal, now=2000.0) is True
     assert journal.firewall["reverted"] is False  # confirmed: nothing reverted
+
+
+def test_cli_rollback_without_a_journal_and_apply_from_evidence_are_usage_errors(tmp_path: Path) -> None:
+    env = {**os.environ, "REGAUDIT_STATE_DIR": str(tmp_path / "state")}
+    cp = subprocess.run(["regaudit", "remediate", "--rollback"], env=env, capture_output=True, text=True,
+                        timeout=60, check=False)
+    assert cp.returncode == 2 and "nothing to roll back" in cp.stderr
+    cp = subprocess.run(["regaudit", "remediate", "--apply", "--evidence=x.json"], env=env, capture_output=True,
+                        text=True, timeout=60, check=False)
+    assert cp.returncode == 2 and "--evidence is for --plan" in cp.stderr
+    cp = subprocess.run(["regaudit", "remediate", "--confirm"], env=env, capture_output=True, text=True,
+                        timeout=60, check=False)
+    assert cp.returncode == 2 and "no firewall change" in cp.stderr
