@@ -1,9 +1,9 @@
 """`regaudit remediate` on a private copy of the weak lab: plan, apply, prove, rollback, fault injection.
 
 apply MUTATES a deployment, so these tests never touch the shared `weak` variant other sessions audit:
-they register a private copy of it (variant `remedy`, namespaces `rgr-*`, files under
-/var/lib/regaudit-lab/remedy/) in the lab's variant table at run time, bring it up, and tear it down
-at the end (REGAUDIT_LAB_KEEP=1 keeps it). Every test leaves the weak configuration as it found it.
+they register a private copy of it (variant `remedy<pid>`, namespaces `rr<pid>-*`, files under
+/var/lib/regaudit-lab/remedy<pid>/) in the lab's variant table at run time, bring it up, and tear it
+down at the end (REGAUDIT_LAB_KEEP=1 keeps it). Every test leaves the weak configuration as it found it.
 """
 
 from __future__ import annotations
@@ -25,7 +25,9 @@ from lab import variants
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-VARIANT = "remedy"
+# One private variant per pytest session, so concurrent sessions never share (or mutate) one.
+VARIANT = f"remedy{os.getpid()}"
+PREFIX = f"rr{os.getpid() % 100000}-"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILE = REPO_ROOT / "tests" / "lab-profile.yaml"
 # What the weak lab fails that a config, a mount, a firewall rule or a file mode fixes.
@@ -46,7 +48,7 @@ def remedy() -> Iterator[Any]:
     reason = lab.available()
     if reason:
         pytest.skip(f"lab: {reason}")
-    variants.VARIANTS[VARIANT] = dataclasses.replace(variants.VARIANTS["weak"], name=VARIANT, prefix="rgr-")
+    variants.VARIANTS[VARIANT] = dataclasses.replace(variants.VARIANTS["weak"], name=VARIANT, prefix=PREFIX)
     info = lab.up(VARIANT, content=True, recreate=True)
     try:
         yield info
