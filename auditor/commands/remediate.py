@@ -120,6 +120,9 @@ def show_plan(plan: Plan, out_dir: Path) -> int:
         for line in [m.describe() for m in plan.moves] + [m.describe() for m in plan.mounts] + \
                 [r.describe() for r in plan.firewall]:
             say(f"  {line}")
+    for rule in plan.firewall:
+        say(f"--- firewall: {rule.tool} rules added to the live ruleset (fixes {', '.join(rule.checks)})")
+        say("".join(f"+{line}\n" for line in rule.restore.splitlines() if line and not line.startswith("#")))
     if plan.changes_host:
         say("--- commands --apply would run")
         for line in commands(plan):
