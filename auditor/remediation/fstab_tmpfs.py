@@ -73,7 +73,8 @@ def generate(site: Site, plan: Plan) -> None:
     image = int(((layout.get("largest_image") or {}).get("bytes")) or 0)
     mounts = {(p.get("mount") or {}).get("mountpoint"): p for p in facts.get("paths") or [] if p.get("mount")}
     tmpfs = [m for m, p in mounts.items() if (p.get("mount") or {}).get("fstype") == "tmpfs"]
-    if len(tmpfs) != 1 or len(mounts) != 1:
+    # A temp path beside the tmpfs is moved onto it by nginx-server (ERRATA 4): one tmpfs is enough.
+    if len(tmpfs) != 1:
         plan.texts.append(TextRemedy(
             "tmpfs.mounted", tuple(str(p.get("path")) for p in facts.get("paths") or []),
             "Put nginx's proxy_temp_path and client_body_temp_path under one directory (e.g. /var/cache/nginx), "

@@ -115,7 +115,7 @@ def _find_server(parsed: list[dict[str, Any]], line: int) -> dict[str, Any] | No
 
 
 def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], largest_layer: int,
-                checks: tuple[str, ...]) -> str:
+                checks: tuple[str, ...], temp_paths: dict[str, str] | None = None) -> str:
     """Render the hardened server block for a crossplane `server` directive."""
     values: dict[str, list[str]] = {}
     head: list[str] = []
@@ -154,8 +154,9 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
     return render(
         "nginx-server.conf.j2", NAME, checks, indent=indent, head=head, kept=kept, other_blocks=other_blocks,
         location_args=loc_args, location_lines=location_lines,
-        client_body_temp_path=(values.get("client_body_temp_path") or [""])[0],
-        proxy_temp_path=(values.get("proxy_temp_path") or [""])[0],
+        client_body_temp_path=(temp_paths or {}).get("client_body_temp_path")
+        or (values.get("client_body_temp_path") or [""])[0],
+        proxy_temp_path=(temp_paths or {}).get("proxy_temp_path") or (values.get("proxy_temp_path") or [""])[0],
         proxy_buffer_size=_bigger_size(values.get("proxy_buffer_size"), str(params.get("min_proxy_buffer_size",
                                                                                         "32k"))),
         proxy_buffers=_buffers(values.get("proxy_buffers"), str(params.get("min_proxy_buffers", "16 64k"))),
@@ -169,7 +170,7 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
 
 
 def rewrite(path: str, text: str, at_line: int, params: dict[str, Any], largest_layer: int,
-            checks: tuple[str, ...]) -> str:
+            checks: tuple[str, ...], temp_paths: dict[str, str] | None = None) -> str:
     """The file `text` with the server block around `at_line` replaced by the hardened one."""
     parsed = crossplane.parse(path, single=True, comments=False, catch_errors=False)
     server = _find_server(parsed["config"][0]["parsed"], at_line)
@@ -180,14 +181,35 @@ def rewrite(path: str, text: str, at_line: int, params: dict[str, Any], largest_
     end = find_block_end(lines, start)
     opening = lines[start]
     indent = opening[: len(opening) - len(opening.lstrip())]
-    block = server_text(server, indent, params, largest_layer, checks)
+    block = server_text(server, indent, params, largest_layer, checks, temp_paths)
     return "".join(lines[:start]) + block + "".join(lines[end + 1:])
+
+
+TEMP_DIRS = {"proxy_temp_path": "proxy_temp", "client_body_temp_path": "client_body"}
+
+
+def temp_path_moves(site: Site) -> dict[str, str]:
+    """ERRATA 4: temp paths not on the (single) tmpfs the other one uses, moved under it.
+
+    nginx creates a missing temp directory (owned by its worker user) when it loads the config.
+    """
+    if "tmpfs.mounted" not in site.failing_ids():
+        return {}
+    paths = (site.value("host.tmpfs") or {}).get("paths") or []
+    mounts = {(p.get("mount") or {}).get("mountpoint") for p in paths
+              if (p.get("mount") or {}).get("fstype") == "tmpfs"}
+    if len(mounts) != 1:
+        return {}
+    mountpoint = str(next(iter(mounts)))
+    return {str(p["directive"]): f"{mountpoint.rstrip('/')}/{TEMP_DIRS[p['directive']]}" for p in paths
+            if p.get("directive") in TEMP_DIRS and (p.get("mount") or {}).get("mountpoint") != mountpoint}
 
 
 def generate(site: Site, plan: Plan) -> None:
     failing = site.failing_ids()
     claimed = tuple(c for c in CHECKS if c in failing)
-    if not claimed:
+    moves = temp_path_moves(site)
+    if not claimed and not moves:
         return
     facts = site.value("config.nginx") or {}
     servers = facts.get("registry_servers") or []
@@ -207,28 +229,30 @@ def generate(site: Site, plan: Plan) -> None:
                 continue
             changed[path] = live.decode()
         try:
-            changed[path] = rewrite_text(path, changed[path], line, params, largest, claimed)
+            changed[path] = rewrite_text(path, changed[path], line, params, largest, claimed, moves)
         except (ValueError, crossplane.errors.NgxParserBaseException) as exc:
             plan.notes.append(f"{NAME}: cannot rewrite {path}: {exc}")
     for path, text in changed.items():
         live = read_live(path)
         if live is not None and text.encode() != live:
+            note = "server block for /v2/ re-rendered; the rest of the file kept"
+            if moves:
+                note += "; " + ", ".join(f"{k} -> {v} (on the tmpfs, ERRATA 4)" for k, v in sorted(moves.items()))
             plan.files.append(FileChange(path=path, generator=NAME, checks=claimed, content=text.encode(),
-                                         validate="nginx", service="nginx",
-                                         note="server block for /v2/ re-rendered; the rest of the file kept"))
+                                         validate="nginx", service="nginx", note=note))
             plan.expected |= set(claimed)
 
 
 def rewrite_text(path: str, text: str, line: int, params: dict[str, Any], largest: int,
-                 checks: tuple[str, ...]) -> str:
+                 checks: tuple[str, ...], temp_paths: dict[str, str] | None = None) -> str:
     """`rewrite` on text that may differ from the file on disk (several servers in one file)."""
     scratch = Path(path)
     if scratch.read_text() == text:
-        return rewrite(path, text, line, params, largest, checks)
+        return rewrite(path, text, line, params, largest, checks, temp_paths)
     import tempfile
     with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as handle:
         handle.write(text)
     try:
-        return rewrite(handle.name, text, line, params, largest, checks)
+        return rewrite(handle.name, text, line, params, largest, checks, temp_paths)
     finally:
         Path(handle.name).unlink(missing_ok=True)

@@ -468,3 +468,32 @@ def test_file_permissions_fix_modes_and_list_htpasswd_users_to_reset() -> None:
     assert "legacy (sha1)" in text.steps and "htpasswd -B" in text.steps
     script = next(a for a in plan.artifacts if a.name.startswith("htpasswd/")).content.decode()
     assert 'USERS=("legacy")' in script and "auditor" not in script.split("USERS=")[1]
+
+
+def test_errata_4_client_body_temp_path_moves_onto_the_tmpfs(tmp_path: Path) -> None:
+    path = _nginx_file(tmp_path)
+    text = path.read_text()
+    line = text.splitlines().index("        location /v2/ {") + 1
+    cache = tmp_path  # stands for the tmpfs holding proxy_temp_path
+    tmpfs = {"mountpoint": str(cache), "fstype": "tmpfs", "flags": ["noexec", "nosuid"], "size_bytes": 4 * 1024**3,
+             "size_option_bytes": 4 * 1024**3, "size_option": "4G"}
+    disk = {"mountpoint": "/", "fstype": "ext4", "flags": []}
+    records = {
+        "config.nginx": {"registry_servers": [{"location": {"where": f"{path}:{line}"}}]},
+        "host.tmpfs": {"paths": [
+            {"directive": "proxy_temp_path", "path": f"{tmp_path}/proxy", "mount": tmpfs},
+            {"directive": "client_body_temp_path", "path": "/var/lib/nginx/body", "mount": disk}]},
+    }
+    plan = Plan()
+    nginx_server.generate(make_site(records, ["tmpfs.mounted"]), plan)
+    [change] = plan.files
+    assert change.content is not None
+    out = change.content.decode()
+    assert f"client_body_temp_path {cache}/client_body;" in out and "ERRATA 4" in change.note
+    assert f"proxy_temp_path {tmp_path}/proxy;" in out  # already on the tmpfs: kept
+    if shutil.which("nginx"):
+        for sub in ("body", "proxy", "fcgi", "uwsgi", "scgi"):
+            (tmp_path / sub).mkdir(exist_ok=True)
+        path.write_bytes(change.content)
+        cp = subprocess.run(["nginx", "-t", "-c", str(path)], capture_output=True, text=True, check=False)
+        assert cp.returncode == 0, cp.stderr
