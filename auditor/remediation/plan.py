@@ -10,8 +10,10 @@ import difflib
 import json
 import re
 from collections.abc import Callable
+from importlib.metadata import entry_points
 from pathlib import Path
 
+from auditor.errors import PluginError
 from auditor.reportapi import write_atomically
 
 from . import apache_vhost, artifacts, file_permissions, firewall, fstab_tmpfs, nginx_server, registry_config
@@ -35,6 +37,30 @@ GENERATORS: dict[str, Generator] = {
 }
 
 
+ENTRY_POINTS = "regaudit.generators"
+
+
+def installed_generators() -> dict[str, Generator]:
+    """The built-in generators plus third-party ones from the `regaudit.generators` entry points.
+
+    An entry point's name is the generator name checks use in `meta.generator`; it loads a callable
+    `(site, plan) -> None`. A third party cannot replace a built-in generator.
+    """
+    found = dict(GENERATORS)
+    for ep in entry_points(group=ENTRY_POINTS):
+        if ep.name in GENERATORS:
+            raise PluginError(f"entry point {ep.name} ({ep.value}) in {ENTRY_POINTS}: a built-in generator "
+                              "has that name")
+        try:
+            loaded = ep.load()
+        except Exception as exc:
+            raise PluginError(f"entry point {ep.name} ({ep.value}) in {ENTRY_POINTS} failed to load: {exc}") from exc
+        if not callable(loaded):
+            raise PluginError(f"entry point {ep.name} ({ep.value}) in {ENTRY_POINTS} is not callable")
+        found[ep.name] = loaded
+    return found
+
+
 def build_plan(site: Site) -> Plan:
     """Run every generator a failing check names; add text for what no generator fixes."""
     plan = Plan()
@@ -42,8 +68,9 @@ def build_plan(site: Site) -> Plan:
     for check_id in failing:
         item = site.checks.get(check_id)
         plan.failing[check_id] = item.meta.generator if item else None
+    generators = installed_generators()
     for name in sorted({g for g in plan.failing.values() if g}):
-        generator = GENERATORS.get(name)
+        generator = generators.get(name)
         if generator is None:
             plan.notes.append(f"no generator named {name!r} is installed: text remediation only")
             continue

@@ -497,3 +497,37 @@ def test_errata_4_client_body_temp_path_moves_onto_the_tmpfs(tmp_path: Path) -> 
         path.write_bytes(change.content)
         cp = subprocess.run(["nginx", "-t", "-c", str(path)], capture_output=True, text=True, check=False)
         assert cp.returncode == 0, cp.stderr
+
+
+def _fake_distribution(tmp_path: Path, entry: str) -> Path:
+    """A real (tiny) installed distribution on sys.path declaring a regaudit.generators entry point."""
+    site_dir = tmp_path / "site"
+    info = site_dir / "acme_generators-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-generators\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[regaudit.generators]\n{entry}\n")
+    (site_dir / "acme_generators.py").write_text(
+        "from auditor.remediation.model import TextRemedy\n"
+        "def generate(site, plan):\n"
+        "    plan.texts.append(TextRemedy('tls.certificate', (), 'ask the ACME PKI team', 'acme-pki'))\n")
+    return site_dir
+
+
+def test_third_party_generators_come_from_entry_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor.remediation.plan import installed_generators
+
+    monkeypatch.syspath_prepend(str(_fake_distribution(tmp_path, "acme-pki = acme_generators:generate")))
+    generators = installed_generators()
+    assert "acme-pki" in generators and set(GENERATORS) < set(generators)
+    plan = Plan()
+    generators["acme-pki"](make_site({}, ["tls.certificate"]), plan)
+    assert [t.steps for t in plan.texts] == ["ask the ACME PKI team"]
+
+
+def test_a_third_party_generator_cannot_replace_a_built_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditor.errors import PluginError
+    from auditor.remediation.plan import installed_generators
+
+    monkeypatch.syspath_prepend(str(_fake_distribution(tmp_path, "firewall = acme_generators:generate")))
+    with pytest.raises(PluginError, match="a built-in generator has that name"):
+        installed_generators()
