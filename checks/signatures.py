@@ -44,10 +44,11 @@ def signatures_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
             continue
         digest = tag["digest"]
         sigs = found_signatures(tag)
-        observed = {"digest": digest, "signatures": [_summary(s) for s in sigs]}
+        observed: dict = {"digest": digest, "signatures": [_summary(s) for s in sigs]}
         if sigs:
             kinds = sorted({str(s.get("scheme")) for s in sigs})
-            yield passed(where, f"{digest} has {len(sigs)} signature(s) ({', '.join(kinds)})", observed=observed)
+            yield passed(where, f"{len(sigs)} signature(s): {', '.join(kinds)}",
+                         observed={"digest": digest, "schemes": kinds})
         elif discovery_errors(tag):
             yield errored(where, f"no legacy signature, and referrers could not be read: {discovery_errors(tag)[0]}",
                           observed=observed)
@@ -93,7 +94,8 @@ def signatures_valid(ev: Evidence, params: Params) -> Iterator[Outcome]:
             continue
         valid = [v for v in found if v.status == VALID]
         if valid:
-            yield passed(where, f"{digest}: {valid[0].reason}", observed=observed)
+            yield passed(where, valid[0].reason.replace(digest, "the tag's digest"),
+                         observed={"digest": digest, "scheme": valid[0].scheme, "key": valid[0].key})
             continue
         decided = [v for v in found if v.status != UNVERIFIABLE]
         if not decided:

@@ -182,15 +182,22 @@ vulnerabilities:
 
 
 def test_ignore_file_in_scan_dir_and_profile_param_clear_the_findings(tmp_path):
+    # the golden lists CVE-2019-14697 twice: in musl and in musl-utils
     write_report(tmp_path, "a", "t", D1, golden=HIGH_CRIT)
-    ids = sorted({v["id"] for v in compact_report(json.loads(HIGH_CRIT.read_text()), None)["vulnerabilities"]})
-    (tmp_path / ".trivyignore").write_text("\n".join(ids[:-1]) + "\n")
+    purl = next(v["purl"] for v in compact_report(json.loads(HIGH_CRIT.read_text()), None)["vulnerabilities"]
+                if v["pkg"] == "musl")
+    (tmp_path / ".trivyignore.yaml").write_text(
+        f"vulnerabilities:\n  - id: CVE-2019-14697\n    purls: ['{purl}']\n    statement: musl is patched\n")
     r = judge_all(tmp_path, content(("a", "t", D1)))["scans.severity"]["a:t"]
-    assert r.status is Status.FAIL and ids[-1] in r.message and len(r.observed["ignored"]) >= len(ids) - 1
+    assert r.status is Status.FAIL and "musl-utils" in r.message and "musl " not in r.message
+    assert r.observed["counts"] == {"CRITICAL": 1} and len(r.observed["ignored"]) == 1
+    (tmp_path / ".trivyignore").write_text("CVE-2019-14697 exp:2020-01-01\n")  # expired: ignores nothing more
+    r = judge_all(tmp_path, content(("a", "t", D1)))["scans.severity"]["a:t"]
+    assert r.status is Status.FAIL
     profile = tmp_path / "p.yaml"
-    profile.write_text(f"name: p\nextends: seed-hardened\nparams:\n  scans.severity: {{ignore: [{ids[-1]}]}}\n")
+    profile.write_text("name: p\nextends: seed-hardened\nparams:\n  scans.severity: {ignore: [CVE-2019-14697]}\n")
     r = judge_all(tmp_path, content(("a", "t", D1)), profile=load_profile(str(profile)))["scans.severity"]["a:t"]
-    assert r.status is Status.PASS and "ignored" in r.message
+    assert r.status is Status.PASS and "2 ignored" in r.message
 
 
 def _vuln_attestation(key: ec.EllipticCurvePrivateKey, digest: str) -> dict:
