@@ -54,6 +54,7 @@ def measured(cmd: list[str], env: dict[str, str] | None = None) -> dict[str, Any
         out.seek(0)
         err.seek(0)
         return {"wall": wall, "rss_mb": usage.ru_maxrss / 1024, "exit": proc.returncode,
+                "cpu": usage.ru_utime + usage.ru_stime,
                 "stdout": out.read(), "stderr": err.read()}
 
 
@@ -112,7 +113,7 @@ def _regaudit(cmd: list[str], env: dict[str, str], out: Path) -> dict[str, Any]:
     stats = value["stats"]
     requests = sum(stats.get("requests", {}).values()) + stats.get("token_requests", 0)
     tags = len(value["tags"])
-    return {"wall": run["wall"], "rss_mb": run["rss_mb"], "exit": run["exit"], "tags": tags,
+    return {"wall": run["wall"], "rss_mb": run["rss_mb"], "exit": run["exit"], "tags": tags, "cpu": run["cpu"],
             "walk_seconds": stats["seconds"], "probe_seconds": probe["seconds"], "requests": requests,
             "requests_per_tag": stats.get("requests_per_tag", stats.get("reads_per_tag")),
             "file_reads": stats.get("file_reads"), "statuses": statuses}
@@ -211,14 +212,17 @@ def main() -> int:
                 pushed = scale(lab, repos, args.tags, args.prefix)
                 print(f"scaled to {repos} x {args.tags}: {pushed['seconds']}s ({pushed['tags_per_second']} tags/s)",
                       file=sys.stderr)
+            manifest = f"/v2/{args.prefix}/repo-0000/manifests/v0"
+            before = wrk_ceiling(lab, password, manifest, args.wrk_seconds, args.wrk_connections, tmp)
             api = regaudit_api(lab, password, tmp / f"api-{repos}")
+            after = wrk_ceiling(lab, password, manifest, args.wrk_seconds, args.wrk_connections, tmp)
             disk = regaudit_storage(lab, tmp / f"disk-{repos}")
-            results["steps"].append({"repos": repos, "api": api, "storage": disk})
-        curl = curl_loop(lab, password, args.prefix, args.curl_repos, tmp)
-        ceiling = wrk_ceiling(lab, password, f"/v2/{args.prefix}/repo-0000/manifests/v0", args.wrk_seconds,
-                              args.wrk_connections, tmp)
-        results["curl_loop"] = curl
-        results["wrk"] = ceiling
+            wrk = {k: {"rps": (before[k]["rps"] + after[k]["rps"]) / 2,
+                       "non_2xx": before[k]["non_2xx"] + after[k]["non_2xx"],
+                       "before": before[k]["rps"], "after": after[k]["rps"]} for k in before}
+            results["steps"].append({"repos": repos, "api": api, "storage": disk, "wrk": wrk})
+        results["curl_loop"] = curl_loop(lab, password, args.prefix, args.curl_repos, tmp)
+        results["wrk"] = results["steps"][-1]["wrk"]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         if not args.keep and not args.no_scale:
@@ -242,12 +246,18 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
         rows.append((f"regaudit storage ({step['repos']} repos)", disk["tags"], disk["wall"], disk["file_reads"],
                      disk["file_reads"] / max(disk["walk_seconds"], 1e-6), disk["tags"] / disk["wall"],
                      disk["rss_mb"], disk["requests_per_tag"]))
-    print(f"{'run':42} {'tags':>6} {'wall s':>8} {'requests':>9} {'req/s':>8} {'tags/s':>8} {'RSS MB':>7} {'req/tag':>7}")
+    print(f"{'run':42} {'tags':>6} {'wall s':>8} {'requests':>9} {'req/s':>8} {'tags/s':>8} {'RSS MB':>7} "
+          f"{'req/tag':>7}")
     for name, tags, wall, req, rps, tps, rss, rpt in rows:
         print(f"{name:42} {tags:6d} {wall:8.2f} {req:9d} {rps:8.1f} {tps:8.1f} {rss:7.1f} {rpt:7.2f}")
-    for name, value in results["wrk"].items():
-        print(f"wrk ceiling, one manifest, {name:>4} connections: {value['rps']:.1f} requests/s "
-              f"(non-2xx {value['non_2xx']})")
+    for step in results["steps"]:
+        for name, value in step["wrk"].items():
+            print(f"wrk ceiling ({step['repos']} repos), one manifest, {name:>4} connections: {value['rps']:.1f} "
+                  f"requests/s (before the API run {value['before']:.1f}, after {value['after']:.1f}; "
+                  f"non-2xx {value['non_2xx']})")
+        api = step["api"]
+        print(f"regaudit API ({step['repos']} repos): {api['cpu']:.1f}s CPU for {api['requests']} requests "
+              f"({1000 * api['cpu'] / api['requests']:.2f} ms CPU per request, client side)")
     last = results["steps"][-1]["api"]
     print(f"regaudit API walk: {last['requests'] / last['walk_seconds']:.1f} requests/s = "
           f"{100 * last['requests'] / last['walk_seconds'] / ceiling:.0f}% of the wrk ceiling ({ceiling:.1f}/s)")
