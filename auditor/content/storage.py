@@ -34,6 +34,7 @@ class StorageReader:
         self._v2 = str(self.v2)
         self.reads = 0
         self.largest: dict[str, Any] | None = None
+        self.largest_image: dict[str, Any] | None = None
         self._digest_cache: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- files ----------------------------------------------------------------------------
@@ -135,6 +136,7 @@ class StorageReader:
             "repositories": len(repos),
             "tags": results,
             "largest_layer": self.largest,
+            "largest_image": self.largest_image,
             "referrers_api": False,
             "auth_scheme": "none",
             "stats": {"seconds": round(seconds, 3), "file_reads": self.reads,
@@ -168,13 +170,13 @@ class StorageReader:
             for child in manifest.children:
                 entry: dict[str, Any] = {"digest": child.digest, "platform": child.platform}
                 try:
-                    self._note_layers(repo, self.manifest(repo, child.digest)[0])
+                    self._note_layers(repo, self.manifest(repo, child.digest)[0], child.digest)
                 except (ProbeError, ValueError, OSError) as exc:
                     entry["error"] = str(exc)
                 platforms.append(entry)
             out["platforms"] = platforms
         else:
-            self._note_layers(repo, manifest)
+            self._note_layers(repo, manifest, digest)
         sigs: list[dict[str, Any]] = []
         atts: list[dict[str, Any]] = []
         sig_tag = mf.artifact_tag(digest, "sig")
@@ -189,10 +191,14 @@ class StorageReader:
         out["attestations"] = atts
         return out
 
-    def _note_layers(self, repo: str, manifest: mf.ManifestFacts) -> None:
+    def _note_layers(self, repo: str, manifest: mf.ManifestFacts, digest: str) -> None:
+        """Track the largest layer and the largest image (sum of its layers) for tmpfs sizing."""
         for layer in manifest.layers:
             if self.largest is None or layer.size > self.largest["size"]:
                 self.largest = {"size": layer.size, "repo": repo, "digest": layer.digest}
+        total = sum(layer.size for layer in manifest.layers)
+        if self.largest_image is None or total > self.largest_image["size"]:
+            self.largest_image = {"size": total, "repo": repo, "digest": digest}
 
     def _tag_manifest(self, repo: str, tag: str) -> tuple[mf.ManifestFacts, bytes]:
         digest = self.tag_digest(repo, tag)

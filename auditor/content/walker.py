@@ -10,7 +10,8 @@ referrers API is probed once and used only when the registry has it. Tags sharin
 the per-digest work. 429 and 5xx are retried with exponential backoff honouring Retry-After.
 
 Facts: {"source": "api", "registry": base_url, "repositories": int, "tags": [tag facts],
-"largest_layer": {size, repo, digest} | None, "referrers_api": bool, "stats": {...}}; tag facts:
+"largest_layer": {size, repo, digest} | None, "largest_image": {size (sum of its layers), repo,
+digest} | None, "referrers_api": bool, "stats": {...}}; tag facts:
 {repo, tag, digest, media_type, platforms: [{digest, platform}], signatures: [...],
 attestations: [...], error?}; artifact tags (`sha256-*`) are not listed as tags.
 """
@@ -82,6 +83,7 @@ class Walker:
         self.options = options or WalkOptions()
         self.stats = Stats()
         self.largest: dict[str, Any] | None = None
+        self.largest_image: dict[str, Any] | None = None
         self._digest_work: dict[tuple[str, str], asyncio.Task[dict[str, Any]]] = {}
         self._referrers: bool | None = None if self.options.referrers else False
         self._referrers_lock = asyncio.Lock()
@@ -234,6 +236,7 @@ class Walker:
             "repositories": self.stats.repositories,
             "tags": results,
             "largest_layer": self.largest,
+            "largest_image": self.largest_image,
             "referrers_api": bool(self._referrers),
             "auth_scheme": self.auth.scheme or "none",
             "stats": {
@@ -284,13 +287,13 @@ class Walker:
                 entry: dict[str, Any] = {"digest": child.digest, "platform": child.platform}
                 try:
                     facts = await self.manifest_by_digest(repo, child.digest, "platform")
-                    self._note_layers(repo, facts)
+                    self._note_layers(repo, facts, child.digest)
                 except (ProbeError, ValueError) as exc:
                     entry["error"] = str(exc)
                 platforms.append(entry)
             out["platforms"] = platforms
         else:
-            self._note_layers(repo, manifest)
+            self._note_layers(repo, manifest, digest)
         sigs: list[dict[str, Any]] = []
         atts: list[dict[str, Any]] = []
         sig_tag = mf.artifact_tag(digest, "sig")
@@ -305,10 +308,14 @@ class Walker:
         out["attestations"] = atts
         return out
 
-    def _note_layers(self, repo: str, manifest: mf.ManifestFacts) -> None:
+    def _note_layers(self, repo: str, manifest: mf.ManifestFacts, digest: str) -> None:
+        """Track the largest layer and the largest image (sum of its layers) for tmpfs sizing."""
         for layer in manifest.layers:
             if self.largest is None or layer.size > self.largest["size"]:
                 self.largest = {"size": layer.size, "repo": repo, "digest": layer.digest}
+        total = sum(layer.size for layer in manifest.layers)
+        if self.largest_image is None or total > self.largest_image["size"]:
+            self.largest_image = {"size": total, "repo": repo, "digest": digest}
 
     async def manifest_by_digest(self, repo: str, digest: str, kind: str) -> mf.ManifestFacts:
         facts, _ = await self.manifest_raw(repo, digest, kind)

@@ -67,6 +67,8 @@ def test_walk_lists_every_tag_with_digest_platforms_and_signatures(content):
     largest = facts["largest_layer"]
     sizes = [len(d) for r in reg.repos.values() for d in r.blobs.values()]
     assert largest["size"] > 0 and largest["size"] <= max(sizes)
+    image = facts["largest_image"]
+    assert image["size"] >= largest["size"] and image["digest"].startswith("sha256:")
 
 
 def test_at_most_three_requests_per_single_platform_tag_plus_one_per_platform():
@@ -226,6 +228,7 @@ def test_storage_reader_gives_the_same_facts_as_the_api(content, tmp_path: Path)
     assert disk["source"] == "storage"
     assert disk["tags"] == api["tags"]
     assert disk["largest_layer"] == api["largest_layer"]
+    assert disk["largest_image"] == api["largest_image"]
 
 
 def test_storage_reader_refuses_a_root_without_registry_storage(tmp_path: Path):
