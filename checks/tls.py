@@ -13,7 +13,7 @@ from typing import Any
 
 from cryptography import x509
 
-from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed
+from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
 from auditor.model import Severity, Vantage
 from auditor.tlsprobe.certs import WEAK_HASHES, load_pems, name_matches, verify_chain
 from auditor.tlsprobe.records import ALL_VERSIONS
@@ -53,6 +53,21 @@ def _accepted_suites(entry: Mapping[str, Any]) -> dict[str, list[str]]:
     return {v: [str(s.get("name")) for s in suites.get(v) or []] for v in ALL_VERSIONS if v in suites}
 
 
+def _unscanned(addresses: Sequence[Mapping[str, Any]], entry: Mapping[str, Any],
+               subject: str) -> Outcome | None:
+    """The outcome for an address the scan could not judge, or None when it was scanned.
+
+    An address nothing could connect to is skipped when another address was judged (e.g. an
+    AAAA record while the scanning host has no IPv6 route); otherwise it is an error."""
+    if not entry.get("error"):
+        return None
+    others = any(not a.get("error") for a in addresses if a is not entry)
+    if entry.get("reachable") is False and others:
+        return skipped(subject, f"no connection from the scanning host ({entry['error']}); "
+                       "the other addresses are judged")
+    return errored(subject, f"address not scanned: {entry['error']}")
+
+
 def _no_scan(scan: Mapping[str, Any], addresses: Sequence[Any]) -> Iterator[Outcome]:
     if not addresses:
         reason = "; ".join(scan.get("errors") or []) or "no address was scanned"
@@ -82,8 +97,9 @@ def tls_protocols(ev: Evidence, params: Params) -> Iterator[Outcome]:
     allowed = list(params.get("allowed_protocols") or ["TLSv1.2", "TLSv1.3"])
     for entry in addresses:
         subject = _subject(scan, entry)
-        if entry.get("error"):
-            yield errored(subject, f"address not scanned: {entry['error']}")
+        unscanned = _unscanned(addresses, entry, subject)
+        if unscanned is not None:
+            yield unscanned
             continue
         protocols = entry.get("protocols") or {}
         accepted = _accepted_versions(entry)
@@ -152,8 +168,9 @@ def tls_ciphers(ev: Evidence, params: Params) -> Iterator[Outcome]:
     allowed = _canonical(params.get("allowed_tls12_suites") or GUIDE_SUITES)
     for entry in addresses:
         subject = _subject(scan, entry)
-        if entry.get("error"):
-            yield errored(subject, f"address not scanned: {entry['error']}")
+        unscanned = _unscanned(addresses, entry, subject)
+        if unscanned is not None:
+            yield unscanned
             continue
         suites = entry.get("cipher_suites") or {}
         violations = []
@@ -209,8 +226,9 @@ def tls_tls13(ev: Evidence, params: Params) -> Iterator[Outcome]:
     yield from _no_scan(scan, addresses)
     for entry in addresses:
         subject = _subject(scan, entry)
-        if entry.get("error"):
-            yield errored(subject, f"address not scanned: {entry['error']}")
+        unscanned = _unscanned(addresses, entry, subject)
+        if unscanned is not None:
+            yield unscanned
             continue
         answer = (entry.get("protocols") or {}).get("TLSv1.3")
         observed = {"accepted": _accepted_versions(entry),
@@ -317,8 +335,9 @@ def tls_certificate(ev: Evidence, params: Params) -> Iterator[Outcome]:
                 "no_signature_with": sorted(WEAK_HASHES)}
     for entry in addresses:
         subject = _subject(scan, entry)
-        if entry.get("error"):
-            yield errored(subject, f"address not scanned: {entry['error']}")
+        unscanned = _unscanned(addresses, entry, subject)
+        if unscanned is not None:
+            yield unscanned
             continue
         chains = [c for c in entry.get("certificates") or [] if isinstance(c, dict)]
         if not chains:

@@ -210,6 +210,11 @@ async def scan_address(scan: _Scan, address: str) -> dict[str, Any]:
         "certificates": [],
         "certificate_error": None,
     }
+    unreachable = all(r.status == hs.ERROR and r.reason.startswith("connect:") for r in first)
+    out["reachable"] = not unreachable
+    if unreachable:
+        out["error"] = f"error: unreachable: {first[0].reason}"
+        return out
     accepted = [v for v in versions if protocols[v] is True]
     if "SSLv2" in accepted:
         out["cipher_suites"]["SSLv2"] = [

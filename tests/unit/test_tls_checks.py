@@ -233,3 +233,17 @@ def test_no_certificate_is_an_error() -> None:
     entry = _address(certificate_error="TLSv1.2 RSA: no Certificate message (timeout after 5.0s)")
     [outcome] = _judge(tls.tls_certificate, _evidence(entry))
     assert outcome.status is Status.ERROR and "no Certificate message" in outcome.message
+
+
+def test_unreachable_address_is_skipped_only_when_another_was_judged() -> None:
+    down = {"address": "fd00::10", "family": "IPv6", "reachable": False,
+            "error": "error: unreachable: connect: Network is unreachable"}
+    for check in (tls.tls_protocols, tls.tls_ciphers, tls.tls_tls13):
+        outcomes = _judge(check, _evidence(_address(), dict(down)))
+        assert [o.status for o in outcomes] == [Status.PASS, Status.SKIP]
+        assert "Network is unreachable" in outcomes[1].message
+        [alone] = _judge(check, _evidence(dict(down)))
+        assert alone.status is Status.ERROR
+    deadline = {"address": "10.0.0.10", "family": "IPv4", "error": "error: not scanned before the deadline"}
+    outcomes = _judge(tls.tls_protocols, _evidence(_address(), deadline))
+    assert [o.status for o in outcomes] == [Status.PASS, Status.ERROR]

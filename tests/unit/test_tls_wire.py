@@ -180,8 +180,11 @@ def test_connection_refused_is_an_error_not_a_refusal() -> None:
         await server.wait_closed()
         return await scan("127.0.0.1", port, options=ScanOptions(timeout=1.0, deadline=3.0))
     result = asyncio.run(go())
-    protocols = result["addresses"][0]["protocols"]
-    assert all(v == "error: connect: connection refused" for v in protocols.values())
+    [entry] = result["addresses"]
+    assert all(v == "error: connect: connection refused" for v in entry["protocols"].values())
+    assert entry["reachable"] is False
+    assert entry["error"] == "error: unreachable: connect: connection refused"
+    assert entry["cipher_suites"] == {}
 
 
 def test_unresolvable_host_is_an_error_entry() -> None:
