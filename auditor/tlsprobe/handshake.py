@@ -101,6 +101,8 @@ async def attempt(address: str, port: int, version: str, suites: Sequence[int],
         result = HelloResult(CLOSED, f"connection lost: {type(exc).__name__}")
     except OSError as exc:
         result = HelloResult(ERROR, f"socket error: {exc.strerror or type(exc).__name__}")
+    except Exception as exc:  # a prober bug must not take the scan down: it is a reason too
+        result = HelloResult(ERROR, f"internal error: {type(exc).__name__}: {exc}")
     finally:
         _close(writer)
     result.elapsed = time.monotonic() - start
@@ -214,6 +216,8 @@ async def attempt_sslv2(address: str, port: int, *, timeout: float = 5.0,
         result = HelloResult(CLOSED, f"connection lost: {type(exc).__name__}")
     except OSError as exc:
         result = HelloResult(ERROR, f"socket error: {exc.strerror or type(exc).__name__}")
+    except Exception as exc:  # a prober bug must not take the scan down: it is a reason too
+        result = HelloResult(ERROR, f"internal error: {type(exc).__name__}: {exc}")
     finally:
         _close(writer)
     result.elapsed = time.monotonic() - start

@@ -271,7 +271,11 @@ async def scan(host: str, port: int = 443, *, server_name: str | None = None,
     partial: dict[str, dict[str, Any]] = {}
 
     async def one(address: str) -> None:
-        partial[address] = await scan_address(state, address)
+        try:
+            partial[address] = await scan_address(state, address)
+        except Exception as exc:  # a prober bug is reported for its address, never raised
+            partial[address] = {"address": address, "family": _family(address),
+                                "error": f"error: internal error: {type(exc).__name__}: {exc}"}
 
     try:
         async with asyncio.timeout(max(0.1, state.remaining()) + 1.0):
