@@ -179,6 +179,10 @@ def registry_port(ev: Evidence, params: Params) -> Iterator[Outcome]:
             except ValueError as exc:
                 yield errored("profile", f"allowed_sources_v{family}: {net!r}: {exc}")
                 return
+    if facts.get("registry_running") is False and not facts.get("listen"):
+        yield skipped("-", "no registry runs in this network namespace and nothing listens on its port (an offline "
+                      "review of a config file): the firewall in front of the registry is not on this host")
+        return
     asm = assemble(facts.get("rulesets") or {})
     if asm.problems:
         yield errored("ruleset", "cannot evaluate the firewall: " + "; ".join(asm.problems),

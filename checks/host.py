@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed
+from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, warned
 from auditor.model import Severity, Vantage
 from auditor.netaddr import parse_listen
 
@@ -80,12 +80,18 @@ def bind_loopback(ev: Evidence, params: Params) -> Iterator[Outcome]:
             else:
                 yield from _process(process, sockets, debug_port, addr, addr_source, config_problem)
     if not judged:
-        yield errored(subject(facts), "no running registry process was found in this network namespace "
-                      "(nor a registry container): its sockets cannot be confirmed"
-                      + (f"; besides, {config_problem}" if config_problem else ""),
-                      observed={"http.addr": addr, "addr_source": addr_source,
-                                "discovery": discovered.get("sources")},
-                      expected="a running registry listening on loopback only")
+        # Nothing runs here (an offline review of a config file, or a registry this namespace cannot
+        # see): the config part is judged; the socket part cannot be, which is said, never passed.
+        observed = {"http.addr": addr, "addr_source": addr_source, "discovery": discovered.get("sources")}
+        if config_problem:
+            yield failed(subject(facts), f"{config_problem}; no running registry process was found in this "
+                         "network namespace to confirm its sockets", observed=observed,
+                         expected="http.addr on loopback, and a registry listening on loopback only")
+        else:
+            yield warned(subject(facts), f"http.addr {addr!r} is loopback, but no running registry process was found "
+                         "in this network namespace (nor a registry container): its sockets were not checked "
+                         "(run on the registry host, in its network namespace)", observed=observed,
+                         expected="a running registry listening on loopback only")
 
 
 def _process(process: dict[str, Any], sockets: list[dict[str, Any]], debug_port: int | None, addr: str,

@@ -170,7 +170,10 @@ async def host_firewall(ctx: ProbeContext) -> JSON:
         optional(ctx, "host.sockets"), optional(ctx, "host.discovery"), read_rulesets(), host_network())
     listen = registry_listeners(sockets, port)
     container = containerised(discovery, port)
+    registry = discovery.get("registry") if isinstance(discovery, dict) else None
+    running = bool(registry.get("pid") or registry.get("container")) if isinstance(registry, dict) else None
     return {
+        "registry_running": running if isinstance(discovery, dict) else None,
         "registry_port": port,
         "port_source": port_source,
         "listen": listen,

@@ -70,6 +70,10 @@ async def _root(ctx: ProbeContext) -> dict[str, JSON]:
             registry = None
     root = storage_root(config_facts, registry, explicit)
     if not os.path.isdir(str(root["path"])):
+        if not (registry or {}).get("pid") and not explicit:
+            raise NotApplicable(
+                f"storage root {root['path']} ({root['source']}) is not on this host and no registry runs in this "
+                "network namespace (an offline review of the config): storage not judged; give --storage-root")
         raise ProbeError(f"storage root {root['path']} ({root['source']}) is not a readable directory")
     return root
 

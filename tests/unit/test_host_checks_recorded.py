@@ -126,13 +126,24 @@ def test_a_loopback_config_with_a_wildcard_socket_fails_bind_loopback() -> None:
     assert result.message.startswith("pid ") and "0.0.0.0:5000" in result.message  # the config part is fine
 
 
-def test_no_registry_process_is_an_error_not_a_pass() -> None:
+def test_no_registry_process_is_a_warning_never_a_pass() -> None:
+    """An offline config review: the loopback config passes its letter, the sockets were not seen."""
     records, now = recorded("hardened")
     found = dict(records["host.discovery"].value)
     found.update(registry=None, registries=[], containers=[])
     records["host.discovery"] = ProbeRecord("host.discovery", "ok", found)
     (result,) = judge("registry.bind-loopback", records, now=now)
-    assert result.status is Status.ERROR and "no running registry" in result.message
+    assert result.status is Status.WARN and "no running registry" in result.message
+    assert "sockets were not checked" in result.message
+
+
+def test_no_registry_process_and_a_routable_addr_fails() -> None:
+    records, now = recorded("weak")
+    found = dict(records["host.discovery"].value)
+    found.update(registry=None, registries=[], containers=[])
+    records["host.discovery"] = ProbeRecord("host.discovery", "ok", found)
+    (result,) = judge("registry.bind-loopback", records, now=now)
+    assert result.status is Status.FAIL and "binds every interface" in result.message
 
 
 def test_stale_uploads_judge_at_the_audit_time() -> None:
