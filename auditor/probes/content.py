@@ -23,10 +23,13 @@ from auditor.content.scans import read_scan_dir
 from auditor.content.storage import StorageReader
 from auditor.content.walker import Walker, WalkOptions, stderr_progress
 from auditor.errors import NotApplicable, ProbeError
+from auditor.httpclient import make_client
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
 MAX_KEY_BYTES = 64 * 1024
+POOLS = 8  # small connection pools used round-robin by the walker (see Walker)
+CONNECTIONS_PER_POOL = 3
 MAX_ROOT_BYTES = 4 * 1024 * 1024
 
 
@@ -67,11 +70,17 @@ async def registry_content(ctx: ProbeContext) -> JSON:
     hosts: list[str] = []
     if ctx.target.url and not ctx.target.path("storage_root"):
         base = ctx.target.url
-        client = ctx.http()
-        auth = RegistryAuth(client, ctx.credentials, base)
-        loop = asyncio.get_running_loop()
-        options = WalkOptions(deadline=loop.time() + ctx.remaining(), progress=stderr_progress)
-        facts = await Walker(client, base, auth, options).walk()
+        clients = [make_client(ca_bundle=ctx.target.path("ca_bundle"), max_connections=CONNECTIONS_PER_POOL)
+                   for _ in range(POOLS)]
+        try:
+            auth = RegistryAuth(clients[0], ctx.credentials, base)
+            loop = asyncio.get_running_loop()
+            options = WalkOptions(concurrency=POOLS * CONNECTIONS_PER_POOL, deadline=loop.time() + ctx.remaining(),
+                                  progress=stderr_progress)
+            facts = await Walker(clients, base, auth, options).walk()
+        finally:
+            for client in clients:
+                await client.aclose()
         hosts.append(ctx.target.host or "")
         if ctx.target.port not in (None, 443, 80):
             hosts.append(f"{ctx.target.host}:{ctx.target.port}")
