@@ -288,3 +288,30 @@ def test_bearer_realm_off_domain_gets_no_credentials(content):
         reg.auth = "none"
     assert not any(r.startswith("GET /token") for r in reg.requests[before:])
     assert any(r.startswith("GET /v2/") for r in reg.requests[before:])
+
+
+def test_requests_are_spread_over_several_small_pools(content):
+    reg, expected = content
+    counts = [0, 0, 0]
+
+    def counting(i: int):
+        def handle(request):
+            counts[i] += 1
+            return reg.handle(request)
+        return handle
+
+    async def run() -> dict[str, Any]:
+        import httpx
+
+        clients = [httpx.AsyncClient(transport=httpx.MockTransport(counting(i))) for i in range(3)]
+        try:
+            auth = RegistryAuth(clients[0], None, BASE)
+            opts = WalkOptions(deadline=asyncio.get_running_loop().time() + 30)
+            return await Walker(clients, BASE, auth, opts).walk()
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    facts = asyncio.run(run())
+    assert set(by_subject(facts)) == set(expected)
+    assert all(n > 0 for n in counts) and max(counts) - min(counts) <= 1
