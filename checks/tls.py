@@ -160,12 +160,12 @@ def _violations(version: str, suite: Mapping[str, Any], allowed: set[str]) -> li
     "with `SSLHonorCipherOrder on`; nginx: `ssl_ciphers` with the same list.",
     generator="apache-vhost",
     references=REFS,
-    params={"allowed_tls12_suites": list(GUIDE_SUITES)},
+    params={"allowed_tls12_ciphers": list(GUIDE_SUITES)},
 )
 def tls_ciphers(ev: Evidence, params: Params) -> Iterator[Outcome]:
     scan, addresses = _addresses(ev)
     yield from _no_scan(scan, addresses)
-    allowed = _canonical(params.get("allowed_tls12_suites") or GUIDE_SUITES)
+    allowed = _canonical(params.get("allowed_tls12_ciphers") or GUIDE_SUITES)
     for entry in addresses:
         subject = _subject(scan, entry)
         unscanned = _unscanned(addresses, entry, subject)

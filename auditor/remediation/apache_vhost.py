@@ -121,11 +121,9 @@ def _dedent(raw: list[str]) -> list[str]:
 
 
 def _allowed_ciphers(params: dict[str, Any]) -> str:
-    names = params.get("allowed_tls12_ciphers")
-    if names:
-        return ":".join(str(n) for n in names)
-    suites = params.get("allowed_tls12_suites") or []
-    mapped = [OPENSSL_NAMES[s] for s in suites if s in OPENSSL_NAMES]
+    """The profile's TLS 1.2 allowlist (OpenSSL or IANA names) as an SSLCipherSuite string."""
+    names = [str(n) for n in params.get("allowed_tls12_ciphers") or []]
+    mapped = [OPENSSL_NAMES.get(n, n) for n in names]
     return ":".join(mapped) or "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 
 

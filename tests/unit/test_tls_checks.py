@@ -137,7 +137,7 @@ def test_ciphers_fail_on_a_suite_outside_the_allowlist_and_profile_can_allow_it(
     assert outcome.observed["violations"] == [{"version": "TLSv1.2", "suite": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
                                                "code": "0xC02F", "why": ["not in the profile's allowlist"]}]
     allowed = ["ECDHE-RSA-AES256-GCM-SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"]
-    [lenient] = _judge(tls.tls_ciphers, _evidence(_address(suites=suites)), allowed_tls12_suites=allowed)
+    [lenient] = _judge(tls.tls_ciphers, _evidence(_address(suites=suites)), allowed_tls12_ciphers=allowed)
     assert lenient.status is Status.PASS
 
 
@@ -153,7 +153,7 @@ def test_ciphers_fail_on_a_suite_outside_the_allowlist_and_profile_can_allow_it(
 def test_weak_suites_are_never_allowed_even_if_the_profile_lists_them(name: str, why: str) -> None:
     suites = {"TLSv1.2": ["ECDHE-RSA-AES256-GCM-SHA384", name]}
     [outcome] = _judge(tls.tls_ciphers, _evidence(_address(suites=suites)),
-                       allowed_tls12_suites=["ECDHE-RSA-AES256-GCM-SHA384", name])
+                       allowed_tls12_ciphers=["ECDHE-RSA-AES256-GCM-SHA384", name])
     assert outcome.status is Status.FAIL
     assert why in outcome.observed["violations"][0]["why"]
 
