@@ -64,6 +64,16 @@ async def storage_root(ctx: ProbeContext) -> tuple[str, str]:
     raise NotApplicable("no registry URL, no --storage-root and no filesystem storage in the registry config")
 
 
+async def _registry_runs_here(ctx: ProbeContext) -> bool:
+    """Whether discovery found a running registry (process or container) in this network namespace."""
+    try:
+        found = await ctx.evidence("host.discovery")
+    except (ProbeError, NotApplicable):
+        return False
+    registry = found.get("registry") if isinstance(found, dict) else None
+    return isinstance(registry, dict) and bool(registry.get("pid") or registry.get("container"))
+
+
 @probe("registry.content", timeout=3600.0)
 async def registry_content(ctx: ProbeContext) -> JSON:
     """Every repository and tag: digests, platforms, signatures, attestations, largest layer."""
@@ -87,6 +97,10 @@ async def registry_content(ctx: ProbeContext) -> JSON:
     else:
         root, source = await storage_root(ctx)
         if not Path(root).is_dir():
+            if source != "--storage-root" and not await _registry_runs_here(ctx):
+                raise NotApplicable(
+                    f"storage root {root} ({source}) is not on this host and no registry runs in this network "
+                    "namespace (an offline review of the config): give the registry's URL to audit its content")
             raise ProbeError(f"storage root {root} ({source}) is not a directory")
         facts = await asyncio.to_thread(StorageReader(root).walk)
         facts["storage_root_source"] = source

@@ -55,8 +55,13 @@ def test_registry_content_from_storage_without_http(tmp_path: Path):
     assert facts["source"] == "storage" and facts["hosts"] == ["reg.example"]
     assert [(t["repo"], t["tag"], t["digest"]) for t in facts["tags"]] == [("a/b", "v1", image.manifest.digest)]
     missing = {"config.registry": {"config": {"storage": {"filesystem": {"rootdirectory": str(tmp_path / "no")}}}}}
-    with pytest.raises(ProbeError, match="not a directory"):
+    # No registry runs here: an offline review of a config file, so content is not applicable (skip) ...
+    with pytest.raises(NotApplicable, match="offline review"):
         run(registry_content.fn(ctx(Target(inside=True), missing)))
+    # ... but a running registry whose storage root is missing is an error, never a skip or a pass.
+    running = {**missing, "host.discovery": {"registry": {"pid": 4242, "config": "/etc/docker/registry/config.yml"}}}
+    with pytest.raises(ProbeError, match="not a directory"):
+        run(registry_content.fn(ctx(Target(inside=True), running)))
 
 
 def test_signatures_trust_loads_pems_and_trusted_root(tmp_path: Path):
