@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from auditor import __version__
 from auditor.checkapi import ProbeRecord
@@ -40,11 +42,20 @@ class EvidenceFile:
         }
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        tmp.chmod(0o600)
-        tmp.replace(path)
+        """Write the evidence (owner-only: it describes the deployment in detail), streamed, atomically."""
+        from auditor.reportapi import write_atomically
+
+        def dump(handle: BinaryIO) -> None:
+            text = io.TextIOWrapper(handle, encoding="utf-8", write_through=True)
+            json.dump(self.to_json(), text, indent=1, sort_keys=True)
+            text.write("\n")
+            text.flush()
+            text.detach()
+
+        try:
+            write_atomically(path, dump, mode=0o600)
+        except OSError as exc:
+            raise UsageError(f"cannot write evidence file {path}: {exc.strerror or exc}") from None
 
     @classmethod
     def load(cls, path: Path) -> EvidenceFile:

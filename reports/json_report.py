@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import json
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, BinaryIO
 
 from auditor.report import AuditReport
 from auditor.reportapi import ReportWriter
 
 
 def render_json(report: AuditReport) -> bytes:
-    return (json.dumps(report.to_json(), indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode("utf-8")
+    return (json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def stream_json(report: AuditReport, handle: BinaryIO) -> None:
+    """The same bytes as render_json, written in chunks (large registries: tens of MB)."""
+    text = io.TextIOWrapper(handle, encoding="utf-8", write_through=True)
+    json.dump(report.to_json(), text, indent=2, ensure_ascii=False)
+    text.write("\n")
+    text.flush()
+    text.detach()
 
 
 @cache
@@ -22,4 +32,5 @@ def report_schema() -> dict[str, Any]:
     return dict(json.loads(text))
 
 
-JSON_WRITER = ReportWriter("json", "json", "machine-readable report (reports/report.schema.json)", render_json)
+JSON_WRITER = ReportWriter("json", "json", "machine-readable report (reports/report.schema.json)", render_json,
+                           stream_json)

@@ -140,3 +140,25 @@ def test_html_report_in_headless_chromium(reports: Path) -> None:
         page.screenshot(path=str(ARTIFACTS / "html-report.png"), full_page=True)
         browser.close()
     assert (ARTIFACTS / "html-report.png").stat().st_size > 10_000
+
+
+def test_streamed_json_report_equals_the_rendered_one(reports: Path) -> None:
+    import io
+
+    from auditor.reports.json_report import render_json, stream_json
+
+    from auditor.evidence import EvidenceFile
+    from auditor.plugins import load_checks
+    from auditor.profile import load_profile
+    from auditor.report import AuditReport
+    from auditor.runner import RunOptions, Selection, evaluate
+
+    del reports
+    evidence = EvidenceFile(target={"url": None, "inside": True}, started_at="2026-11-28T00:00:00+00:00",
+                            ended_at="2026-11-28T00:00:01+00:00", judged_at="2026-11-28T00:00:01+00:00",
+                            records={}, discovery={})
+    report: AuditReport = evaluate(load_checks(), evidence, Selection(load_profile("seed-hardened")), RunOptions())
+    buffer = io.BytesIO()
+    stream_json(report, buffer)
+    assert buffer.getvalue() == render_json(report)
+    assert json.loads(buffer.getvalue())["format"] == "regaudit-report/1"
