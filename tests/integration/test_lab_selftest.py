@@ -13,7 +13,7 @@ from lab import LabInfo, selftest
 
 pytestmark = pytest.mark.integration
 
-CATALOG = Path("/work/shared/CATALOG.md")
+CATALOG = Path(__file__).resolve().parents[3] / "shared" / "CATALOG.md"  # ../shared beside the checkout
 DEFECTS = Path(__file__).resolve().parents[1] / "lab" / "defects" / "weak.yaml"
 
 

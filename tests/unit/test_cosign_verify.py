@@ -26,7 +26,7 @@ from auditor.content.sigstore_verify import KeylessVerifier
 from .test_content_fake import labcosign as lc
 from .test_content_fake import oci, public_pem
 
-TESTDATA = Path("/work/shared/testdata/cosign")
+TESTDATA = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "cosign"
 KEYLESS = TESTDATA / "oci-attestation.sigstore.json"
 KEYLESS_DIGEST = "sha256:732112270d7e59418a8c080b134b24cabd67d250d0d0147a97ed95ba5c280aa4"
 IDENTITY = {"issuer": "https://github.com/login/oauth", "subject": "cody@soyland.com"}

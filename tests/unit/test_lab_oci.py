@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: the `lab
 from lab.content import oci, plan, trivy
 from lab.content.populate import LayerCache, build_image
 
-GOLDEN = Path("/work/shared/testdata/trivy/alpine-310.json.golden")
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "trivy" / "alpine-310.json.golden"
 
 
 def _members(blob: oci.Blob) -> dict[str, bytes]:

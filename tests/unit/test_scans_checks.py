@@ -31,10 +31,10 @@ from auditor.profile import load_profile
 from .helpers import NOW, judge, records
 from .test_content_fake import new_key, public_pem
 
-GOLDENS = Path("/work/shared/testdata/trivy")
+GOLDENS = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "trivy"
 HIGH_CRIT = GOLDENS / "alpine-39-high-critical.json.golden"
 ALPINE310 = GOLDENS / "alpine-310.json.golden"
-VULN_PREDICATE = Path("/work/shared/testdata/cosign/vuln-predicate.json")
+VULN_PREDICATE = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "cosign" / "vuln-predicate.json"
 D1 = "sha256:" + "11" * 32
 D2 = "sha256:" + "22" * 32
 HOST = "registry.regaudit.test"
