@@ -9,7 +9,7 @@ vuln attestation (`cosign attest --type vuln`) whose signature verifies with a t
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,6 +159,24 @@ def _each(ev: Evidence) -> Iterator[tuple[str, dict[str, Any], Found | None]]:
         yield where, tag, found.get(where)
 
 
+def _judge_scanned(
+    ev: Evidence, judge: Callable[[str, dict[str, Any], Scan], Iterator[Outcome]]
+) -> Iterator[Outcome]:
+    """`judge` on every tag that has a scan; an unreadable tag is error, an unscanned one skip
+    (scans.present reports it), and an empty registry one skip."""
+    any_tag = False
+    for where, tag, found in _each(ev):
+        any_tag = True
+        if found is None:
+            yield errored(where, f"could not read the tag: {tag.get('error')}", observed={"digest": tag.get("digest")})
+        elif found.scan is None:
+            yield skipped(where, "no scan: reported by scans.present")
+        else:
+            yield from judge(where, tag, found.scan)
+    if not any_tag:
+        yield skipped("-", "the registry holds no tags")
+
+
 @check(
     id="scans.present",
     title="Every tag has a vulnerability scan",
@@ -212,30 +230,23 @@ def scans_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
 )
 def scans_fresh(ev: Evidence, params: Params) -> Iterator[Outcome]:
     limit = float(params["max_age_hours"])
-    any_tag = False
-    for where, tag, found in _each(ev):
-        any_tag = True
-        if found is None:
-            yield errored(where, f"could not read the tag: {tag.get('error')}", observed={"digest": tag.get("digest")})
-            continue
-        if found.scan is None:
-            yield skipped(where, "no scan: reported by scans.present")
-            continue
-        observed: dict[str, Any] = {"digest": tag["digest"], "source": found.scan.source,
-                                    "created_at": found.scan.describe()["created_at"],
-                                    "created_from": found.scan.created_from}
-        if found.scan.created_at is None:
-            yield errored(where, f"{found.scan.source}: no CreatedAt and no usable mtime", observed=observed)
-            continue
-        age = (ev.now - found.scan.created_at).total_seconds() / 3600
+
+    def judge(where: str, tag: dict[str, Any], scan: Scan) -> Iterator[Outcome]:
+        observed: dict[str, Any] = {"digest": tag["digest"], "source": scan.source,
+                                    "created_at": scan.describe()["created_at"],
+                                    "created_from": scan.created_from}
+        if scan.created_at is None:
+            yield errored(where, f"{scan.source}: no CreatedAt and no usable mtime", observed=observed)
+            return
+        age = (ev.now - scan.created_at).total_seconds() / 3600
         observed["age_hours"] = round(age, 2)
         if age > limit:
-            yield failed(where, f"{tag['digest']}: scan is {age:.1f}h old ({found.scan.created_from}), more than "
+            yield failed(where, f"{tag['digest']}: scan is {age:.1f}h old ({scan.created_from}), more than "
                          f"{limit:g}h", observed=observed, expected=f"<= {limit:g}h")
         else:
-            yield passed(where, f"scan is {max(age, 0):.1f}h old ({found.scan.created_from})", observed=observed)
-    if not any_tag:
-        yield skipped("-", "the registry holds no tags")
+            yield passed(where, f"scan is {max(age, 0):.1f}h old ({scan.created_from})", observed=observed)
+
+    yield from _judge_scanned(ev, judge)
 
 
 @check(
@@ -254,27 +265,20 @@ def scans_fresh(ev: Evidence, params: Params) -> Iterator[Outcome]:
     references=REFS,
 )
 def scans_digest_match(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    any_tag = False
-    for where, tag, found in _each(ev):
-        any_tag = True
-        if found is None:
-            yield errored(where, f"could not read the tag: {tag.get('error')}", observed={"digest": tag.get("digest")})
-            continue
-        if found.scan is None:
-            yield skipped(where, "no scan: reported by scans.present")
-            continue
+
+    def judge(where: str, tag: dict[str, Any], scan: Scan) -> Iterator[Outcome]:
         digest = str(tag["digest"])
-        observed = {"digest": digest, "source": found.scan.source, "repo_digests": found.scan.digests}
-        if digest in found.scan.digests:
-            yield passed(where, f"{found.scan.source} names the tag's digest", observed=observed)
-        elif not found.scan.digests:
-            yield failed(where, f"{digest}: {found.scan.source} names no digest (RepoDigests empty): it cannot be "
+        observed = {"digest": digest, "source": scan.source, "repo_digests": scan.digests}
+        if digest in scan.digests:
+            yield passed(where, f"{scan.source} names the tag's digest", observed=observed)
+        elif not scan.digests:
+            yield failed(where, f"{digest}: {scan.source} names no digest (RepoDigests empty): it cannot be "
                          "tied to this image", observed=observed, expected=digest)
         else:
-            yield failed(where, f"{digest}: {found.scan.source} is of {', '.join(found.scan.digests)}: the tag was "
+            yield failed(where, f"{digest}: {scan.source} is of {', '.join(scan.digests)}: the tag was "
                          "re-pushed after the scan", observed=observed, expected=digest)
-    if not any_tag:
-        yield skipped("-", "the registry holds no tags")
+
+    yield from _judge_scanned(ev, judge)
 
 
 @check(
@@ -297,20 +301,13 @@ def scans_digest_match(ev: Evidence, params: Params) -> Iterator[Outcome]:
 def scans_severity(ev: Evidence, params: Params) -> Iterator[Outcome]:
     wanted = {str(s).upper() for s in params["severities"]}
     rules = [*ev[REPORTS].get("ignore", []), *rules_from_param(params.get("ignore") or [])]
-    any_tag = False
-    for where, tag, found in _each(ev):
-        any_tag = True
-        if found is None:
-            yield errored(where, f"could not read the tag: {tag.get('error')}", observed={"digest": tag.get("digest")})
-            continue
-        if found.scan is None:
-            yield skipped(where, "no scan: reported by scans.present")
-            continue
+
+    def judge(where: str, tag: dict[str, Any], scan: Scan) -> Iterator[Outcome]:
         counts: dict[str, int] = {}
         findings: list[str] = []
         ignored: list[str] = []
         seen: set[tuple[str, str, str]] = set()
-        for vuln in found.scan.vulns:
+        for vuln in scan.vulns:
             key = (str(vuln.get("id")), str(vuln.get("pkg")), str(vuln.get("installed")))
             if vuln.get("severity") not in wanted or key in seen:
                 continue
@@ -321,7 +318,7 @@ def scans_severity(ev: Evidence, params: Params) -> Iterator[Outcome]:
                 continue
             counts[str(vuln["severity"])] = counts.get(str(vuln["severity"]), 0) + 1
             findings.append(f"{vuln['id']} {vuln['severity']} {vuln.get('pkg')}")
-        observed: dict[str, Any] = {"digest": tag["digest"], "source": found.scan.source, "counts": counts}
+        observed: dict[str, Any] = {"digest": tag["digest"], "source": scan.source, "counts": counts}
         if findings:
             observed["vulnerabilities"] = findings[:50]
         if ignored:
@@ -334,5 +331,5 @@ def scans_severity(ev: Evidence, params: Params) -> Iterator[Outcome]:
         else:
             note = f" ({len(ignored)} ignored)" if ignored else ""
             yield passed(where, f"no {'/'.join(sorted(wanted))} vulnerabilities{note}", observed=observed)
-    if not any_tag:
-        yield skipped("-", "the registry holds no tags")
+
+    yield from _judge_scanned(ev, judge)
