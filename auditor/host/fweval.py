@@ -16,6 +16,7 @@ Contract:
 
 from __future__ import annotations
 
+import abc
 import ipaddress
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -55,13 +56,14 @@ class Packet:
         return frozenset({"NEW", "DNAT"} if self.dnat else {"NEW"})
 
 
-class Match:
+class Match(abc.ABC):
     """One condition of a rule; `test` answers True, False, or a reason string (unknown)."""
 
     text: str = ""
 
+    @abc.abstractmethod
     def test(self, pkt: Packet) -> Tri:
-        raise NotImplementedError
+        """Whether the packet matches: True, False, or a reason string when it cannot be told."""
 
     def src_points(self, family: int) -> Iterable[int]:
         """Addresses where this match's answer may change for a varying source (interval starts)."""
