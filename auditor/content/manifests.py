@@ -132,3 +132,19 @@ def predicate_of(descriptor: Descriptor | ManifestFacts) -> str:
 
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+class LayerSizes:
+    """The largest layer and the largest image (sum of its layers) seen while walking, for tmpfs sizing."""
+
+    def __init__(self) -> None:
+        self.largest: dict[str, Any] | None = None
+        self.largest_image: dict[str, Any] | None = None
+
+    def _note_layers(self, repo: str, manifest: ManifestFacts, digest: str) -> None:
+        for layer in manifest.layers:
+            if self.largest is None or layer.size > self.largest["size"]:
+                self.largest = {"size": layer.size, "repo": repo, "digest": layer.digest}
+        total = sum(layer.size for layer in manifest.layers)
+        if self.largest_image is None or total > self.largest_image["size"]:
+            self.largest_image = {"size": total, "repo": repo, "digest": digest}

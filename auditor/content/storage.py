@@ -25,7 +25,7 @@ MAX_BLOB = 4 * 1024 * 1024
 LAYOUT = Path("docker/registry/v2")
 
 
-class StorageReader:
+class StorageReader(mf.LayerSizes):
     """One read of a registry's storage root."""
 
     def __init__(self, root: str | Path) -> None:
@@ -33,8 +33,7 @@ class StorageReader:
         self.v2 = self.root / LAYOUT
         self._v2 = str(self.v2)
         self.reads = 0
-        self.largest: dict[str, Any] | None = None
-        self.largest_image: dict[str, Any] | None = None
+        mf.LayerSizes.__init__(self)
         self._digest_cache: dict[tuple[str, str], dict[str, Any]] = {}
 
     # -- files ----------------------------------------------------------------------------
@@ -190,15 +189,6 @@ class StorageReader:
         out["signatures"] = sigs
         out["attestations"] = atts
         return out
-
-    def _note_layers(self, repo: str, manifest: mf.ManifestFacts, digest: str) -> None:
-        """Track the largest layer and the largest image (sum of its layers) for tmpfs sizing."""
-        for layer in manifest.layers:
-            if self.largest is None or layer.size > self.largest["size"]:
-                self.largest = {"size": layer.size, "repo": repo, "digest": layer.digest}
-        total = sum(layer.size for layer in manifest.layers)
-        if self.largest_image is None or total > self.largest_image["size"]:
-            self.largest_image = {"size": total, "repo": repo, "digest": digest}
 
     def _tag_manifest(self, repo: str, tag: str) -> tuple[mf.ManifestFacts, bytes]:
         digest = self.tag_digest(repo, tag)

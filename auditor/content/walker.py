@@ -73,7 +73,7 @@ class Stats:
         return {"repositories": self.repositories, "tags": self.tags, "requests": sum(self.requests.values())}
 
 
-class Walker:
+class Walker(mf.LayerSizes):
     """One walk of one registry through its HTTP API."""
 
     def __init__(self, client: httpx.AsyncClient | Sequence[httpx.AsyncClient], base_url: str, auth: RegistryAuth,
@@ -87,8 +87,7 @@ class Walker:
         self.auth = auth
         self.options = options or WalkOptions()
         self.stats = Stats()
-        self.largest: dict[str, Any] | None = None
-        self.largest_image: dict[str, Any] | None = None
+        mf.LayerSizes.__init__(self)
         self._digest_work: dict[tuple[str, str], asyncio.Task[dict[str, Any]]] = {}
         self._referrers: bool | None = None if self.options.referrers else False
         self._referrers_lock = asyncio.Lock()
@@ -313,15 +312,6 @@ class Walker:
         out["signatures"] = sigs
         out["attestations"] = atts
         return out
-
-    def _note_layers(self, repo: str, manifest: mf.ManifestFacts, digest: str) -> None:
-        """Track the largest layer and the largest image (sum of its layers) for tmpfs sizing."""
-        for layer in manifest.layers:
-            if self.largest is None or layer.size > self.largest["size"]:
-                self.largest = {"size": layer.size, "repo": repo, "digest": layer.digest}
-        total = sum(layer.size for layer in manifest.layers)
-        if self.largest_image is None or total > self.largest_image["size"]:
-            self.largest_image = {"size": total, "repo": repo, "digest": digest}
 
     async def manifest_by_digest(self, repo: str, digest: str, kind: str) -> mf.ManifestFacts:
         facts, _ = await self.manifest_raw(repo, digest, kind)
