@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 from auditor.tlsprobe import records as rec
@@ -80,33 +80,9 @@ async def attempt(address: str, port: int, version: str, suites: Sequence[int],
     With `want_certificate`, keeps reading a TLS <= 1.2 flight until ServerHelloDone and returns
     the Certificate message's DER list.
     """
-    start = time.monotonic()
     hello = rec.build_client_hello(version, suites, server_name)
-    writer: asyncio.StreamWriter | None = None
-    result: HelloResult
-    try:
-        async with asyncio.timeout(timeout):
-            try:
-                reader, writer = await _open(address, port, counter)
-            except OSError as exc:
-                return _connect_error(exc)
-            writer.write(hello)
-            await writer.drain()
-            result = await _read_answer(reader, version, want_certificate, max_bytes)
-    except TimeoutError:
-        result = HelloResult(ERROR, f"timeout after {timeout:.1f}s")
-    except ConnectionResetError:
-        result = HelloResult(CLOSED, "connection reset by peer")
-    except (BrokenPipeError, ConnectionError) as exc:
-        result = HelloResult(CLOSED, f"connection lost: {type(exc).__name__}")
-    except OSError as exc:
-        result = HelloResult(ERROR, f"socket error: {exc.strerror or type(exc).__name__}")
-    except Exception as exc:  # a prober bug must not take the scan down: it is a reason too
-        result = HelloResult(ERROR, f"internal error: {type(exc).__name__}: {exc}")
-    finally:
-        _close(writer)
-    result.elapsed = time.monotonic() - start
-    return result
+    return await _exchange(address, port, hello, lambda reader: _read_answer(reader, version, want_certificate,
+                                                                             max_bytes), timeout, counter)
 
 
 async def _read_answer(reader: asyncio.StreamReader, version: str, want_certificate: bool,
@@ -196,6 +172,14 @@ async def attempt_sslv2(address: str, port: int, *, timeout: float = 5.0,
 
     A TLS alert or handshake in answer is a refusal (the server does not speak SSLv2).
     """
+    return await _exchange(address, port, rec.build_sslv2_client_hello(),
+                           lambda reader: _read_sslv2(reader, max_bytes), timeout, counter)
+
+
+async def _exchange(address: str, port: int, hello: bytes,
+                    read: Callable[[asyncio.StreamReader], Awaitable[HelloResult]],
+                    timeout: float, counter: Counter | None) -> HelloResult:
+    """Connect, send `hello`, classify the answer with `read`; every failure is a HelloResult reason."""
     start = time.monotonic()
     writer: asyncio.StreamWriter | None = None
     result: HelloResult
@@ -205,9 +189,9 @@ async def attempt_sslv2(address: str, port: int, *, timeout: float = 5.0,
                 reader, writer = await _open(address, port, counter)
             except OSError as exc:
                 return _connect_error(exc)
-            writer.write(rec.build_sslv2_client_hello())
+            writer.write(hello)
             await writer.drain()
-            result = await _read_sslv2(reader, max_bytes)
+            result = await read(reader)
     except TimeoutError:
         result = HelloResult(ERROR, f"timeout after {timeout:.1f}s")
     except ConnectionResetError:
