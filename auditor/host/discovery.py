@@ -206,3 +206,12 @@ def discover_processes(proc: str = procfs.PROC) -> dict[str, JSON]:
             envvars = _read_text(procfs.root_path(process.pid, os.path.join(root, "envvars"), proc))
             found["apache"].append(parse_apache(process, env, envvars))
     return {"netns": mine, **found}
+
+
+def registry_running(discovery: object) -> bool | None:
+    """Whether the `host.discovery` evidence names a running registry (a process or a container)
+    in this network namespace; None when discovery gave nothing to tell by."""
+    if not isinstance(discovery, dict):
+        return None
+    registry = discovery.get("registry")
+    return isinstance(registry, dict) and bool(registry.get("pid") or registry.get("container"))

@@ -23,6 +23,7 @@ from auditor.content.scans import read_scan_dir
 from auditor.content.storage import StorageReader
 from auditor.content.walker import Walker, WalkOptions, stderr_progress
 from auditor.errors import NotApplicable, ProbeError
+from auditor.host.discovery import registry_running
 from auditor.httpclient import make_client
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
@@ -67,11 +68,9 @@ async def storage_root(ctx: ProbeContext) -> tuple[str, str]:
 async def _registry_runs_here(ctx: ProbeContext) -> bool:
     """Whether discovery found a running registry (process or container) in this network namespace."""
     try:
-        found = await ctx.evidence("host.discovery")
+        return bool(registry_running(await ctx.evidence("host.discovery")))
     except (ProbeError, NotApplicable):
         return False
-    registry = found.get("registry") if isinstance(found, dict) else None
-    return isinstance(registry, dict) and bool(registry.get("pid") or registry.get("container"))
 
 
 @probe("registry.content", timeout=3600.0)

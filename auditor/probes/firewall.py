@@ -16,6 +16,7 @@ import shutil
 from typing import Any
 
 from auditor.errors import NotApplicable
+from auditor.host.discovery import registry_running
 from auditor.model import JSON
 from auditor.netaddr import parse_listen
 from auditor.probeapi import ProbeContext, probe
@@ -170,10 +171,8 @@ async def host_firewall(ctx: ProbeContext) -> JSON:
         optional(ctx, "host.sockets"), optional(ctx, "host.discovery"), read_rulesets(), host_network())
     listen = registry_listeners(sockets, port)
     container = containerised(discovery, port)
-    registry = discovery.get("registry") if isinstance(discovery, dict) else None
-    running = bool(registry.get("pid") or registry.get("container")) if isinstance(registry, dict) else None
     return {
-        "registry_running": running if isinstance(discovery, dict) else None,
+        "registry_running": registry_running(discovery),
         "registry_port": port,
         "port_source": port_source,
         "listen": listen,

@@ -9,6 +9,7 @@ from typing import Any
 
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host import docker, mounts, procfs, storage_layout
+from auditor.host.discovery import registry_running
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -60,7 +61,7 @@ async def _root(ctx: ProbeContext) -> dict[str, JSON]:
     if not ctx.target.inside and not ctx.target.path("storage_root"):
         raise NotApplicable("inside vantage not requested (run with --inside on the registry host)")
     explicit = ctx.target.path("storage_root")
-    config_facts = registry = None
+    config_facts = registry = found = None
     if not explicit:
         config_facts = await ctx.evidence("config.registry")
         try:
@@ -70,7 +71,7 @@ async def _root(ctx: ProbeContext) -> dict[str, JSON]:
             registry = None
     root = storage_root(config_facts, registry, explicit)
     if not os.path.isdir(str(root["path"])):
-        if not (registry or {}).get("pid") and not explicit:
+        if not explicit and not registry_running(found):
             raise NotApplicable(
                 f"storage root {root['path']} ({root['source']}) is not on this host and no registry runs in this "
                 "network namespace (an offline review of the config): storage not judged; give --storage-root")
