@@ -148,3 +148,14 @@ class LayerSizes:
         total = sum(layer.size for layer in manifest.layers)
         if self.largest_image is None or total > self.largest_image["size"]:
             self.largest_image = {"size": total, "repo": repo, "digest": digest}
+
+
+def artifacts(legacy_signature: dict[str, Any] | None, legacy_attestations: list[dict[str, Any]],
+              bundles: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A digest's signatures and attestations: the legacy `.sig`/`.att` tags, and the sigstore
+    bundles sorted by predicate type (a vuln predicate is an attestation, anything else a signature)."""
+    sigs = [legacy_signature] if legacy_signature is not None else []
+    atts = list(legacy_attestations)
+    for bundle in bundles:
+        (atts if bundle.get("predicate_type") == VULN_PREDICATE else sigs).append(bundle)
+    return {"signatures": sigs, "attestations": atts}

@@ -299,18 +299,11 @@ class Walker(mf.LayerSizes):
             out["platforms"] = platforms
         else:
             self._note_layers(repo, manifest, digest)
-        sigs: list[dict[str, Any]] = []
-        atts: list[dict[str, Any]] = []
-        sig_tag = mf.artifact_tag(digest, "sig")
-        if sig_tag in tagset:
-            sigs.append(await self.legacy_signature(repo, sig_tag))
-        att_tag = mf.artifact_tag(digest, "att")
-        if att_tag in tagset:
-            atts.extend(await self.legacy_attestations(repo, att_tag))
-        for bundle in await self.bundles(repo, digest, tagset):
-            (atts if bundle.get("predicate_type") == mf.VULN_PREDICATE else sigs).append(bundle)
-        out["signatures"] = sigs
-        out["attestations"] = atts
+        sig_tag, att_tag = mf.artifact_tag(digest, "sig"), mf.artifact_tag(digest, "att")
+        out.update(mf.artifacts(
+            await self.legacy_signature(repo, sig_tag) if sig_tag in tagset else None,
+            await self.legacy_attestations(repo, att_tag) if att_tag in tagset else [],
+            await self.bundles(repo, digest, tagset)))
         return out
 
     async def manifest_by_digest(self, repo: str, digest: str, kind: str) -> mf.ManifestFacts:
