@@ -35,3 +35,28 @@ def judge(
 
 def statuses(results: list[Result]) -> list[Status]:
     return [r.status for r in results]
+
+
+def run_probe(probe: Any, target: Any, evidence: dict[str, Any] | None = None) -> Any:
+    """Run one probe through the real probe API, offline: other evidence comes from `evidence`
+    (anything else is a ProbeError), and there is no HTTP client."""
+    import asyncio
+
+    from auditor.errors import ProbeError
+    from auditor.probeapi import ProbeContext
+
+    known = evidence or {}
+
+    async def fetch(name: str) -> Any:
+        if name in known:
+            return known[name]
+        raise ProbeError(f"{name} not gathered in this test")
+
+    def no_http() -> Any:
+        raise AssertionError("this probe must not use HTTP")
+
+    async def go() -> Any:
+        ctx = ProbeContext(target, None, fetch, no_http, asyncio.get_running_loop().time() + 60)
+        return await probe.fn(ctx)
+
+    return asyncio.run(go())

@@ -3,19 +3,17 @@ passes and what fails; evidence from the real `admission.manifests` probe."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from auditor.checkapi import ProbeRecord
-from auditor.errors import NotApplicable, ProbeError
+from auditor.errors import NotApplicable
 from auditor.model import JSON, Status
-from auditor.probeapi import ProbeContext
 from auditor.probes.admission import admission_manifests, key_fingerprints
 from auditor.target import Target
 
+from . import helpers
 from .helpers import FIXTURES, judge
 
 K8S = FIXTURES / "k8s"
@@ -23,19 +21,9 @@ TRUSTED = str(K8S / "keys" / "cosign.pub")
 URL = "https://registry.example.com"
 
 
-def run_probe(target: Target, evidence: dict[str, JSON] | None = None) -> Any:
-    known = evidence or {}
-
-    async def fetch(name: str) -> JSON:
-        if name in known:
-            return known[name]
-        raise ProbeError(f"{name} not gathered in this test")
-
-    async def go() -> JSON:
-        ctx = ProbeContext(target, None, fetch, lambda: None, asyncio.get_running_loop().time() + 60)  # type: ignore[arg-type,return-value]
-        return await admission_manifests.fn(ctx)
-
-    return asyncio.run(go())
+def run_probe(target: Target, evidence: dict[str, JSON] | None = None) -> JSON:
+    """Run admission_manifests through the real probe API; other evidence comes from `evidence`."""
+    return helpers.run_probe(admission_manifests, target, evidence)
 
 
 def verdict(case: str, url: str | None = URL, keys: tuple[str, ...] = (TRUSTED,),

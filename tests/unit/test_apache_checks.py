@@ -6,7 +6,6 @@ fixture's directory; the cipher string is expanded by the real `openssl ciphers 
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,12 @@ import pytest
 from auditor.checks.proxy import apache_tls
 
 from auditor.checkapi import Evidence, ProbeRecord
-from auditor.errors import NotApplicable, ProbeError
+from auditor.errors import NotApplicable
 from auditor.model import JSON, Status
-from auditor.probeapi import ProbeContext
 from auditor.probes.proxy import config_apache
 from auditor.target import Target
 
+from . import helpers
 from .helpers import FIXTURES, NOW, judge
 
 APACHE_CHECKS = ["proxy.apache-tls", "proxy.apache-proxy", "proxy.apache-auth"]
@@ -29,18 +28,8 @@ needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason="open
 
 
 def run_probe(target: Target, evidence: dict[str, JSON] | None = None) -> JSON:
-    known = evidence or {}
-
-    async def fetch(name: str) -> JSON:
-        if name in known:
-            return known[name]
-        raise ProbeError(f"{name} not gathered in this test")
-
-    async def go() -> JSON:
-        ctx = ProbeContext(target, None, fetch, lambda: None, asyncio.get_running_loop().time() + 60)  # type: ignore[arg-type,return-value]
-        return await config_apache.fn(ctx)
-
-    return asyncio.run(go())
+    """Run config_apache through the real probe API; other evidence comes from `evidence`."""
+    return helpers.run_probe(config_apache, target, evidence)
 
 
 def apache_value(case: str, url: str = "https://registry.example.com", conf: str = "apache2.conf") -> Any:

@@ -6,7 +6,6 @@ Evidence is produced by the real `config.nginx` probe on tests/fixtures/nginx/<c
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -14,31 +13,20 @@ from typing import Any
 import pytest
 
 from auditor.checkapi import ProbeRecord
-from auditor.errors import NotApplicable, ProbeError
+from auditor.errors import NotApplicable
 from auditor.model import JSON, Status
-from auditor.probeapi import ProbeContext
 from auditor.probes.proxy import config_nginx
 from auditor.target import Target
 
+from . import helpers
 from .helpers import FIXTURES, judge
 
 NGINX_CHECKS = ["proxy.nginx-body", "proxy.nginx-buffers", "proxy.nginx-timeouts", "proxy.forwarded-headers"]
 
 
 def run_probe(target: Target, evidence: dict[str, JSON] | None = None) -> JSON:
-    """Run config.nginx through the real probe API; other evidence comes from `evidence`."""
-    known = evidence or {}
-
-    async def fetch(name: str) -> JSON:
-        if name in known:
-            return known[name]
-        raise ProbeError(f"{name} not gathered in this test")
-
-    async def go() -> JSON:
-        ctx = ProbeContext(target, None, fetch, lambda: None, asyncio.get_running_loop().time() + 60)  # type: ignore[arg-type,return-value]
-        return await config_nginx.fn(ctx)
-
-    return asyncio.run(go())
+    """Run config_nginx through the real probe API; other evidence comes from `evidence`."""
+    return helpers.run_probe(config_nginx, target, evidence)
 
 
 def nginx_evidence(case: str, **extra: Any) -> dict[str, ProbeRecord]:
