@@ -84,7 +84,7 @@ class CipherSuite:
         return "forward-secret" in self.flags
 
     def to_json(self) -> dict[str, object]:
-        """The suite as evidence: code as 0xXXXX, names, parsed properties and sorted flags."""
+        """The suite as evidence: code as four hex digits (0x1302), names, parsed properties and sorted flags."""
         return {
             "code": f"0x{self.code:04X}",
             "name": self.name,
@@ -201,7 +201,7 @@ def lookup(code_or_name: int | str) -> CipherSuite | None:
 
 
 def describe(code: int) -> dict[str, object]:
-    """Evidence for a code, known or not (an unknown code keeps its number and a placeholder name)."""
+    """Evidence for a code, known or not (an unknown code keeps its number and gets a name made from it)."""
     suite = SUITES.get(code)
     if suite is not None:
         return suite.to_json()
