@@ -76,12 +76,12 @@ async def bounded_request(
     if total_timeout is None:
         return await _bounded(client, method, url, max_body, headers, auth, content)
     if total_timeout <= 0:
-        raise ProbeError(f"{method} {_safe(url)}: no time left before the deadline")
+        raise ProbeError(f"{method} {safe_url(url)}: no time left before the deadline")
     try:
         async with asyncio.timeout(total_timeout):
             return await _bounded(client, method, url, max_body, headers, auth, content)
     except TimeoutError:
-        raise ProbeError(f"{method} {_safe(url)}: no complete answer within {total_timeout:.1f}s") from None
+        raise ProbeError(f"{method} {safe_url(url)}: no complete answer within {total_timeout:.1f}s") from None
 
 
 async def _bounded(
@@ -117,11 +117,11 @@ async def _bounded(
             return BoundedResponse(response.status_code, response.headers, body, truncated,
                                    str(response.url), response.http_version)
     except httpx.TimeoutException as exc:
-        raise ProbeError(f"{method} {_safe(url)}: timed out ({type(exc).__name__})") from None
+        raise ProbeError(f"{method} {safe_url(url)}: timed out ({type(exc).__name__})") from None
     except httpx.HTTPError as exc:
-        raise ProbeError(f"{method} {_safe(url)}: {type(exc).__name__}: {_short(exc)}") from None
+        raise ProbeError(f"{method} {safe_url(url)}: {type(exc).__name__}: {short_reason(exc)}") from None
     except (ssl.SSLError, OSError) as exc:
-        raise ProbeError(f"{method} {_safe(url)}: {type(exc).__name__}: {_short(exc)}") from None
+        raise ProbeError(f"{method} {safe_url(url)}: {type(exc).__name__}: {short_reason(exc)}") from None
 
 
 def _decode(response: httpx.Response, body: bytes) -> bytes:
@@ -132,12 +132,14 @@ def _decode(response: httpx.Response, body: bytes) -> bytes:
         return body
 
 
-def _safe(url: str) -> str:
+def safe_url(url: str) -> str:
+    """`url` without credentials and query, for messages."""
     parsed = httpx.URL(url)
     return str(parsed.copy_with(username=None, password=None, query=None))
 
 
-def _short(exc: BaseException) -> str:
+def short_reason(exc: BaseException) -> str:
+    """An exception as at most 200 characters, for messages."""
     text = str(exc) or type(exc).__name__
     return text if len(text) <= 200 else text[:200] + "..."
 
@@ -172,7 +174,7 @@ async def follow_redirects(
             return response, chain
         nxt = str(httpx.URL(current).join(response.headers["location"]))
         if nxt in chain:
-            raise ProbeError(f"redirect loop: {' -> '.join(_safe(u) for u in [*chain, nxt])}")
+            raise ProbeError(f"redirect loop: {' -> '.join(safe_url(u) for u in [*chain, nxt])}")
         chain.append(nxt)
         current = nxt
-    raise ProbeError(f"more than {max_hops} redirects from {_safe(url)}")
+    raise ProbeError(f"more than {max_hops} redirects from {safe_url(url)}")

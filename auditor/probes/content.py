@@ -21,16 +21,16 @@ from urllib.parse import urlsplit
 from auditor.content.auth import RegistryAuth
 from auditor.content.scans import read_scan_dir
 from auditor.content.storage import StorageReader
+from auditor.content.transport import PoolFetcher
 from auditor.content.walker import Walker, WalkOptions, stderr_progress
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host.discovery import registry_running
-from auditor.httpclient import make_client
+from auditor.httpclient import make_client, ssl_context
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
 MAX_KEY_BYTES = 64 * 1024
-POOLS = 8  # small connection pools used round-robin by the walker (see Walker)
-CONNECTIONS_PER_POOL = 3
+CONNECTIONS = 32  # the walker's requests in flight, on as many keep-alive connections
 MAX_ROOT_BYTES = 4 * 1024 * 1024
 
 
@@ -79,17 +79,18 @@ async def registry_content(ctx: ProbeContext) -> JSON:
     hosts: list[str] = []
     if ctx.target.url and not ctx.target.path("storage_root"):
         base = ctx.target.url
-        clients = [make_client(ca_bundle=ctx.target.path("ca_bundle"), max_connections=CONNECTIONS_PER_POOL)
-                   for _ in range(POOLS)]
+        ca_bundle = ctx.target.path("ca_bundle")
+        token_client = make_client(ca_bundle=ca_bundle, max_connections=2)
+        fetcher = PoolFetcher(lambda: ssl_context(ca_bundle), max_connections=CONNECTIONS)
         try:
-            auth = RegistryAuth(clients[0], ctx.credentials, base)
+            auth = RegistryAuth(token_client, ctx.credentials, base)
             loop = asyncio.get_running_loop()
-            options = WalkOptions(concurrency=POOLS * CONNECTIONS_PER_POOL, deadline=loop.time() + ctx.remaining(),
+            options = WalkOptions(concurrency=CONNECTIONS, deadline=loop.time() + ctx.remaining(),
                                   progress=stderr_progress)
-            facts = await Walker(clients, base, auth, options).walk()
+            facts = await Walker(fetcher, base, auth, options).walk()
         finally:
-            for client in clients:
-                await client.aclose()
+            await fetcher.aclose()
+            await token_client.aclose()
         hosts.append(ctx.target.host or "")
         if ctx.target.port not in (None, 443, 80):
             hosts.append(f"{ctx.target.host}:{ctx.target.port}")

@@ -14,6 +14,9 @@ client sent. Behaviours:
   reset             the connection is reset (RST) as soon as the request arrives
   tls-junk          (plain TCP) junk bytes answer the TLS ClientHello
   record            200 {} for everything (records what it was sent)
+  drop-reused       200 {} for the first request on a connection; a second request on the same
+                    connection is read and the connection closed without an answer (an idle
+                    keep-alive connection the server dropped just as the client reused it)
 `stop()` closes the listener and every open connection; threads are daemons.
 """
 
@@ -36,7 +39,7 @@ from cryptography.x509.oid import NameOID
 
 GARBAGE_BYTES = 10 * 1024 * 1024
 BEHAVIOURS = ("redirect-offhost", "basic-then-offhost", "redirect-loop", "garbage", "big-body", "slowloris",
-              "reset", "tls-junk", "record")
+              "reset", "tls-junk", "record", "drop-reused")
 
 
 def make_cert(directory: Path) -> tuple[Path, Path]:
@@ -128,12 +131,14 @@ class HostileServer:
                 conn = self._context.wrap_socket(raw, server_side=True)
                 with self._lock:
                     self._conns.append(conn)
+            answered = 0
             while not self._stop.is_set():
                 head = self._read_head(conn)
-                if head is None:
+                if head is None or (self.behaviour == "drop-reused" and answered):
                     return
                 if not self._answer(conn, head):
                     return
+                answered += 1
         except (OSError, ssl.SSLError):
             return
         finally:

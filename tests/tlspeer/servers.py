@@ -113,8 +113,8 @@ http {{
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
     server {{
-        listen 127.0.0.1:{port} ssl;
-        listen [::1]:{port} ssl;
+        listen 127.0.0.1:{port} ssl{http2};
+        listen [::1]:{port} ssl{http2};
         server_name localhost;
         ssl_certificate {rsa_cert};
         ssl_certificate_key {rsa_key};
@@ -123,7 +123,8 @@ http {{
         ssl_protocols {protocols};
         ssl_ciphers {ciphers};
         ssl_prefer_server_ciphers on;
-        location / {{ return 200 "ok\\n"; }}
+        {extra}
+        location / {{ {location} }}
     }}
 }}
 """
@@ -135,14 +136,19 @@ def nginx_available() -> bool:
 
 @contextmanager
 def nginx(pki: LocalPki, workdir: Path, *, protocols: str = "TLSv1.2 TLSv1.3",
-          ciphers: str = HARDENED_CIPHERS) -> Iterator[int]:
-    """nginx with its own config on 127.0.0.1 and [::1] (RSA and ECDSA certificates); yields the port."""
+          ciphers: str = HARDENED_CIPHERS, http2: bool = False, root: Path | None = None,
+          extra: str = "") -> Iterator[int]:
+    """nginx with its own config on 127.0.0.1 and [::1] (RSA and ECDSA certificates); yields the port.
+
+    It answers "ok" to everything, or serves the files under `root`; `http2` adds HTTP/2 (ALPN h2);
+    `extra` is added to the server block (keepalive_requests 2;, ...)."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
     conf = workdir / "nginx.conf"
     conf.write_text(NGINX_CONF.format(dir=workdir, port=port, rsa_cert=pki.rsa_cert, rsa_key=pki.rsa_key,
                                       ec_cert=pki.ec_cert, ec_key=pki.ec_key, protocols=protocols,
-                                      ciphers=ciphers))
+                                      ciphers=ciphers, http2=" http2" if http2 else "", extra=extra,
+                                      location=f"root {root};" if root else 'return 200 "ok\\n";'))
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(workdir)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
