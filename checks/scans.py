@@ -212,6 +212,19 @@ def scans_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
         yield skipped("-", "the registry holds no tags")
 
 
+def _rescan_notes(ev: Evidence) -> Callable[[str], str]:
+    """A message suffix per tag saying why --rescan-stale did not refresh its report ("" if not asked)."""
+    rescan = ev[REPORTS].get("rescan")
+    if not isinstance(rescan, dict):
+        return lambda where: ""
+    if not rescan.get("ran"):
+        note = f" (--rescan-stale could not run: {rescan.get('reason')})"
+        return lambda where: note
+    failures = {f"{t['repo']}:{t['tag']}": str(t.get("error", "")) for t in rescan.get("tags") or []
+                if t.get("result") != "rescanned"}
+    return lambda where: f" (--rescan-stale: {failures[where]})" if where in failures else ""
+
+
 @check(
     id="scans.fresh",
     title="Scans are recent",
@@ -230,6 +243,7 @@ def scans_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
 )
 def scans_fresh(ev: Evidence, params: Params) -> Iterator[Outcome]:
     limit = float(params["max_age_hours"])
+    rescan = _rescan_notes(ev)
 
     def judge(where: str, tag: dict[str, Any], scan: Scan) -> Iterator[Outcome]:
         observed: dict[str, Any] = {"digest": tag["digest"], "source": scan.source,
@@ -242,7 +256,7 @@ def scans_fresh(ev: Evidence, params: Params) -> Iterator[Outcome]:
         observed["age_hours"] = round(age, 2)
         if age > limit:
             yield failed(where, f"{tag['digest']}: scan is {age:.1f}h old ({scan.created_from}), more than "
-                         f"{limit:g}h", observed=observed, expected=f"<= {limit:g}h")
+                         f"{limit:g}h{rescan(where)}", observed=observed, expected=f"<= {limit:g}h")
         else:
             yield passed(where, f"scan is {max(age, 0):.1f}h old ({scan.created_from})", observed=observed)
 

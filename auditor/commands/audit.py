@@ -7,12 +7,14 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from auditor import history
 from auditor.baseline import load_baseline
 from auditor.console import make_console, print_report, probe_progress
 from auditor.credentials import load_credentials
 from auditor.errors import UsageError
+from auditor.evidence import EvidenceFile
 from auditor.plugins import load_probes
 from auditor.reportapi import write_atomically
 from auditor.runner import RunOptions, Selection, needed_probes, run_audit
@@ -57,6 +59,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--registry-port", type=int, help="the registry's own port when not 5000 / the config's")
     parser.add_argument("--active", action="store_true",
                         help="allow active probes that change state and clean up (e.g. start-and-cancel an upload)")
+    parser.add_argument("--rescan-stale", action="store_true",
+                        help="run trivy (when installed) for tags whose scan report is missing, stale or of another "
+                        "digest, writing the reports into --scan-dir before judging")
+    parser.add_argument("--rescan-max-age", type=float, default=48.0, metavar="HOURS",
+                        help="with --rescan-stale: a report older than this is stale (default 48, scans.fresh's)")
+    parser.add_argument("--trivy", metavar="PATH", help="with --rescan-stale: the trivy binary (default: on PATH)")
     parser.add_argument("--deadline", type=float, default=300.0, metavar="SECONDS", help="whole-audit deadline")
     parser.add_argument("--evidence-out", metavar="FILE", help="save the gathered evidence for `regaudit evaluate`")
     parser.add_argument("--baseline", metavar="RUN|FILE", help="fail only on findings new since this run or report")
@@ -86,7 +94,15 @@ def build_target(args: argparse.Namespace) -> Target:
             raise UsageError(f"--cosign-key {key}: no such file")
     if args.deadline <= 0:
         raise UsageError("--deadline must be positive")
-    options = {"active": bool(args.active)}
+    options: dict[str, Any] = {"active": bool(args.active)}
+    if args.rescan_stale:
+        if not args.scan_dir:
+            raise UsageError("--rescan-stale writes reports into --scan-dir: give it")
+        if args.rescan_max_age <= 0:
+            raise UsageError("--rescan-max-age must be positive")
+        options["rescan_stale"] = {"max_age_hours": args.rescan_max_age, "trivy": args.trivy}
+    elif args.trivy:
+        raise UsageError("--trivy is only used with --rescan-stale")
     if args.registry_port is not None:
         if not 0 < args.registry_port < 65536:
             raise UsageError("--registry-port must be 1-65535")
@@ -122,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
             report, evidence = run_audit(checks, probes, target, credentials, selection, options)
     if args.evidence_out:
         evidence.save(Path(args.evidence_out))
+    say_rescan(evidence)
     if not args.no_history:
         past = history.trend(dict(report.target))
         history.record(report)
@@ -135,6 +152,19 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(f"report written: {path}", file=sys.stderr)
     return report.exit_code
+
+
+def say_rescan(evidence: EvidenceFile) -> None:
+    """One stderr line on what --rescan-stale did, or why it could not run."""
+    record = evidence.records.get("scans.reports")
+    rescan = record.value.get("rescan") if record is not None and isinstance(record.value, dict) else None
+    if not isinstance(rescan, dict):
+        return
+    if not rescan.get("ran"):
+        print(f"regaudit: --rescan-stale: {rescan.get('reason')}", file=sys.stderr)
+    else:
+        print(f"regaudit: --rescan-stale: {rescan.get('rescanned')} tag(s) rescanned with {rescan.get('trivy')}, "
+              f"{rescan.get('failed')} failed", file=sys.stderr)
 
 
 def sign_report(out_dir: Path, key: PrivateKey) -> Path:

@@ -8,17 +8,21 @@ Probes:
   storage.filesystem.rootdirectory).
 - `signatures.trust`: the trusted public key PEMs (--cosign-key) and the trusted root JSON
   (--trusted-root), so checks verify offline and `evaluate` re-judges without the files.
-- `scans.reports`: the Trivy reports and ignore files of --scan-dir.
+- `scans.reports`: the Trivy reports and ignore files of --scan-dir; with --rescan-stale, first
+  trivy on the tags whose report is missing, stale or of another digest (`rescan` says what ran,
+  or why nothing could).
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from auditor.content.auth import RegistryAuth
+from auditor.content.rescan import find_trivy, plan, rescan
 from auditor.content.scans import read_scan_dir
 from auditor.content.storage import StorageReader
 from auditor.content.transport import PoolFetcher
@@ -140,4 +144,37 @@ async def scans_reports(ctx: ProbeContext) -> JSON:
     path = ctx.target.path("scan_dir")
     if path and not Path(path).is_dir():
         raise ProbeError(f"--scan-dir {path} is not a directory")
-    return await asyncio.to_thread(read_scan_dir, path)
+    facts = await asyncio.to_thread(read_scan_dir, path)
+    request = ctx.target.options.get("rescan_stale")
+    if isinstance(request, dict):
+        outcome = await _rescan_stale(ctx, facts, request)
+        if outcome.get("rescanned"):
+            facts = await asyncio.to_thread(read_scan_dir, path)
+        facts["rescan"] = outcome
+    return facts
+
+
+async def _rescan_stale(ctx: ProbeContext, facts: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    """--rescan-stale: Trivy on the tags whose report is missing, stale or of another digest."""
+    out: dict[str, Any] = {"requested": True, "ran": False, "rescanned": 0, "failed": 0, "tags": []}
+    trivy, why = find_trivy(request.get("trivy"))
+    if trivy is None:
+        out["reason"] = f"{why}: stale reports were judged as found"
+        return out
+    scan_dir = ctx.target.path("scan_dir")
+    if not scan_dir or not ctx.target.url or not ctx.target.host:
+        out["reason"] = "needs --scan-dir and the registry's URL (trivy pulls through the registry API)"
+        return out
+    try:
+        content = await ctx.evidence("registry.content")
+    except (ProbeError, NotApplicable) as exc:
+        out["reason"] = f"the registry's tags could not be listed: {exc}"
+        return out
+    stale = plan(content, facts, float(request.get("max_age_hours", 48)), dt.datetime.now(dt.UTC))
+    host = ctx.target.host if ctx.target.port in (None, 443) else f"{ctx.target.host}:{ctx.target.port}"
+    loop = asyncio.get_running_loop()
+    results = await rescan(stale, trivy=trivy, registry_host=host, scan_dir=scan_dir, credentials=ctx.credentials,
+                           ca_bundle=ctx.target.path("ca_bundle"), deadline=loop.time() + ctx.remaining() - 10)
+    out.update(ran=True, trivy=trivy, tags=results, rescanned=sum(r["result"] == "rescanned" for r in results),
+               failed=sum(r["result"] != "rescanned" for r in results))
+    return out

@@ -27,6 +27,17 @@ def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return make_cert(tmp_path_factory.mktemp("cert"))
 
 
+@pytest.fixture(scope="module")
+def cosign_pub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    path = tmp_path_factory.mktemp("cosign") / "cosign.pub"
+    path.write_bytes(ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    return path
+
+
 @pytest.fixture
 def recorder() -> Iterator[HostileServer]:
     with HostileServer("record") as server:
@@ -172,3 +183,21 @@ def test_debug_logs_never_hold_the_password(tmp_path: Path, recorder: HostileSer
     _sane(run, 20)
     assert "send_request_headers" in run.stderr, "no debug log of the HTTP traffic was produced"
     assert any("authorization" in r["headers"] for r in server.requests)
+
+
+@pytest.mark.parametrize("behaviour,deadline,fragment", [
+    ("garbage", 20, "malformed HTTP answer"),
+    ("reset", 20, "/v2/_catalog"),
+    ("slowloris", 8, ""),
+    ("redirect-loop", 20, "HTTP 302"),
+])
+def test_content_walk_against_a_hostile_server_is_error_within_the_deadline(
+    tmp_path: Path, cosign_pub: Path, behaviour: str, deadline: int, fragment: str
+) -> None:
+    """The walker's own HTTP client (auditor.h11pool) on real sockets: no pass, one clear reason."""
+    with HostileServer(behaviour) as server:
+        run = audit(server.url, tmp_path, "--select", "signatures", "--cosign-key", str(cosign_pub),
+                    "--deadline", str(deadline), env=CREDS)
+    _sane(run, deadline)
+    for check_id in ("signatures.present", "signatures.valid"):
+        _errors_with(run, check_id, fragment)
