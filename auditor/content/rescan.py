@@ -3,11 +3,12 @@
 Contract: `plan(content, scan_facts, max_age_hours, now)` lists the tags to rescan with the
 reason; `await rescan(plan, ...)` runs `trivy image --format json` for each (by digest, so the
 report is of exactly what the tag points to), writes the report where the guide's scan script
-names it (`${repo////_}_${tag}.json`, written atomically: a temporary file in the scan directory,
-then rename), and returns what happened per tag. Registry credentials reach Trivy through its
-environment (TRIVY_USERNAME / TRIVY_PASSWORD), never its arguments; the CA bundle through
-SSL_CERT_FILE; other TRIVY_* settings of the environment pass through. When Trivy is not installed, `find_trivy` says so and nothing runs.
-This writes to the scan directory only: the registry is read (pulled), never changed.
+names it (`${repo////_}_${tag}.json`, written atomically: a temporary file in the scan
+directory, then rename), and returns what happened per tag. Registry credentials reach Trivy
+through its environment (TRIVY_USERNAME / TRIVY_PASSWORD), never its arguments; the CA bundle
+through SSL_CERT_FILE; the site's other TRIVY_* settings pass through. When Trivy is not
+installed, `find_trivy` says so and nothing runs. This writes to the scan directory only: the
+registry is read (pulled), never changed.
 """
 
 from __future__ import annotations
