@@ -35,10 +35,10 @@ sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 
 import httpcore  # noqa: E402
+from tlspeer.servers import nginx, write_pki  # noqa: E402
 
 from auditor.h11pool import H11Pool  # noqa: E402
 from auditor.httpclient import bounded_request, make_client  # noqa: E402
-from tlspeer.servers import nginx, write_pki  # noqa: E402
 
 MANIFEST = (b'{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "layers": ['
             + b",".join([b'{"digest": "sha256:' + b"a" * 64 + b'", "size": 1234}'] * 3) + b"]}")
