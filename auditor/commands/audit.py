@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from auditor import history
 from auditor.baseline import load_baseline
@@ -59,6 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--registry-port", type=int, help="the registry's own port when not 5000 / the config's")
     parser.add_argument("--active", action="store_true",
                         help="allow active probes that change state and clean up (e.g. start-and-cancel an upload)")
+    parser.add_argument("--signature-repository", metavar="REPO",
+                        help="the repository holding every image's cosign .sig/.att tags, as cosign's "
+                        "COSIGN_REPOSITORY (default: that variable, else each image's own repository)")
     parser.add_argument("--rescan-stale", action="store_true",
                         help="run trivy (when installed) for tags whose scan report is missing, stale or of another "
                         "digest, writing the reports into --scan-dir before judging")
@@ -95,6 +101,9 @@ def build_target(args: argparse.Namespace) -> Target:
     if args.deadline <= 0:
         raise UsageError("--deadline must be positive")
     options: dict[str, Any] = {"active": bool(args.active)}
+    signatures_in = args.signature_repository or os.environ.get("COSIGN_REPOSITORY", "")
+    if signatures_in:
+        options["signature_repository"] = signature_repository(signatures_in, url)
     if args.rescan_stale:
         if not args.scan_dir:
             raise UsageError("--rescan-stale writes reports into --scan-dir: give it")
@@ -109,6 +118,28 @@ def build_target(args: argparse.Namespace) -> Target:
         options["registry_port"] = args.registry_port
     return Target(url=url, inside=args.inside, paths=paths,
                   cosign_keys=tuple(str(Path(k).absolute()) for k in args.cosign_key), options=options)
+
+
+REPOSITORY_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
+
+
+def signature_repository(value: str, url: str | None) -> str:
+    """The repository path of a COSIGN_REPOSITORY value (`[host[:port]/]path`), which must be on the
+    audited registry: UsageError otherwise."""
+    first, _, rest = value.strip().partition("/")
+    path = value.strip()
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        path = rest
+        if url:
+            parts = urlsplit(url)
+            default = 443 if parts.scheme == "https" else 80
+            ours = {parts.netloc, f"{parts.hostname}:{parts.port or default}"}
+            if first not in ours and f"{first}:{default}" not in ours:
+                raise UsageError(f"signature repository {value} is on another registry than {url}: regaudit "
+                                 "reads signatures from the audited registry only")
+    if not REPOSITORY_NAME.match(path):
+        raise UsageError(f"signature repository {value}: not a repository name")
+    return path
 
 
 def run(args: argparse.Namespace) -> int:

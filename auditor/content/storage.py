@@ -28,8 +28,11 @@ LAYOUT = Path("docker/registry/v2")
 class StorageReader(mf.LayerSizes):
     """One read of a registry's storage root."""
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, signature_repository: str | None = None) -> None:
+        """`signature_repository`: cosign's COSIGN_REPOSITORY, where every .sig/.att tag lives."""
         self.root = Path(root)
+        self.signature_repository = signature_repository
+        self._signature_tags: frozenset[str] | None = None
         self.v2 = self.root / LAYOUT
         self._v2 = str(self.v2)
         self.reads = 0
@@ -138,6 +141,7 @@ class StorageReader(mf.LayerSizes):
             "largest_image": self.largest_image,
             "referrers_api": False,
             "auth_scheme": "none",
+            **({"signature_repository": self.signature_repository} if self.signature_repository else {}),
             "stats": {"seconds": round(seconds, 3), "file_reads": self.reads,
                       "reads_per_tag": round(self.reads / len(results), 3) if results else 0.0},
         }
@@ -177,9 +181,14 @@ class StorageReader(mf.LayerSizes):
         else:
             self._note_layers(repo, manifest, digest)
         sig_tag, att_tag = mf.artifact_tag(digest, "sig"), mf.artifact_tag(digest, "att")
+        sig_repo, sig_tags = repo, tagset
+        if self.signature_repository:
+            if self._signature_tags is None:
+                self._signature_tags = frozenset(self.tags(self.signature_repository))
+            sig_repo, sig_tags = self.signature_repository, self._signature_tags
         out.update(mf.artifacts(
-            self.legacy_signature(repo, sig_tag) if sig_tag in tagset else None,
-            self.legacy_attestations(repo, att_tag) if att_tag in tagset else [],
+            self.legacy_signature(sig_repo, sig_tag) if sig_tag in sig_tags else None,
+            self.legacy_attestations(sig_repo, att_tag) if att_tag in sig_tags else [],
             self.bundles(repo, digest, tagset)))
         return out
 

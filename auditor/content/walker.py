@@ -56,6 +56,7 @@ class WalkOptions:
     max_pages: int = 100_000
     deadline: float | None = None  # event-loop time by which the walk must be done
     referrers: bool = True
+    signature_repository: str | None = None  # cosign's COSIGN_REPOSITORY: .sig/.att tags live there
     progress: Callable[[dict[str, int]], None] | None = None
 
 
@@ -90,6 +91,7 @@ class Walker(mf.LayerSizes):
         self._referrers: bool | None = None if self.options.referrers else False
         self._referrers_lock = asyncio.Lock()
         self._slots = asyncio.Semaphore(self.options.concurrency)
+        self._signature_tags: frozenset[str] = frozenset()
         self._last_progress = 0.0
 
     # -- HTTP -----------------------------------------------------------------------------
@@ -216,6 +218,7 @@ class Walker(mf.LayerSizes):
         listers = [asyncio.create_task(lister()) for _ in range(self.options.listers)]
         workers = [asyncio.create_task(worker()) for _ in range(self.options.concurrency)]
         try:
+            await self._list_signature_repository()
             await catalog()
             for _ in listers:
                 await repos.put(None)
@@ -241,6 +244,8 @@ class Walker(mf.LayerSizes):
             "largest_image": self.largest_image,
             "referrers_api": bool(self._referrers),
             "auth_scheme": self.auth.scheme or "none",
+            **({"signature_repository": self.options.signature_repository}
+               if self.options.signature_repository else {}),
             "stats": {
                 "seconds": round(seconds, 3),
                 "requests": dict(sorted(self.stats.requests.items())),
@@ -297,11 +302,24 @@ class Walker(mf.LayerSizes):
         else:
             self._note_layers(repo, manifest, digest)
         sig_tag, att_tag = mf.artifact_tag(digest, "sig"), mf.artifact_tag(digest, "att")
+        sig_repo = self.options.signature_repository or repo
+        sig_tags = self._signature_tags if self.options.signature_repository else tagset
         out.update(mf.artifacts(
-            await self.legacy_signature(repo, sig_tag) if sig_tag in tagset else None,
-            await self.legacy_attestations(repo, att_tag) if att_tag in tagset else [],
+            await self.legacy_signature(sig_repo, sig_tag) if sig_tag in sig_tags else None,
+            await self.legacy_attestations(sig_repo, att_tag) if att_tag in sig_tags else [],
             await self.bundles(repo, digest, tagset)))
         return out
+
+    async def _list_signature_repository(self) -> None:
+        """The tags of the COSIGN_REPOSITORY, once: where every image's .sig/.att tags are."""
+        name = self.options.signature_repository
+        if not name:
+            return
+        tags: list[str] = []
+        async for page in self.pages(f"/v2/{name}/tags/list", {"n": self.options.page_size}, "tags",
+                                     _scope(name), "tags"):
+            tags.extend(page)
+        self._signature_tags = frozenset(tags)
 
     async def manifest_by_digest(self, repo: str, digest: str, kind: str) -> mf.ManifestFacts:
         facts, _ = await self.manifest_raw(repo, digest, kind)

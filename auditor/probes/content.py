@@ -90,7 +90,8 @@ async def registry_content(ctx: ProbeContext) -> JSON:
             auth = RegistryAuth(token_client, ctx.credentials, base)
             loop = asyncio.get_running_loop()
             options = WalkOptions(concurrency=CONNECTIONS, deadline=loop.time() + ctx.remaining(),
-                                  progress=stderr_progress)
+                                  progress=stderr_progress,
+                                  signature_repository=ctx.target.options.get("signature_repository"))
             facts = await Walker(fetcher, base, auth, options).walk()
         finally:
             await fetcher.aclose()
@@ -106,7 +107,8 @@ async def registry_content(ctx: ProbeContext) -> JSON:
                     f"storage root {root} ({source}) is not on this host and no registry runs in this network "
                     "namespace (an offline review of the config): give the registry's URL to audit its content")
             raise ProbeError(f"storage root {root} ({source}) is not a directory")
-        facts = await asyncio.to_thread(StorageReader(root).walk)
+        reader = StorageReader(root, ctx.target.options.get("signature_repository"))
+        facts = await asyncio.to_thread(reader.walk)
         facts["storage_root_source"] = source
         if ctx.target.host:
             hosts.append(ctx.target.host)

@@ -10,11 +10,13 @@ from typing import Any
 import pytest
 
 from auditor.checkapi import ProbeRecord
+from auditor.commands.audit import signature_repository
 from auditor.content.storage import StorageReader
+from auditor.errors import UsageError
 from auditor.model import Status
 
 from .helpers import judge, records
-from .test_content_fake import HOST, new_key, public_pem, standard_content
+from .test_content_fake import HOST, FakeRegistry, new_key, public_pem, standard_content
 from .test_content_walker import _walk
 
 # expected verdict -> (signatures.present, signatures.valid)
@@ -121,3 +123,44 @@ def test_failed_walk_makes_the_checks_error():
           "signatures.trust": ProbeRecord("signatures.trust", "ok", {"keys": []})}
     (result,) = judge("signatures.present", ev)
     assert result.status is Status.ERROR and "loops" in result.message
+
+
+def test_signatures_in_a_cosign_repository_are_found_through_the_api_and_in_storage(tmp_path: Path):
+    """COSIGN_REPOSITORY: cosign pushes every image's .sig tag into one repository."""
+    key = new_key()
+    reg = FakeRegistry()
+    signed = reg.push_image("app/api", "v1", "api-v1")
+    reg.sign_legacy("ops/signatures", signed.manifest, key, reference=f"{HOST}/app/api")
+    reg.push_image("app/api", "v2", "api-v2")
+    trust = {"keys": [{"source": "k.pub", "pem": public_pem(key)}], "trusted_root_json": None, "errors": []}
+    api = asyncio.run(_walk(reg, signature_repository="ops/signatures"))
+    reg.write_storage(tmp_path)
+    disk = StorageReader(tmp_path, "ops/signatures").walk()
+    assert api["tags"] == disk["tags"]
+    assert api["signature_repository"] == disk["signature_repository"] == "ops/signatures"
+    for facts in (api, disk):
+        facts["hosts"] = [HOST]
+        present = by_subject(judge("signatures.present", evidence(facts, trust)))
+        valid = by_subject(judge("signatures.valid", evidence(facts, trust)))
+        assert set(present) == {"app/api:v1", "app/api:v2"}  # the signature repository holds no image tags
+        assert present["app/api:v1"].status is Status.PASS and valid["app/api:v1"].status is Status.PASS
+        assert present["app/api:v2"].status is Status.FAIL
+    plain = asyncio.run(_walk(reg))
+    plain["hosts"] = [HOST]
+    assert by_subject(judge("signatures.present", evidence(plain, trust)))["app/api:v1"].status is Status.FAIL
+
+
+@pytest.mark.parametrize("value,url,expected", [
+    ("ops/signatures", "https://registry.example", "ops/signatures"),
+    ("registry.example/ops/signatures", "https://registry.example", "ops/signatures"),
+    ("registry.example:443/sigs", "https://registry.example", "sigs"),
+    ("localhost:5000/sigs", None, "sigs"),
+    ("other.example/sigs", "https://registry.example", UsageError),
+    ("Ops/UPPER", "https://registry.example", UsageError),
+])
+def test_signature_repository_option(value: str, url: str | None, expected: Any):
+    if expected is UsageError:
+        with pytest.raises(UsageError):
+            signature_repository(value, url)
+    else:
+        assert signature_repository(value, url) == expected
