@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import httpx
@@ -101,17 +102,7 @@ async def _bounded(
                 body = response.content
                 return BoundedResponse(response.status_code, response.headers, body[:max_body],
                                        len(body) > max_body, str(response.url), response.http_version)
-            chunks: list[bytes] = []
-            size = 0
-            truncated = False
-            async for chunk in response.aiter_raw():
-                size += len(chunk)
-                if size > max_body:
-                    chunks.append(chunk[: max(0, max_body - (size - len(chunk)))])
-                    truncated = True
-                    break
-                chunks.append(chunk)
-            body = b"".join(chunks)
+            body, truncated = await read_bounded(response.aiter_raw(), max_body)
             if not truncated and response.headers.get("content-encoding"):
                 body = _decode(response, body)
             return BoundedResponse(response.status_code, response.headers, body, truncated,
@@ -122,6 +113,19 @@ async def _bounded(
         raise ProbeError(f"{method} {safe_url(url)}: {type(exc).__name__}: {short_reason(exc)}") from None
     except (ssl.SSLError, OSError) as exc:
         raise ProbeError(f"{method} {safe_url(url)}: {type(exc).__name__}: {short_reason(exc)}") from None
+
+
+async def read_bounded(chunks: AsyncIterator[bytes], max_body: int) -> tuple[bytes, bool]:
+    """Read a streamed body up to `max_body` bytes: (body, truncated). Stops reading past the limit."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > max_body:
+            parts.append(chunk[: max(0, max_body - (size - len(chunk)))])
+            return b"".join(parts), True
+        parts.append(chunk)
+    return b"".join(parts), False
 
 
 def _decode(response: httpx.Response, body: bytes) -> bytes:

@@ -101,6 +101,17 @@ def build_target(args: argparse.Namespace) -> Target:
     if args.deadline <= 0:
         raise UsageError("--deadline must be positive")
     options: dict[str, Any] = {"active": bool(args.active)}
+    if args.registry_port is not None:
+        if not 0 < args.registry_port < 65536:
+            raise UsageError("--registry-port must be 1-65535")
+        options["registry_port"] = args.registry_port
+    return Target(url=url, inside=args.inside, paths=paths,
+                  cosign_keys=tuple(str(Path(k).absolute()) for k in args.cosign_key), options=options)
+
+
+def content_options(args: argparse.Namespace, url: str | None) -> dict[str, Any]:
+    """The audit's content options: the signature repository and --rescan-stale."""
+    options: dict[str, Any] = {}
     signatures_in = args.signature_repository or os.environ.get("COSIGN_REPOSITORY", "")
     if signatures_in:
         options["signature_repository"] = signature_repository(signatures_in, url)
@@ -112,12 +123,7 @@ def build_target(args: argparse.Namespace) -> Target:
         options["rescan_stale"] = {"max_age_hours": args.rescan_max_age, "trivy": args.trivy}
     elif args.trivy:
         raise UsageError("--trivy is only used with --rescan-stale")
-    if args.registry_port is not None:
-        if not 0 < args.registry_port < 65536:
-            raise UsageError("--registry-port must be 1-65535")
-        options["registry_port"] = args.registry_port
-    return Target(url=url, inside=args.inside, paths=paths,
-                  cosign_keys=tuple(str(Path(k).absolute()) for k in args.cosign_key), options=options)
+    return options
 
 
 REPOSITORY_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$")
@@ -146,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
     checks = load_engine()
     profile, warnings = resolve_profile(args.profile, checks)
     target = build_target(args)
+    target = dataclasses.replace(target, options={**target.options, **content_options(args, target.url)})
     wanted = formats(args.format)
     credentials = load_credentials(target.host, args.password_file, args.username, args.docker_config)
     if credentials and target.scheme == "http" and target.host not in ("localhost", "127.0.0.1", "::1"):

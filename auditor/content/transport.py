@@ -24,7 +24,7 @@ import httpx
 
 from auditor.errors import ProbeError
 from auditor.h11pool import H11Pool, Origin, PrefersHTTP2, split_url
-from auditor.httpclient import USER_AGENT, BoundedResponse, bounded_request, safe_url, short_reason
+from auditor.httpclient import USER_AGENT, BoundedResponse, bounded_request, read_bounded, safe_url, short_reason
 
 
 class Fetcher(Protocol):
@@ -84,19 +84,10 @@ class PoolFetcher:
         sent = [("Host", authority), ("User-Agent", USER_AGENT), *headers.items()]
         try:
             async with self._http2.stream(method, url, headers=sent, extensions={"timeout": timeouts}) as response:
-                chunks: list[bytes] = []
-                size = 0
-                truncated = False
-                async for chunk in response.aiter_stream():
-                    size += len(chunk)
-                    if size > max_body:
-                        chunks.append(chunk[: max(0, max_body - (size - len(chunk)))])
-                        truncated = True
-                        break
-                    chunks.append(chunk)
+                body, truncated = await read_bounded(response.aiter_stream(), max_body)
                 version = response.extensions.get("http_version", b"HTTP/2")
-                return BoundedResponse(response.status, httpx.Headers(response.headers), b"".join(chunks),
-                                       truncated, url, version.decode("ascii", "replace"))
+                return BoundedResponse(response.status, httpx.Headers(response.headers), body, truncated, url,
+                                       version.decode("ascii", "replace"))
         except httpcore.TimeoutException as exc:
             raise ProbeError(f"{method} {safe_url(url)}: timed out ({type(exc).__name__})") from None
         except (httpcore.ProtocolError, httpcore.NetworkError, httpcore.UnsupportedProtocol) as exc:
