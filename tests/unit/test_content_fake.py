@@ -2,7 +2,8 @@
 
 `FakeRegistry` holds real image content built with the lab's builders (tests/lab/content: real
 gzipped layers, cosign-format signatures and bundles), serves the registry HTTP API V2 through
-`httpx.MockTransport` with knobs for hostile behaviour (tiny pages, 429 with Retry-After, looping
+`httpx.MockTransport`, or on a real loopback socket (`serve()`: HTTP/1.1 keep-alive, for the
+walker's own HTTP client), with knobs for hostile behaviour (tiny pages, 429 with Retry-After, looping
 or off-host Link headers, Basic or Bearer auth with short-lived tokens), counts requests, and can
 write the same content as the filesystem driver's on-disk layout.
 """
@@ -11,8 +12,12 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -108,6 +113,39 @@ class FakeRegistry:
 
     def client(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=self.transport(), follow_redirects=False)
+
+    @contextmanager
+    def serve(self) -> Iterator[str]:
+        """Serve the registry API on 127.0.0.1 (plain HTTP/1.1, keep-alive); yields the base URL."""
+        registry = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                request = httpx.Request("GET", BASE + self.path, headers=dict(self.headers.items()))
+                response = registry.handle(request)
+                body = response.read()
+                self.send_response(response.status_code)
+                for name, value in response.headers.multi_items():
+                    if name.lower() not in ("content-length", "transfer-encoding"):
+                        self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield f"http://127.0.0.1:{server.server_address[1]}"
+        finally:
+            server.shutdown()
+            server.server_close()
 
     def _authorized(self, request: httpx.Request, scope: str) -> httpx.Response | None:
         header = request.headers.get("authorization", "")

@@ -8,6 +8,7 @@ that loops or leaves the registry, short-lived Bearer tokens.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 
 from auditor.content.auth import RegistryAuth, parse_challenge, realm_allowed
 from auditor.content.storage import StorageReader
+from auditor.content.transport import PoolFetcher
 from auditor.content.walker import Walker, WalkOptions
 from auditor.credentials import Credentials, Secret
 from auditor.errors import ProbeError
@@ -26,18 +28,31 @@ CREDS = Credentials("auditor", Secret("s3cret-pass"), "test")
 
 
 async def _walk(reg: FakeRegistry, credentials: Credentials | None = None, auth: RegistryAuth | None = None,
-                **options: Any) -> dict[str, Any]:
+                via: str = "mock", **options: Any) -> dict[str, Any]:
+    """Walk `reg` through httpx.MockTransport (via="mock") or, via="socket", on a real loopback
+    server with the audit's own HTTP client (PoolFetcher)."""
     async with reg.client() as client:
-        auth = auth or RegistryAuth(client, credentials, BASE)
-        auth.client = client
         opts = WalkOptions(**options)
         if opts.deadline is None:
             opts.deadline = asyncio.get_running_loop().time() + 30
+        if via == "socket":
+            with reg.serve() as base:
+                fetcher = PoolFetcher(ssl.create_default_context)
+                try:
+                    return await Walker(fetcher, base, auth or RegistryAuth(client, credentials, base), opts).walk()
+                finally:
+                    await fetcher.aclose()
+        auth = auth or RegistryAuth(client, credentials, BASE)
+        auth.client = client
         return await Walker(client, BASE, auth, opts).walk()
 
 
-def walk(reg: FakeRegistry, credentials: Credentials | None = None, **options: Any) -> dict[str, Any]:
-    return asyncio.run(_walk(reg, credentials, **options))
+def walk(reg: FakeRegistry, credentials: Credentials | None = None, via: str = "mock",
+         **options: Any) -> dict[str, Any]:
+    return asyncio.run(_walk(reg, credentials, via=via, **options))
+
+
+VIA = pytest.mark.parametrize("via", ["mock", "socket"])
 
 
 @pytest.fixture(scope="module")
@@ -49,9 +64,10 @@ def by_subject(facts: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {f"{t['repo']}:{t['tag']}": t for t in facts["tags"]}
 
 
-def test_walk_lists_every_tag_with_digest_platforms_and_signatures(content):
+@VIA
+def test_walk_lists_every_tag_with_digest_platforms_and_signatures(content, via):
     reg, expected = content
-    facts = walk(reg)
+    facts = walk(reg, via=via)
     tags = by_subject(facts)
     assert set(tags) == set(expected)  # signature, bundle-fallback tags are not audited as tags
     for subject, tag in tags.items():
@@ -88,23 +104,25 @@ def test_at_most_three_requests_per_single_platform_tag_plus_one_per_platform():
     assert len(facts["tags"]) == 21
 
 
-def test_tiny_pages_are_walked_completely(content):
+@VIA
+def test_tiny_pages_are_walked_completely(content, via):
     reg, expected = content
     reg.page_size = 1
     try:
-        facts = walk(reg)
+        facts = walk(reg, via=via)
     finally:
         reg.page_size = 100
     assert set(by_subject(facts)) == set(expected)
     assert facts["stats"]["requests"]["catalog"] == 3  # one repository per page
 
 
-def test_429_with_retry_after_is_honoured(content):
+@VIA
+def test_429_with_retry_after_is_honoured(content, via):
     reg, expected = content
     reg.throttle = {"/v2/_catalog": 1, "/manifests/v1": 1}
     reg.retry_after = "1"
     started = time.monotonic()
-    facts = walk(reg)
+    facts = walk(reg, via=via)
     elapsed = time.monotonic() - started
     assert set(by_subject(facts)) == set(expected)
     assert facts["stats"]["retries"] == 2
@@ -112,66 +130,71 @@ def test_429_with_retry_after_is_honoured(content):
     assert all("error" not in t for t in facts["tags"])
 
 
-def test_endless_429_beyond_the_deadline_fails_cleanly_and_fast(content):
+@VIA
+def test_endless_429_beyond_the_deadline_fails_cleanly_and_fast(content, via):
     reg, _ = content
     reg.always_429 = True
     reg.retry_after = "3600"
     started = time.monotonic()
     try:
         with pytest.raises(ProbeError, match="429.*deadline"):
-            asyncio.run(_deadline_walk(reg, 5.0))
+            asyncio.run(_deadline_walk(reg, 5.0, via))
     finally:
         reg.always_429 = False
     assert time.monotonic() - started < 5.0
 
 
-async def _deadline_walk(reg: FakeRegistry, seconds: float) -> dict[str, Any]:
-    return await _walk(reg, deadline=asyncio.get_running_loop().time() + seconds)
+async def _deadline_walk(reg: FakeRegistry, seconds: float, via: str = "mock") -> dict[str, Any]:
+    return await _walk(reg, via=via, deadline=asyncio.get_running_loop().time() + seconds)
 
 
-def test_endless_429_without_retry_after_gives_up_after_bounded_retries(content):
+@VIA
+def test_endless_429_without_retry_after_gives_up_after_bounded_retries(content, via):
     reg, _ = content
     reg.always_429 = True
     reg.retry_after = "0"
     try:
         with pytest.raises(ProbeError, match="HTTP 429"):
-            walk(reg, max_retries=3)
+            walk(reg, max_retries=3, via=via)
     finally:
         reg.always_429 = False
 
 
-def test_looping_link_header_is_an_error(content):
+@VIA
+def test_looping_link_header_is_an_error(content, via):
     reg, _ = content
     reg.page_size, reg.link_mode = 1, "loop"
     try:
         with pytest.raises(ProbeError, match="loops"):
-            walk(reg)
+            walk(reg, via=via)
     finally:
         reg.page_size, reg.link_mode = 100, "normal"
 
 
-def test_off_host_link_header_is_refused(content):
+@VIA
+def test_off_host_link_header_is_refused(content, via):
     reg, _ = content
     reg.page_size, reg.link_mode = 1, "offhost"
     try:
         with pytest.raises(ProbeError, match="off the registry"):
-            walk(reg)
+            walk(reg, via=via)
     finally:
         reg.page_size, reg.link_mode = 100, "normal"
     assert not any("evil.test" in r for r in reg.requests)
 
 
-def test_basic_auth_with_and_without_credentials(content):
+@VIA
+def test_basic_auth_with_and_without_credentials(content, via):
     reg, expected = content
     reg.auth = "basic"
     try:
-        facts = walk(reg, CREDS)
+        facts = walk(reg, CREDS, via=via)
         assert set(by_subject(facts)) == set(expected)
         assert facts["auth_scheme"] == "basic"
         with pytest.raises(ProbeError, match="401"):
-            walk(reg, None)
+            walk(reg, None, via=via)
         with pytest.raises(ProbeError, match="401"):
-            walk(reg, Credentials("auditor", Secret("wrong"), "test"))
+            walk(reg, Credentials("auditor", Secret("wrong"), "test"), via=via)
     finally:
         reg.auth = "none"
 
