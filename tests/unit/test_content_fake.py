@@ -122,7 +122,7 @@ class FakeRegistry:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 request = httpx.Request("GET", BASE + self.path, headers=dict(self.headers.items()))
                 response = registry.handle(request)
                 body = response.read()
