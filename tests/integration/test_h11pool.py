@@ -1,6 +1,7 @@
 """The walker's HTTP client (auditor.h11pool, auditor.content.transport) against real servers:
-nginx over TLS (HTTP/1.1 keep-alive, HTTP/2 by ALPN, keep-alive limits) and the hostile loopback
-servers (garbage, resets, trickling, dropped keep-alive connections)."""
+nginx over TLS (HTTP/1.1 keep-alive, HTTP/2 by ALPN, keep-alive limits, a whole walk over HTTP/2
+through nginx to the scripted registry) and the hostile loopback servers (garbage, resets,
+trickling, dropped keep-alive connections)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hostile.servers import HostileServer, make_cert
 from tlspeer.servers import LocalPki, nginx, nginx_available, write_pki
+from unit.test_content_fake import new_key, standard_content
+from unit.test_content_walker import _walk
 
+from auditor.content.auth import RegistryAuth
 from auditor.content.transport import PoolFetcher
+from auditor.content.walker import Walker, WalkOptions
 from auditor.errors import ProbeError
 from auditor.h11pool import H11Pool, split_url
 
@@ -268,3 +274,27 @@ def test_split_url(url: str, origin: tuple[str, str, int], authority: str, targe
 def test_split_url_refuses_what_is_not_an_http_url(url: str) -> None:
     with pytest.raises(ProbeError):
         split_url("GET", url)
+
+
+def test_the_walker_speaks_http2_to_a_registry_behind_an_h2_proxy(pki: LocalPki, tmp_path: Path) -> None:
+    """The whole walk over HTTP/2: nginx (TLS, http2) proxying to the scripted registry."""
+    reg, expected = standard_content(new_key(), new_key())
+    reference = asyncio.run(_walk(reg))
+
+    async def go(base: str) -> tuple[dict[str, Any], set[Any], int]:
+        fetcher = PoolFetcher(_factory(pki.ca))
+        async with httpx.AsyncClient() as token_client:
+            try:
+                options = WalkOptions(deadline=asyncio.get_running_loop().time() + 60)
+                facts = await Walker(fetcher, base, RegistryAuth(token_client, None, base), options).walk()
+                return facts, set(fetcher.http2_origins), fetcher.http1.connections_opened
+            finally:
+                await fetcher.aclose()
+
+    with reg.serve() as upstream, nginx(pki, tmp_path / "h2", http2=True, proxy_to=upstream) as port:
+        base = f"https://localhost:{port}"
+        facts, origins, http1_connections = run(go(base))
+    assert {f"{t['repo']}:{t['tag']}" for t in facts["tags"]} == set(expected)
+    assert facts["tags"] == reference["tags"]  # the same facts as over HTTP/1.1
+    assert origins == {split_url("GET", base)[0]} and http1_connections == 0
+    assert facts["stats"]["requests_per_tag"] == reference["stats"]["requests_per_tag"]

@@ -130,6 +130,12 @@ http {{
 """
 
 
+def _location(root: Path | None, proxy_to: str | None) -> str:
+    if proxy_to:
+        return f"proxy_pass {proxy_to}; proxy_http_version 1.1; proxy_set_header Connection \"\";"
+    return f"root {root};" if root else 'return 200 "ok\\n";'
+
+
 def nginx_available() -> bool:
     return shutil.which("nginx") is not None or Path("/usr/sbin/nginx").exists()
 
@@ -137,10 +143,11 @@ def nginx_available() -> bool:
 @contextmanager
 def nginx(pki: LocalPki, workdir: Path, *, protocols: str = "TLSv1.2 TLSv1.3",
           ciphers: str = HARDENED_CIPHERS, http2: bool = False, root: Path | None = None,
-          extra: str = "") -> Iterator[int]:
+          extra: str = "", proxy_to: str | None = None) -> Iterator[int]:
     """nginx with its own config on 127.0.0.1 and [::1] (RSA and ECDSA certificates); yields the port.
 
-    It answers "ok" to everything, or serves the files under `root`; `http2` adds HTTP/2 (ALPN h2);
+    It answers "ok" to everything, serves the files under `root`, or proxies to `proxy_to` (a URL);
+    `http2` adds HTTP/2 (ALPN h2);
     `extra` is added to the server block (keepalive_requests 2;, ...)."""
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -148,7 +155,7 @@ def nginx(pki: LocalPki, workdir: Path, *, protocols: str = "TLSv1.2 TLSv1.3",
     conf.write_text(NGINX_CONF.format(dir=workdir, port=port, rsa_cert=pki.rsa_cert, rsa_key=pki.rsa_key,
                                       ec_cert=pki.ec_cert, ec_key=pki.ec_key, protocols=protocols,
                                       ciphers=ciphers, http2=" http2" if http2 else "", extra=extra,
-                                      location=f"root {root};" if root else 'return 200 "ok\\n";'))
+                                      location=_location(root, proxy_to)))
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     proc = subprocess.Popen([binary, "-c", str(conf), "-p", str(workdir)], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
