@@ -182,6 +182,28 @@ def wrk_ceiling(lab: dict[str, Any], password: str, path: str, seconds: int, con
     return out
 
 
+def payload_path(lab: dict[str, Any], password: str, repo: str, tag: str) -> str:
+    """The blob path of `repo:tag`'s signature payload (the walk's third request per tag)."""
+    auth = "Basic " + base64.b64encode(f"{lab['auth']['username']}:{password}".encode()).decode()
+    base = f"https://{lab['hostname']}/v2/{repo}"
+
+    def get(path: str, dump_headers: bool = False) -> str:
+        cmd = ["ip", "netns", "exec", lab["namespaces"]["ci"], "curl", "-sf", "--cacert", lab["tls"]["ca"],
+               "-H", f"Accept: {ACCEPT}", "-H", "@-", *(["-D", "-", "-o", "/dev/null"] if dump_headers else []),
+               f"{base}/{path}"]
+        proc = subprocess.run(cmd, input=f"Authorization: {auth}\n", text=True, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"GET {path}: curl exit {proc.returncode}")
+        return proc.stdout
+
+    headers = get(f"manifests/{tag}", dump_headers=True)
+    digest = re.search(r"(?im)^docker-content-digest:\s*(\S+)", headers)
+    if not digest:
+        raise SystemExit(f"{repo}:{tag}: no Docker-Content-Digest")
+    signature = json.loads(get(f"manifests/sha256-{digest.group(1).split(':', 1)[1]}.sig"))
+    return f"/v2/{repo}/blobs/{signature['layers'][0]['digest']}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--variant", default="firewall", help="lab variant with a TLS proxy and auth")
@@ -213,6 +235,8 @@ def main() -> int:
                 print(f"scaled to {repos} x {args.tags}: {pushed['seconds']}s ({pushed['tags_per_second']} tags/s)",
                       file=sys.stderr)
             manifest = f"/v2/{args.prefix}/repo-0000/manifests/v0"
+            payload = payload_path(lab, password, f"{args.prefix}/repo-0000", "v0")
+            blob = wrk_ceiling(lab, password, payload, args.wrk_seconds, args.wrk_connections, tmp)
             before = wrk_ceiling(lab, password, manifest, args.wrk_seconds, args.wrk_connections, tmp)
             api = regaudit_api(lab, password, tmp / f"api-{repos}")
             after = wrk_ceiling(lab, password, manifest, args.wrk_seconds, args.wrk_connections, tmp)
@@ -220,7 +244,8 @@ def main() -> int:
             wrk = {k: {"rps": (before[k]["rps"] + after[k]["rps"]) / 2,
                        "non_2xx": before[k]["non_2xx"] + after[k]["non_2xx"],
                        "before": before[k]["rps"], "after": after[k]["rps"]} for k in before}
-            results["steps"].append({"repos": repos, "api": api, "storage": disk, "wrk": wrk})
+            results["steps"].append({"repos": repos, "api": api, "storage": disk, "wrk": wrk,
+                                     "wrk_payload": blob[f"c{args.wrk_connections}"]["rps"]})
         results["curl_loop"] = curl_loop(lab, password, args.prefix, args.curl_repos, tmp)
         results["wrk"] = results["steps"][-1]["wrk"]
     finally:
@@ -255,6 +280,10 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
             print(f"wrk ceiling ({step['repos']} repos), one manifest, {name:>4} connections: {value['rps']:.1f} "
                   f"requests/s (before the API run {value['before']:.1f}, after {value['after']:.1f}; "
                   f"non-2xx {value['non_2xx']})")
+        mix = 1 / ((2 / 3) / step["wrk"][f"c{args.wrk_connections}"]["rps"] + (1 / 3) / step["wrk_payload"])
+        print(f"wrk ceiling ({step['repos']} repos), one signature payload blob, {args.wrk_connections} connections: "
+              f"{step['wrk_payload']:.1f} requests/s; for the walk's mix (2/3 manifests, 1/3 payload blobs): "
+              f"{mix:.1f} requests/s")
         api = step["api"]
         print(f"regaudit API ({step['repos']} repos): {api['cpu']:.1f}s CPU for {api['requests']} requests "
               f"({1000 * api['cpu'] / api['requests']:.2f} ms CPU per request, client side)")
