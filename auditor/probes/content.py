@@ -84,8 +84,8 @@ async def registry_content(ctx: ProbeContext) -> JSON:
     if ctx.target.url and not ctx.target.path("storage_root"):
         base = ctx.target.url
         ca_bundle = ctx.target.path("ca_bundle")
+        fetcher = PoolFetcher(lambda: ssl_context(ca_bundle), max_connections=CONNECTIONS)  # no connection yet
         token_client = make_client(ca_bundle=ca_bundle, max_connections=2)
-        fetcher = PoolFetcher(lambda: ssl_context(ca_bundle), max_connections=CONNECTIONS)
         try:
             auth = RegistryAuth(token_client, ctx.credentials, base)
             loop = asyncio.get_running_loop()
@@ -140,7 +140,7 @@ async def signatures_trust(ctx: ProbeContext) -> JSON:
     return {"keys": keys, "trusted_root_path": root_path, "trusted_root_json": root_json, "errors": errors}
 
 
-@probe("scans.reports", timeout=600.0)
+@probe("scans.reports", timeout=3600.0)  # with --rescan-stale it waits for the walk, then trivy
 async def scans_reports(ctx: ProbeContext) -> JSON:
     """The Trivy JSON reports and .trivyignore rules of the scan directory (--scan-dir)."""
     path = ctx.target.path("scan_dir")
