@@ -59,7 +59,6 @@ class PoolFetcher:
                  timeout: float = 15.0) -> None:
         self._ssl_factory = ssl_factory
         self._timeout = timeout
-        self._max = max_connections
         self.http1 = H11Pool(ssl_factory, max_connections=max_connections, timeout=timeout, offer_h2=True)
         self.http2_origins: set[Origin] = set()
         self._http2: httpcore.AsyncConnectionPool | None = None
