@@ -17,7 +17,7 @@ from __future__ import annotations
 import itertools
 import ssl
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 import httpcore
 import httpx
@@ -36,6 +36,10 @@ class Fetcher(Protocol):
         """Close every connection."""
         ...
 
+    def describe(self) -> dict[str, Any]:
+        """What carried the requests, for the evidence (client, connections, HTTP/2 origins)."""
+        ...
+
 
 class HttpxFetcher:
     """Requests through httpx.AsyncClient(s), round-robin."""
@@ -46,6 +50,9 @@ class HttpxFetcher:
 
     async def fetch(self, method: str, url: str, headers: dict[str, str], max_body: int) -> BoundedResponse:
         return await bounded_request(next(self._next), method, url, headers=headers, max_body=max_body)
+
+    def describe(self) -> dict[str, Any]:
+        return {"client": "httpx", "clients": len(self.clients)}
 
     async def aclose(self) -> None:
         for client in self.clients:
@@ -93,6 +100,11 @@ class PoolFetcher:
             raise ProbeError(f"{method} {safe_url(url)}: {type(exc).__name__}: {short_reason(exc)}") from None
         except (ssl.SSLError, OSError) as exc:
             raise ProbeError(f"{method} {safe_url(url)}: {type(exc).__name__}: {short_reason(exc)}") from None
+
+    def describe(self) -> dict[str, Any]:
+        return {"client": "h11 keep-alive pool (HTTP/1.1), httpcore (HTTP/2)",
+                "http1_connections_opened": self.http1.connections_opened,
+                "http2_origins": sorted(f"{scheme}://{host}:{port}" for scheme, host, port in self.http2_origins)}
 
     async def aclose(self) -> None:
         await self.http1.aclose()

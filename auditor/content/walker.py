@@ -251,6 +251,7 @@ class Walker(mf.LayerSizes):
                 "requests": dict(sorted(self.stats.requests.items())),
                 "token_requests": self.auth.token_requests,
                 "retries": self.stats.retries,
+                "transport": self.fetcher.describe(),
                 "requests_per_tag": round(image_requests / len(results), 3) if results else 0.0,
             },
         }

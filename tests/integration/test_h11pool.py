@@ -297,4 +297,5 @@ def test_the_walker_speaks_http2_to_a_registry_behind_an_h2_proxy(pki: LocalPki,
     assert {f"{t['repo']}:{t['tag']}" for t in facts["tags"]} == set(expected)
     assert facts["tags"] == reference["tags"]  # the same facts as over HTTP/1.1
     assert origins == {split_url("GET", base)[0]} and http1_connections == 0
+    assert facts["stats"]["transport"]["http2_origins"] == [f"https://localhost:{port}"]
     assert facts["stats"]["requests_per_tag"] == reference["stats"]["requests_per_tag"]
