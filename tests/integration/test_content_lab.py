@@ -142,6 +142,10 @@ def test_walk_budget_and_largest_layer(lab_hardened, hardened_reports, tmp_path)
     assert value["largest_layer"]["size"] == content["largest_layer"]["size"]
     assert value["largest_layer"]["repo"] == content["largest_layer"]["repo"]
     assert ev_disk["probes"]["registry.content"]["value"]["largest_layer"] == value["largest_layer"]
+    # Apache offers no h2: the whole walk went over HTTP/1.1 keep-alive connections of the h11 pool.
+    transport = value["stats"]["transport"]
+    assert transport["http2_origins"] == []
+    assert 1 <= transport["http1_connections_opened"] <= 32 < sum(stats.values())
 
 
 def _evidence(report: dict[str, Any]) -> dict[str, Any]:
