@@ -1,16 +1,16 @@
 """A lean HTTP/1.1 keep-alive client on h11 and asyncio protocols: the content walker's hot path.
 
 Why: the walker sends tens of thousands of small GETs, on the same cores as the proxy it audits
-in small deployments. Per request, this client costs about a quarter of the CPU of httpcore's
-pool and a seventh of an httpx.AsyncClient (bench/http_client.py prints the figures): no anyio
+in small deployments. Per request, this client costs about a third of the CPU of httpcore's
+pool and a quarter of an httpx.AsyncClient (bench/http_client.py prints the figures): no anyio
 cancel scopes and locks, no per-request URL and header models, one write per request, one
 future per read. The protocol work is h11's (the parser httpcore itself uses).
 
 Contract: `await pool.request(method, url, headers, max_body)` returns a BoundedResponse or raises
-ProbeError with a short reason (never credentials): each read waits at most `timeout`, the whole
-exchange at most `total_timeout` (a server trickling bytes). Redirects are not followed. Connections are
-kept per origin and reused while the server keeps them open; at most `max_connections` are open
-at once (more callers wait). A connection is reused only after a complete answer; a truncated
+ProbeError with a short reason (never credentials): each read waits at most `timeout`, the
+whole exchange at most `total_timeout` (a server trickling bytes). Redirects are not followed.
+Connections are kept per origin and reused while the server keeps them open; at most
+`max_connections` are open at once (more callers wait). A connection is reused only after a complete answer; a truncated
 body, an error, a timeout or a cancellation closes it. A GET or HEAD on a reused connection that
 fails before any byte of the answer arrived is retried once on a new connection (the server
 closed the idle connection: the keep-alive race). With `offer_h2`, TLS offers ALPN h2 and
