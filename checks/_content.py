@@ -1,16 +1,17 @@
 """Helpers shared by the content checks (signatures.*, scans.*): pure, no I/O.
 
 Contract: `tags(ev)` yields the audited tags of `registry.content` (artifact tags are never
-listed by the walkers); `subject(tag)` is `repo:tag`; `signature_verdicts(ev, params)` verifies
+listed by the walkers); `subject(tag)` is `repo:tag`; `judge_tags(ev, judge)` runs a per-tag judgement with the shared
+handling of unreadable tags and empty registries; `signature_verdicts(ev, params)` verifies
 every signature found for every tag once per evidence object and returns {subject: [Verdict]}.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from auditor.checkapi import Evidence, Params
+from auditor.checkapi import Evidence, Outcome, Params, errored, skipped
 from auditor.content import manifests as mf
 from auditor.content.cosign import (
     INVALID,
@@ -35,6 +36,21 @@ def tags(ev: Evidence) -> Iterator[dict[str, Any]]:
 
 def subject(tag: Mapping[str, Any]) -> str:
     return f"{tag['repo']}:{tag['tag']}"
+
+
+def judge_tags(ev: Evidence, judge: Callable[[str, dict[str, Any]], Iterator[Outcome]]) -> Iterator[Outcome]:
+    """`judge(subject, tag)` on every tag the walk could read (it has a digest); an unreadable tag is
+    `error`, and a registry with no tags one `skip`."""
+    any_tag = False
+    for tag in tags(ev):
+        any_tag = True
+        where = subject(tag)
+        if tag.get("error") or not tag.get("digest"):
+            yield errored(where, f"could not read the tag: {tag.get('error')}", observed={"digest": tag.get("digest")})
+        else:
+            yield from judge(where, tag)
+    if not any_tag:
+        yield skipped("-", "the registry holds no tags")
 
 
 def hosts(ev: Evidence, params: Params) -> list[str]:

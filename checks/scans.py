@@ -18,7 +18,7 @@ from auditor.content.cosign import VALID, split_reference
 from auditor.content.scans import ignored_by, parse_time, rules_from_param, scan_filename
 from auditor.model import Severity, Vantage
 
-from ._content import CONTENT, REPORTS, TRUST, Verification, subject, tags
+from ._content import CONTENT, REPORTS, TRUST, Verification, judge_tags, subject, tags
 
 GUIDE = "Vulnerability Scanning"
 NEEDS = (CONTENT, REPORTS, TRUST)
@@ -152,29 +152,21 @@ def resolve(ev: Evidence) -> dict[str, Found]:
     return out
 
 
-def _each(ev: Evidence) -> Iterator[tuple[str, dict[str, Any], Found | None]]:
-    found = resolve(ev)
-    for tag in tags(ev):
-        where = subject(tag)
-        yield where, tag, found.get(where)
-
-
 def _judge_scanned(
     ev: Evidence, judge: Callable[[str, dict[str, Any], Scan], Iterator[Outcome]]
 ) -> Iterator[Outcome]:
     """`judge` on every tag that has a scan; an unreadable tag is error, an unscanned one skip
     (scans.present reports it), and an empty registry one skip."""
-    any_tag = False
-    for where, tag, found in _each(ev):
-        any_tag = True
-        if found is None:
-            yield errored(where, f"could not read the tag: {tag.get('error')}", observed={"digest": tag.get("digest")})
-        elif found.scan is None:
+    found = resolve(ev)
+
+    def scanned(where: str, tag: dict[str, Any]) -> Iterator[Outcome]:
+        scan = found[where].scan
+        if scan is None:
             yield skipped(where, "no scan: reported by scans.present")
         else:
-            yield from judge(where, tag, found.scan)
-    if not any_tag:
-        yield skipped("-", "the registry holds no tags")
+            yield from judge(where, tag, scan)
+
+    yield from judge_tags(ev, scanned)
 
 
 @check(
@@ -194,13 +186,12 @@ def _judge_scanned(
     references=REFS,
 )
 def scans_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    any_tag = False
-    for where, tag, found in _each(ev):
-        any_tag = True
+    resolved = resolve(ev)
+
+    def judge(where: str, tag: dict[str, Any]) -> Iterator[Outcome]:
+        found = resolved[where]
         observed: dict[str, Any] = {"digest": tag.get("digest")}
-        if found is None:
-            yield errored(where, f"could not read the tag: {tag.get('error')}", observed=observed)
-        elif found.scan is not None:
+        if found.scan is not None:
             observed["source"] = found.scan.source
             yield passed(where, found.scan.source, observed=observed)
         elif found.undecided:
@@ -208,8 +199,8 @@ def scans_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
         else:
             yield failed(where, f"{tag['digest']}: no scan: {found.problem}", observed=observed,
                          expected=scan_filename(tag["repo"], tag["tag"]) + " or a trusted vuln attestation")
-    if not any_tag:
-        yield skipped("-", "the registry holds no tags")
+
+    yield from judge_tags(ev, judge)
 
 
 def _rescan_notes(ev: Evidence) -> Callable[[str], str]:

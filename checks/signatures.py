@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
 from auditor.content.cosign import UNTRUSTED, UNVERIFIABLE, VALID
 from auditor.model import Severity, Vantage
 
-from ._content import CONTENT, TRUST, discovery_errors, found_signatures, signature_verdicts, subject, tags
+from ._content import CONTENT, TRUST, discovery_errors, found_signatures, judge_tags, signature_verdicts
 
 GUIDE = "Image Signing with Cosign"
 REFS = ("NIST SP 800-190 4.1.5 (image trust: signatures)", "CIS Docker Benchmark 4.5 (content trust)")
@@ -35,13 +36,7 @@ def _summary(entry: dict) -> dict:
     references=REFS,
 )
 def signatures_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    any_tag = False
-    for tag in tags(ev):
-        any_tag = True
-        where = subject(tag)
-        if tag.get("error") or not tag.get("digest"):
-            yield errored(where, f"could not read the tag: {tag.get('error')}", observed={"digest": tag.get("digest")})
-            continue
+    def judge(where: str, tag: dict[str, Any]) -> Iterator[Outcome]:
         digest = tag["digest"]
         sigs = found_signatures(tag)
         observed: dict = {"digest": digest, "signatures": [_summary(s) for s in sigs]}
@@ -55,8 +50,8 @@ def signatures_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
         else:
             yield failed(where, f"unsigned: no cosign signature for {digest}", observed=observed,
                          expected="a .sig tag or a sigstore bundle referrer for this digest")
-    if not any_tag:
-        yield skipped("-", "the registry holds no tags")
+
+    yield from judge_tags(ev, judge)
 
 
 @check(
@@ -79,33 +74,28 @@ def signatures_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
 )
 def signatures_valid(ev: Evidence, params: Params) -> Iterator[Outcome]:
     verdicts = signature_verdicts(ev, params)
-    any_tag = False
-    for tag in tags(ev):
-        any_tag = True
-        where = subject(tag)
-        if tag.get("error") or not tag.get("digest"):
-            yield errored(where, f"could not read the tag: {tag.get('error')}", observed={"digest": tag.get("digest")})
-            continue
+
+    def judge(where: str, tag: dict[str, Any]) -> Iterator[Outcome]:
         digest = tag["digest"]
         found = verdicts.get(where, [])
         observed = {"digest": digest, "verdicts": [v.to_json() for v in found]}
         if not found:
             yield skipped(where, f"unsigned ({digest}): reported by signatures.present")
-            continue
+            return
         valid = [v for v in found if v.status == VALID]
         if valid:
             yield passed(where, valid[0].reason.replace(digest, "the tag's digest"),
                          observed={"digest": digest, "scheme": valid[0].scheme, "key": valid[0].key})
-            continue
+            return
         decided = [v for v in found if v.status != UNVERIFIABLE]
         if not decided:
             yield errored(where, f"{digest}: cannot verify: {found[0].reason}", observed=observed)
-            continue
+            return
         if all(v.status == UNTRUSTED for v in decided):
             message = f"{digest}: signed by an untrusted key: {decided[0].reason}"
         else:
             message = f"{digest}: signature invalid: " + "; ".join(sorted({v.reason for v in decided}))
         yield failed(where, message, observed=observed,
                      expected="a signature by a trusted key (or identity) naming this digest and repository")
-    if not any_tag:
-        yield skipped("-", "the registry holds no tags")
+
+    yield from judge_tags(ev, judge)

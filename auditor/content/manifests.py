@@ -33,6 +33,8 @@ PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"
 VULN_PREDICATE = "https://cosign.sigstore.dev/attestation/vuln/v1"
 
+MAX_SIGNATURE_PAYLOAD = 256 * 1024  # a simple-signing payload is a few hundred bytes
+
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 SIG_TAG_RE = re.compile(r"^sha256-([0-9a-f]{64})(?:\.(sig|att|sbom))?$")
 
@@ -148,6 +150,23 @@ class LayerSizes:
         total = sum(layer.size for layer in manifest.layers)
         if self.largest_image is None or total > self.largest_image["size"]:
             self.largest_image = {"size": total, "repo": repo, "digest": digest}
+
+
+def signature_layers(manifest: ManifestFacts) -> list[Descriptor]:
+    """The simple-signing layers of a `.sig` image (one per signature)."""
+    return [layer for layer in manifest.layers if layer.media_type == SIMPLESIGNING]
+
+
+def attestation_layers(manifest: ManifestFacts) -> list[Descriptor]:
+    """The DSSE layers of an `.att` image that may be vuln attestations (annotated as one, or not
+    annotated: their envelope tells)."""
+    return [layer for layer in manifest.layers if layer.media_type == DSSE_ENVELOPE
+            and layer.annotations.get("predicateType", "") in ("", VULN_PREDICATE)]
+
+
+def vuln_attestations(found: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The attestation facts worth keeping: vuln attestations, and the ones that could not be read."""
+    return [a for a in found if a.get("error") or a.get("predicate_type") == VULN_PREDICATE]
 
 
 def artifacts(legacy_signature: dict[str, Any] | None, legacy_attestations: list[dict[str, Any]],

@@ -207,12 +207,11 @@ class StorageReader(mf.LayerSizes):
             return entry
         entry["manifest_digest"] = mf.digest_of(body)
         layers = []
-        for layer in manifest.layers:
-            if layer.media_type != mf.SIMPLESIGNING:
-                continue
+        for layer in mf.signature_layers(manifest):
             item = legacy_layer_facts(layer)
             try:
-                item["payload_b64"] = base64.b64encode(self.blob(repo, layer.digest, 256 * 1024)).decode()
+                payload = self.blob(repo, layer.digest, mf.MAX_SIGNATURE_PAYLOAD)
+                item["payload_b64"] = base64.b64encode(payload).decode()
             except (ProbeError, OSError) as exc:
                 item["error"] = str(exc)
             layers.append(item)
@@ -225,18 +224,13 @@ class StorageReader(mf.LayerSizes):
         except (ProbeError, ValueError, OSError) as exc:
             return [{"scheme": "legacy-att", "tag": tag, "error": str(exc)}]
         out = []
-        for layer in manifest.layers:
-            if layer.media_type != mf.DSSE_ENVELOPE:
-                continue
-            predicate = layer.annotations.get("predicateType", "")
-            if predicate and predicate != mf.VULN_PREDICATE:
-                continue
+        for layer in mf.attestation_layers(manifest):
             try:
                 envelope = self.blob(repo, layer.digest)
                 out.append(attestation_facts(envelope.decode("utf-8", "replace"), tag, "legacy-att"))
             except (ProbeError, OSError) as exc:
                 out.append({"scheme": "legacy-att", "tag": tag, "error": str(exc)})
-        return [a for a in out if a.get("error") or a.get("predicate_type") == mf.VULN_PREDICATE]
+        return mf.vuln_attestations(out)
 
     def bundles(self, repo: str, digest: str, tagset: frozenset[str]) -> list[dict[str, Any]]:
         fallback = mf.artifact_tag(digest, "")

@@ -366,12 +366,10 @@ class Walker(mf.LayerSizes):
             return entry
         entry["manifest_digest"] = mf.digest_of(body)
         layers = []
-        for layer in manifest.layers:
-            if layer.media_type != mf.SIMPLESIGNING:
-                continue
+        for layer in mf.signature_layers(manifest):
             item = legacy_layer_facts(layer)
             try:
-                payload = await self.blob(repo, layer.digest, "payload", max_body=256 * 1024)
+                payload = await self.blob(repo, layer.digest, "payload", max_body=mf.MAX_SIGNATURE_PAYLOAD)
                 item["payload_b64"] = base64.b64encode(payload).decode()
             except ProbeError as exc:
                 item["error"] = str(exc)
@@ -386,18 +384,13 @@ class Walker(mf.LayerSizes):
         except (ProbeError, ValueError) as exc:
             return [{"scheme": "legacy-att", "tag": tag, "error": str(exc)}]
         out = []
-        for layer in manifest.layers:
-            if layer.media_type != mf.DSSE_ENVELOPE:
-                continue
-            predicate = layer.annotations.get("predicateType", "")
-            if predicate and predicate != mf.VULN_PREDICATE:
-                continue
+        for layer in mf.attestation_layers(manifest):
             try:
                 envelope = await self.blob(repo, layer.digest, "attestation", max_body=MAX_PAYLOAD)
                 out.append(attestation_facts(envelope.decode("utf-8", "replace"), tag, "legacy-att"))
             except ProbeError as exc:
                 out.append({"scheme": "legacy-att", "tag": tag, "error": str(exc)})
-        return [a for a in out if a.get("error") or a.get("predicate_type") == mf.VULN_PREDICATE]
+        return mf.vuln_attestations(out)
 
     async def _referrers_supported(self, repo: str, digest: str) -> list[mf.Descriptor] | None:
         """The referrers of `digest` via the API, or None when the registry has no referrers API."""

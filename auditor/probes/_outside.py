@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from auditor.errors import NotApplicable, ProbeError
-from auditor.httpclient import BoundedResponse, bounded_request
+from auditor.httpclient import BoundedResponse, bounded_request, same_origin
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext
 from auditor.regauth import challenges_of
@@ -133,11 +133,6 @@ def exchange_facts(method: str, path: str, response: BoundedResponse) -> dict[st
     }
 
 
-def _same_origin(a: str, b: str) -> bool:
-    ua, ub = httpx.URL(a), httpx.URL(b)
-    return (ua.scheme, ua.host, ua.port) == (ub.scheme, ub.host, ub.port)
-
-
 async def same_origin_get(
     client: httpx.AsyncClient,
     url: str,
@@ -164,7 +159,7 @@ async def same_origin_get(
             nxt = str(httpx.URL(current).join(location))
         except (httpx.InvalidURL, ValueError):
             return response, chain, location[:300]
-        if not _same_origin(nxt, url):
+        if not same_origin(nxt, url):
             return response, chain, nxt
         if nxt in chain:
             raise ProbeError(f"redirect loop after {len(chain)} hop(s) at {httpx.URL(nxt).path}")

@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,31 +70,31 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def reload_nginx(info: dict[str, Any]) -> dict[str, Any]:
+def _reload(info: dict[str, Any], sig: signal.Signals, reloaded: Callable[[int, set[int]], bool],
+            failure: str) -> dict[str, Any]:
+    """Reload the master process `info["pid"]`: through its systemd unit when it has one, else by
+    `sig`, then wait until `reloaded(pid, children before)` (StepError with `failure` after 15 s)."""
     pid = int(info["pid"])
     unit = systemd_unit(pid)
     if unit:
         must(["systemctl", "reload", unit], f"systemctl reload {unit}")
         return {"pid": pid}
     before = children(pid)
-    os.kill(pid, signal.SIGHUP)
-    if not _wait(lambda: _alive(pid) and children(pid) and not (children(pid) <= before), 15):
-        raise StepError(f"nginx (pid {pid}) did not start new workers after SIGHUP: the reload failed "
-                        "(see nginx's error log)")
+    os.kill(pid, sig)
+    if not _wait(lambda: _alive(pid) and reloaded(pid, before), 15):
+        raise StepError(failure.format(pid=pid))
     return {"pid": pid}
+
+
+def reload_nginx(info: dict[str, Any]) -> dict[str, Any]:
+    return _reload(info, signal.SIGHUP, lambda pid, before: bool(children(pid)) and not (children(pid) <= before),
+                   "nginx (pid {pid}) did not start new workers after SIGHUP: the reload failed "
+                   "(see nginx's error log)")
 
 
 def reload_apache(info: dict[str, Any]) -> dict[str, Any]:
-    pid = int(info["pid"])
-    unit = systemd_unit(pid)
-    if unit:
-        must(["systemctl", "reload", unit], f"systemctl reload {unit}")
-        return {"pid": pid}
-    before = children(pid)
-    os.kill(pid, signal.SIGUSR1)
-    if not _wait(lambda: _alive(pid) and bool(children(pid) - before), 15):
-        raise StepError(f"Apache (pid {pid}) did not start new children after a graceful restart (USR1)")
-    return {"pid": pid}
+    return _reload(info, signal.SIGUSR1, lambda pid, before: bool(children(pid) - before),
+                   "Apache (pid {pid}) did not start new children after a graceful restart (USR1)")
 
 
 def _registry_port(config_path: str | None) -> int:
