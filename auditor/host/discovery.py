@@ -105,7 +105,7 @@ def _option(args: Sequence[str], flag: str) -> str | None:
 
 def parse_nginx(process: Process, args: list[str], cwd: str | None) -> dict[str, JSON]:
     """Facts of an nginx master: -c config (relative to the prefix), -p prefix, -g directives."""
-    facts: dict[str, JSON] = _identity(process)
+    facts: dict[str, JSON] = _identity(process, args)
     prefix = _option(args[1:], "-p")
     conf = _option(args[1:], "-c")
     if conf:
@@ -176,8 +176,12 @@ def parse_envvars(text: str, confdir: str = "/etc/apache2") -> dict[str, str]:
     return {k: v for k, v in values.items() if k.startswith("APACHE_")}
 
 
-def _identity(process: Process) -> dict[str, JSON]:
-    return {"pid": process.pid, "exe": process.exe, "cmdline": process.cmdline, "netns": process.netns}
+def _identity(process: Process, argv: Sequence[str] | None = None) -> dict[str, JSON]:
+    """pid, exe, netns, `argv` (the arguments as the kernel gives them, secrets masked: reuse this,
+    never split `cmdline`) and `cmdline` (the same, shell-quoted for display)."""
+    args = procfs.safe_argv(list(argv if argv is not None else process.argv))
+    return {"pid": process.pid, "exe": process.exe, "argv": list(args), "cmdline": shlex.join(args),
+            "netns": process.netns}
 
 
 def _read_text(path: str) -> str | None:

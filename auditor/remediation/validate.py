@@ -23,12 +23,26 @@ from .procs import StepError, in_ns, must
 
 
 def _nginx_argv(info: dict[str, Any], conf: str) -> list[str]:
-    words = str(info.get("cmdline") or "").split()
+    """`nginx -t -q -c CONF` with the running master's -p and -g, taken from its argv (one list
+    element per argument, so `-g 'daemon off;'` stays one argument), never from a split string."""
+    args = [str(a) for a in info.get("argv") or []]
     argv = [str(info.get("exe") or "nginx"), "-t", "-q", "-c", conf]
     for flag in ("-p", "-g"):
-        if flag in words and words.index(flag) + 1 < len(words):
-            argv += [flag, words[words.index(flag) + 1]]
+        value = option_value(args[1:], flag)
+        if value is not None:
+            argv += [flag, value]
     return argv
+
+
+def option_value(args: list[str], flag: str) -> str | None:
+    """The value of `-x value` or `-xvalue` in an argv list (the last one wins), else None."""
+    value = None
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(flag) and len(arg) > len(flag) and not arg.startswith("--"):
+            value = arg[len(flag):]
+    return value
 
 
 def _apache_argv(info: dict[str, Any], conf: str) -> list[str]:

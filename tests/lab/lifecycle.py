@@ -402,13 +402,16 @@ def _start_stack(v: Variant, p: Paths, state: dict[str, Any]) -> None:
                  rec=state["processes"][i])
     wait_tcp(ns, "127.0.0.1", 5001, what="registry debug server")
 
-    pid = procs.run_daemon(ns, ["nginx", "-c", str(p.nginx_conf)], p.nginx_pid, p.logs / "nginx-start.log")
+    # nginx in the foreground (-g 'daemon off;'): the PID spawned is the master's own
+    pid = procs.spawn(ns, render.nginx_argv(p), p.logs / "nginx-start.log")
     _record(p, state, "nginx", pid, ns, str(p.nginx_conf))
     state["nginx"]["pid"] = pid
-    wait_tcp(ns, "127.0.0.1", 8080, what="nginx")
+    state["nginx"]["argv"] = render.nginx_argv(p)
+    wait_tcp(ns, "127.0.0.1", 8080, what="nginx", rec=state["processes"][-1])
 
-    pid = procs.run_daemon(ns, ["apache2", "-d", str(p.apache), "-f", str(p.apache_conf)], p.apache_pid,
+    pid = procs.run_daemon(ns, render.apache_argv(p), p.apache_pid,
                            p.logs / "apache-start.log", env=render.apache_env(p))
+    state["apache"]["argv"] = render.apache_argv(p)
     _record(p, state, "apache", pid, ns, str(p.apache_conf))
     state["apache"]["pid"] = pid
     wait_tcp(ns, "127.0.0.1", 443, what="apache")

@@ -130,6 +130,21 @@ http {{
 """
 
 
+APACHE_DEFINE = "REGAUDIT_LAB"
+NGINX_GLOBALS = "daemon off;"
+
+
+def nginx_argv(p: Paths) -> list[str]:
+    """How the lab starts nginx: in the foreground the way the official image does (`-g 'daemon
+    off;'`, one argument holding a space), so argument boundaries are exercised."""
+    return ["nginx", "-c", str(p.nginx_conf), "-g", NGINX_GLOBALS]
+
+
+def apache_argv(p: Paths) -> list[str]:
+    """How the lab starts Apache: with a -D define its config requires (an `Error` otherwise)."""
+    return ["apache2", "-d", str(p.apache), "-f", str(p.apache_conf), "-D", APACHE_DEFINE]
+
+
 def apache_config(v: Variant, p: Paths) -> str:
     """apache2.conf: the guide's vhost on *:443 (ERRATA 1), RSA and ECDSA certs, :80 redirects."""
     modules = "\n".join(f"LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so" for m in APACHE_MODULES)
@@ -153,7 +168,10 @@ def apache_config(v: Variant, p: Paths) -> str:
         auth = ""
     nginx = f"http://{NGINX_LISTEN}/"
     return f"""\
-# regaudit lab ({v.name}): started as `apache2 -d {p.apache} -f {p.apache_conf}`
+# regaudit lab ({v.name}): started as `apache2 -d {p.apache} -f {p.apache_conf} -D {APACHE_DEFINE}`
+<IfDefine !{APACHE_DEFINE}>
+    Error "start this config with -D {APACHE_DEFINE} (its -D defines must reach every apache2 -t)"
+</IfDefine>
 ServerRoot "{p.apache}"
 DefaultRuntimeDir {p.apache_run}
 PidFile {p.apache_pid}
