@@ -114,7 +114,19 @@ def _print_plain(
     _print_summary(console, report)
 
 
+def _print_compliance(console: Console, report: AuditReport) -> None:
+    """One block per --compliance framework: every control with its status (plain lines)."""
+    for view in report.compliance:
+        counts = "  ".join(f"{k} {v}" for k, v in view["counts"].items() if v)
+        console.print(f"\n[compliance] {view['title']} ({view['version']}): {counts}", markup=False)
+        for control in view["controls"]:
+            checks = ", ".join(f"{c['id']} {c['status']}" for c in control["checks"]) or "no automated check"
+            console.print(f"{control['status'].upper():<14} {control['id']:<8} {control['title']}  [{checks}]",
+                          markup=False, soft_wrap=True)
+
+
 def _print_summary(console: Console, report: AuditReport) -> None:
+    _print_compliance(console, report)
     counts = report.counts()
     overall = report.scores.overall
     console.print(

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from auditor import __version__
+from auditor.compliance import controls_for
 from auditor.model import JSON, CheckMeta, Result, Severity, Status
 from auditor.scoring import Scores
 
@@ -35,6 +36,8 @@ class AuditReport:
     history: tuple[Mapping[str, JSON], ...] = ()
     run_id: str = ""
     tool_version: str = __version__
+    compliance: tuple[Mapping[str, JSON], ...] = ()
+    """Per-control views of the frameworks asked for with --compliance (auditor.compliance.evaluate)."""
 
     def counts(self) -> dict[str, int]:
         counted = Counter(r.status.value for r in self.results)
@@ -59,7 +62,7 @@ class AuditReport:
             "counts": self.counts(),
             "scores": self.scores.to_json(),
             "checks": [
-                {**self.checks[c].to_json(), "severity": self.severities[c].label}
+                {**self.checks[c].to_json(), "severity": self.severities[c].label, "controls": controls_for(c)}
                 for c in sorted(self.checks)
             ],
             "results": [r.to_json() for r in self.results],
@@ -68,4 +71,5 @@ class AuditReport:
             "discovery": dict(self.discovery),
             "warnings": list(self.warnings),
             "history": [dict(h) for h in self.history],
+            "compliance": [dict(v) for v in self.compliance],
         }

@@ -26,3 +26,18 @@ def target_label(report: AuditReport) -> str:
     url = report.target.get("url")
     inside = " (inside)" if report.target.get("inside") else ""
     return f"{url or 'local host'}{inside}"
+
+
+def remediation_text(report: AuditReport, check_id: str) -> str:
+    """The check's remediation, with its generator when it has one."""
+    meta = report.checks[check_id]
+    if not meta.generator:
+        return meta.remediation
+    return f"{meta.remediation} (generate the config with `regaudit remediate`, generator {meta.generator})"
+
+
+def control_labels(check_id: str) -> list[str]:
+    """`framework control` labels of the controls a check covers (from auditor/compliance/*.yaml)."""
+    from auditor.compliance import controls_for
+
+    return [f"{c['framework']} {c['control']}" for c in controls_for(check_id)]

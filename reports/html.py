@@ -70,6 +70,7 @@ def render_html(report: AuditReport) -> bytes:
         trend=_trend(history),
         discovery=dict(report.discovery),
         probes=sorted(report.probes.items()),
+        compliance=[dict(view) for view in report.compliance],
     )
     return html.encode("utf-8")
 

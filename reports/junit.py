@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import xml.etree.ElementTree as ET
 from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
 
 from auditor.model import Result, Status
 from auditor.report import AuditReport
@@ -20,6 +22,34 @@ def _detail(result: Result, report: AuditReport) -> str:
         lines.append("expected: " + json.dumps(result.expected, sort_keys=True, default=str)[:4000])
     lines.append(f"remediation: {meta.remediation}")
     return "\n".join(lines)
+
+
+def _compliance_suite(root: ET.Element, view: Mapping[str, Any], timestamp: str) -> dict[str, int]:
+    """A test suite per --compliance framework, a test case per control (manual ones skipped)."""
+    controls = list(view["controls"])
+    counts = {
+        "tests": len(controls),
+        "failures": sum(c["status"] in ("fail", "warn") for c in controls),
+        "errors": sum(c["status"] == "error" for c in controls),
+        "skipped": sum(c["status"] in ("manual", "not-applicable", "incomplete") for c in controls),
+    }
+    attributes = {"name": f"regaudit.compliance.{view['id']}", "timestamp": timestamp}
+    attributes.update({k: str(v) for k, v in counts.items()})
+    suite = ET.SubElement(root, "testsuite", attributes)
+    for control in controls:
+        case = ET.SubElement(suite, "testcase", classname=f"regaudit.compliance.{view['id']}",
+                             name=f"{control['id']} {control['title']}")
+        checks = ", ".join(f"{c['id']}: {c['status']}" for c in control["checks"]) or "no automated check"
+        status = control["status"]
+        if status in ("fail", "warn"):
+            ET.SubElement(case, "failure", type=status, message=f"control {status}: {checks}").text = checks
+        elif status == "error":
+            ET.SubElement(case, "error", type="could-not-decide", message=f"control undecided: {checks}").text = checks
+        elif status in ("manual", "not-applicable", "incomplete"):
+            ET.SubElement(case, "skipped", message=f"{status}: {control.get('manual') or checks}")
+        else:
+            ET.SubElement(case, "system-out").text = f"{status.upper()}: {checks}"
+    return counts
 
 
 def render_junit(report: AuditReport) -> bytes:
@@ -56,6 +86,10 @@ def render_junit(report: AuditReport) -> bytes:
                     waiver = result.waiver
                     note += f" (waived: {waiver.reason}, owner {waiver.owner}, until {waiver.expires})"
                 ET.SubElement(case, "system-out").text = f"{result.status.value.upper()}: {note}"
+        for key in totals:
+            totals[key] += counts[key]
+    for view in report.compliance:
+        counts = _compliance_suite(root, view, report.started_at)
         for key in totals:
             totals[key] += counts[key]
     for key, value in totals.items():

@@ -33,7 +33,7 @@ def render_markdown(report: AuditReport) -> bytes:
         target=_md(target_label(report)), profile=report.profile.get("name"), fail_on=report.fail_on.label,
         exit_code=report.exit_code, judged=report.scores.judged, catalog=report.scores.catalog,
         judged_at=report.judged_at, counts=report.counts(), findings=findings(report),
-        waivers=report.waivers, areas=report.scores.areas,
+        waivers=report.waivers, areas=report.scores.areas, compliance=[dict(v) for v in report.compliance],
     )
     return text.encode("utf-8")
 

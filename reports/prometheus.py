@@ -54,6 +54,14 @@ class _ReportCollector(Collector):
                                      labels=labels)
         duration.add_metric(values, max(0.0, (ended - started).total_seconds()))
         yield duration
+        if report.compliance:
+            control = GaugeMetricFamily("regaudit_compliance_control_status",
+                                        "1 for the status each compliance control ended in (--compliance)",
+                                        labels=[*labels, "framework", "control", "status"])
+            for view in report.compliance:
+                for item in view["controls"]:
+                    control.add_metric([*values, str(view["id"]), str(item["id"]), str(item["status"])], 1)
+            yield control
         code = GaugeMetricFamily("regaudit_last_run_exit_code", "Exit code of the last audit", labels=labels)
         code.add_metric(values, report.exit_code)
         yield code

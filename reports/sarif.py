@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from auditor.compliance import controls_for, load_frameworks
 from auditor.model import Result, Severity, Status
 from auditor.report import AuditReport
 from auditor.reportapi import ReportWriter
@@ -15,6 +16,32 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 INFO_URI = "https://github.com/regaudit/regaudit"
 LEVEL = {Severity.CRITICAL: "error", Severity.HIGH: "error", Severity.MEDIUM: "warning",
          Severity.LOW: "note", Severity.INFO: "note"}
+
+
+def _taxonomies(report: AuditReport) -> list[dict[str, Any]]:
+    """One SARIF taxonomy per compliance framework; a taxon per control, with its status under --compliance."""
+    statuses = {(v["id"], c["id"]): c["status"] for v in report.compliance for c in v["controls"]}
+    out = []
+    for framework in load_frameworks().values():
+        taxa = []
+        for control in framework.controls:
+            taxon: dict[str, Any] = {"id": control.id, "name": control.title,
+                                     "shortDescription": {"text": control.title}}
+            status = statuses.get((framework.id, control.id))
+            if status is not None:
+                taxon["properties"] = {"status": status, "checks": list(control.checks)}
+            taxa.append(taxon)
+        out.append({"name": framework.id, "fullName": framework.title, "version": framework.version,
+                    "organization": framework.publisher, "informationUri": framework.source,
+                    "shortDescription": {"text": framework.title}, "taxa": taxa})
+    return out
+
+
+def _relationships(check_id: str, taxonomy_index: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"target": {"id": c["control"], "toolComponent": {"name": c["framework"],
+                                                               "index": taxonomy_index[c["framework"]]}},
+             "kinds": ["relevant"]}
+            for c in controls_for(check_id) if c["framework"] in taxonomy_index]
 
 
 def _rule(report: AuditReport, check_id: str) -> dict[str, Any]:
@@ -71,6 +98,15 @@ def _result(result: Result, rule_index: int) -> dict[str, Any]:
 def render_sarif(report: AuditReport) -> bytes:
     rule_ids = sorted(report.checks)
     index = {rule: i for i, rule in enumerate(rule_ids)}
+    taxonomies = _taxonomies(report)
+    taxonomy_index = {t["name"]: i for i, t in enumerate(taxonomies)}
+    rules = []
+    for rule in rule_ids:
+        entry = _rule(report, rule)
+        relationships = _relationships(rule, taxonomy_index)
+        if relationships:
+            entry["relationships"] = relationships
+        rules.append(entry)
     document = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -80,8 +116,10 @@ def render_sarif(report: AuditReport) -> bytes:
                 "version": report.tool_version,
                 "semanticVersion": report.tool_version,
                 "informationUri": INFO_URI,
-                "rules": [_rule(report, rule) for rule in rule_ids],
+                "rules": rules,
+                "supportedTaxonomies": [{"name": t["name"], "index": i} for i, t in enumerate(taxonomies)],
             }},
+            "taxonomies": taxonomies,
             "automationDetails": {"id": f"regaudit/{report.profile.get('name')}/{report.run_id}"},
             "invocations": [{
                 "executionSuccessful": report.exit_code != 3,
@@ -96,6 +134,7 @@ def render_sarif(report: AuditReport) -> bytes:
                 "profileSha256": report.profile.get("sha256"),
                 "score": report.scores.overall,
                 "grade": report.scores.grade,
+                "compliance": [dict(view) for view in report.compliance],
             },
         }],
     }

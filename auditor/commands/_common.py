@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from auditor.checkapi import Check
+from auditor.compliance import attach, get_framework
 from auditor.errors import UsageError
 from auditor.model import Severity
 from auditor.plugins import load_checks, load_probes, load_report_writers, validate_needs
@@ -34,6 +35,22 @@ def add_profile_options(parser: argparse.ArgumentParser) -> None:
                         help="comma list of report formats: console and the installed writers (default console,json)")
     parser.add_argument("--output", default="regaudit-reports", metavar="DIR", help="report directory")
     parser.add_argument("-v", "--verbose", action="store_true", help="list passing results too")
+    parser.add_argument("--compliance", action="append", metavar="IDS",
+                        help="also show per-control status under these frameworks in every report "
+                        "(`regaudit compliance list`)")
+
+
+def compliance_ids(args: argparse.Namespace) -> tuple[str, ...]:
+    """The --compliance framework ids, each checked to exist (UsageError otherwise)."""
+    ids = split_list(getattr(args, "compliance", None))
+    for framework_id in ids:
+        get_framework(framework_id)
+    return ids
+
+
+def with_compliance(report: AuditReport, args: argparse.Namespace) -> AuditReport:
+    """The report with the per-control views asked for with --compliance."""
+    return attach(report, compliance_ids(args))
 
 
 def load_engine() -> dict[str, Check]:

@@ -26,11 +26,13 @@ from auditor.target import PATH_KEYS, Target, parse_registry_url
 
 from ._common import (
     add_profile_options,
+    compliance_ids,
     fail_on,
     formats,
     load_engine,
     resolve_profile,
     split_list,
+    with_compliance,
     write_reports,
 )
 
@@ -154,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     target = build_target(args)
     target = dataclasses.replace(target, options={**target.options, **content_options(args, target.url)})
     wanted = formats(args.format)
+    compliance_ids(args)
     credentials = load_credentials(target.host, args.password_file, args.username, args.docker_config)
     if credentials and target.scheme == "http" and target.host not in ("localhost", "127.0.0.1", "::1"):
         raise UsageError("refusing to send credentials over plain http to a non-loopback host; use https")
@@ -181,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         past = history.trend(dict(report.target))
         history.record(report)
         report = dataclasses.replace(report, history=(*past, history.summary_of(report)))
+    report = with_compliance(report, args)
     out_dir = Path(args.output)
     written = write_reports(report, wanted, out_dir)
     if sign_key is not None:

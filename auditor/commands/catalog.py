@@ -7,6 +7,7 @@ import textwrap
 
 import yaml
 
+from auditor.compliance import controls_for
 from auditor.errors import UsageError
 from auditor.profile import builtin_names, load_profile
 
@@ -29,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def list_checks(args: argparse.Namespace) -> int:
     checks = load_engine()
     if args.format == "json":
-        print_json([c.meta.to_json() for c in checks.values()])
+        print_json([{**c.meta.to_json(), "controls": controls_for(c.id)} for c in checks.values()])
         return 0
     width = max((len(c) for c in checks), default=10)
     for check_id, item in checks.items():
@@ -64,6 +65,11 @@ def explain_check(args: argparse.Namespace) -> int:
         print("\nReferences:")
         for ref in meta.references:
             print(f"  - {ref}")
+    controls = controls_for(meta.id)
+    if controls:
+        print("\nCompliance controls (regaudit compliance show FRAMEWORK):")
+        for control in controls:
+            print(f"  - {control['framework']} {control['control']}: {control['title']}")
     print(f"\nEvidence: {', '.join(meta.needs)}")
     return 0
 

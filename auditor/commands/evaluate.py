@@ -15,7 +15,17 @@ from auditor.console import make_console, print_report
 from auditor.evidence import EvidenceFile, merge_evidence
 from auditor.runner import RunOptions, Selection, evaluate, utcnow
 
-from ._common import add_profile_options, fail_on, formats, load_engine, resolve_profile, split_list, write_reports
+from ._common import (
+    add_profile_options,
+    compliance_ids,
+    fail_on,
+    formats,
+    load_engine,
+    resolve_profile,
+    split_list,
+    with_compliance,
+    write_reports,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,11 +41,12 @@ def run(args: argparse.Namespace) -> int:
     checks = load_engine()
     profile, warnings = resolve_profile(args.profile, checks)
     wanted = formats(args.format)
+    compliance_ids(args)
     evidence = merge_evidence([EvidenceFile.load(Path(p)) for p in args.evidence])
     selection = Selection(profile, split_list(args.select), split_list(args.skip))
     options = RunOptions(fail_on=fail_on(args, profile), warnings=list(warnings))
     now: dt.datetime | None = utcnow() if args.now else None
-    report = evaluate(checks, evidence, selection, options, now)
+    report = with_compliance(evaluate(checks, evidence, selection, options, now), args)
     written = write_reports(report, wanted, Path(args.output))
     if "console" in wanted:
         print_report(make_console(), report, verbose=args.verbose)
