@@ -20,6 +20,7 @@ from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile
 from auditor.plugins import load_probes
 from auditor.reportapi import write_atomically
+from auditor.rtt import ConnectTimeouts
 from auditor.runner import RunOptions, Selection, needed_probes, run_audit
 from auditor.signing import PrivateKey, load_private_key, sign
 from auditor.target import PATH_KEYS, Target, parse_registry_url
@@ -62,6 +63,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         parser.add_argument(flag, dest=key, metavar="PATH", help=f"explicit {key.replace('_', ' ')} path")
     parser.add_argument("--cosign-key", action="append", default=[], metavar="PEM", help="trusted cosign public key")
     parser.add_argument("--registry-port", type=int, help="the registry's own port when not 5000 / the config's")
+    parser.add_argument("--connect-timeout", metavar="FLOOR:CEILING",
+                        help="bounds in ms of the connect timeout used to call a port filtered; within them it "
+                        "follows the RTT measured on the connections that answered (default 100:3000)")
     parser.add_argument("--active", action="store_true",
                         help="allow active probes that change state and clean up (e.g. start-and-cancel an upload)")
     parser.add_argument("--signature-repository", metavar="REPO",
@@ -107,6 +111,11 @@ def build_target(args: argparse.Namespace) -> Target:
         if not 0 < args.registry_port < 65536:
             raise UsageError("--registry-port must be 1-65535")
         options["registry_port"] = args.registry_port
+    if getattr(args, "connect_timeout", None):
+        try:
+            options["connect_timeout"] = ConnectTimeouts.parse(args.connect_timeout).to_json()
+        except ValueError as exc:
+            raise UsageError(f"--connect-timeout: {exc}") from None
     return Target(url=url, inside=args.inside, paths=paths,
                   cosign_keys=tuple(str(Path(k).absolute()) for k in args.cosign_key), options=options)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
 import socket
 from typing import Any
 
@@ -18,9 +19,9 @@ from auditor.httpclient import BoundedResponse, bounded_request, same_origin
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext
 from auditor.regauth import challenges_of
+from auditor.rtt import ATTEMPTS, ConnectTimeouts, RttEstimator, filtered_detail
 
 REQUEST_TIMEOUT = 10.0
-CONNECT_TIMEOUT = 3.0
 DEFAULT_REGISTRY_PORT = 5000
 PROBE_REPOSITORY = "regaudit-probe/anonymous-check"
 PROBE_TAG = "latest"
@@ -74,34 +75,126 @@ async def resolve(host: str, port: int, timeout: float) -> list[dict[str, JSON]]
     return seen
 
 
-async def tcp_state(address: str, port: int, timeout: float) -> dict[str, JSON]:
-    """Whether a TCP connection to address:port completes: open, closed (refused), filtered
-    (no answer within `timeout`), unreachable (no route), or error (anything else, with the reason)."""
+def reference_ports(ctx: ProbeContext) -> tuple[int, ...]:
+    """Ports whose answers give the RTT a connect timeout follows: the target URL's port."""
+    return (ctx.target.port,) if ctx.target.port else ()
+
+
+def connect_timeouts(ctx: ProbeContext) -> ConnectTimeouts:
+    """The audit's connect-timeout bounds (`--connect-timeout FLOOR:CEILING`, milliseconds)."""
+    value = ctx.target.options.get("connect_timeout")
+    if isinstance(value, dict):
+        return ConnectTimeouts.parse(f"{value.get('floor_ms')}:{value.get('ceiling_ms')}")
+    return ConnectTimeouts()
+
+
+async def _connect_once(family: int, sockaddr: tuple[Any, ...], timeout: float) -> tuple[str, str, float]:
+    """One non-blocking TCP connect: (outcome, reason, seconds). Outcome: open, closed, silent (no
+    answer within `timeout`), unreachable or error. The socket is read once more at the deadline, so
+    an answer that arrived while the event loop was busy still counts."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    started = loop.time()
+    answered: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not answered.done():
+            answered.set_result(None)
+
+    try:
+        code = sock.connect_ex(sockaddr)
+        if code not in (0, errno.EINPROGRESS, errno.EAGAIN):
+            return (*_errno_outcome(code), loop.time() - started)
+        if code == 0:
+            return "open", "connection accepted", loop.time() - started
+        loop.add_writer(sock.fileno(), wake)
+        try:
+            await asyncio.wait_for(asyncio.shield(answered), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            loop.remove_writer(sock.fileno())
+        elapsed = loop.time() - started
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code:
+            return (*_errno_outcome(code), elapsed)
+        try:
+            sock.getpeername()
+        except OSError:
+            return "silent", "no answer", elapsed
+        return "open", "connection accepted", elapsed
+    finally:
+        sock.close()
+
+
+def _errno_outcome(code: int) -> tuple[str, str]:
+    reason = os.strerror(code)
+    if code == errno.ECONNREFUSED:
+        return "closed", "connection refused"
+    if code in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+        return "unreachable", reason
+    return "error", f"OSError: {reason}"
+
+
+def _sockaddr(address: str, port: int) -> tuple[int, tuple[Any, ...]]:
+    if ":" in address:
+        return socket.AF_INET6, (address, port, 0, 0)
+    return socket.AF_INET, (address, port)
+
+
+async def measure_rtt(address: str, ports: list[int], bounds: ConnectTimeouts, budget_s: float,
+                      samples: int = 3) -> RttEstimator:
+    """RTT samples from `samples` concurrent connects to each port of `ports` on `address` (every
+    answer counts: accepted or refused), each waited for up to the ceiling; ports that do not answer
+    add nothing."""
+    estimator = RttEstimator(bounds)
+    limit = min(bounds.ceiling, budget_s)
+    jobs = [_connect_once(*_sockaddr(address, port), limit) for port in ports for _ in range(samples)]
+    for outcome, _reason, seconds in await asyncio.gather(*jobs):
+        if outcome in ("open", "closed"):
+            estimator.add(seconds)
+    return estimator
+
+
+async def tcp_state(address: str, port: int, timeout: float, *, reference_ports: tuple[int, ...] = (),
+                    bounds: ConnectTimeouts | None = None) -> dict[str, JSON]:
+    """Whether a TCP connection to address:port completes: open, closed (refused), filtered (no answer
+    to two attempts), unreachable (no route), or error (anything else, with the reason).
+
+    Each attempt waits as long as the round-trip time measured on connections to `reference_ports`
+    of the same address (those that answered) warrants: srtt + 4 rttvar within the bounds; `timeout`
+    caps the whole (the audit's remaining budget)."""
+    bounds = bounds or ConnectTimeouts()
     loop = asyncio.get_running_loop()
     started = loop.time()
-    writer = None
-    try:
-        async with asyncio.timeout(timeout):
-            _reader, writer = await asyncio.open_connection(address, port)
-        state, detail = "open", "connection accepted"
-    except TimeoutError:
-        state, detail = "filtered", f"no answer within {timeout:.1f}s"
-    except ConnectionRefusedError:
-        state, detail = "closed", "connection refused"
-    except OSError as exc:
-        if exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-            state, detail = "unreachable", exc.strerror or str(exc)
-        else:
-            state, detail = "error", f"{type(exc).__name__}: {exc.strerror or exc}"
-    finally:
-        if writer is not None:
-            writer.close()
-            try:
-                async with asyncio.timeout(1.0):
-                    await writer.wait_closed()
-            except (TimeoutError, OSError):
-                pass
-    return {"state": state, "detail": detail, "seconds": round(loop.time() - started, 3)}
+    others = [p for p in dict.fromkeys(reference_ports) if p != port]
+    estimator = await measure_rtt(address, others, bounds, timeout) if others else RttEstimator(bounds)
+    waits: list[float] = []
+    outcome, reason = "silent", "no answer"
+    for _attempt in range(ATTEMPTS):
+        left = timeout - (loop.time() - started)
+        if left <= 0.01:
+            break
+        wait = min(estimator.timeout(), left)
+        outcome, reason, seconds = await _connect_once(*_sockaddr(address, port), wait)
+        if outcome != "silent":
+            if outcome in ("open", "closed"):
+                estimator.add(seconds)
+            break
+        waits.append(wait)
+    facts: dict[str, JSON] = {
+        "rtt_ms": None if estimator.srtt is None else round(estimator.srtt * 1000, 3),
+        "rtt_samples": estimator.samples,
+        "attempts": len(waits) + (outcome != "silent"),
+        "timeouts_ms": [round(w * 1000, 1) for w in waits],
+        "seconds": round(loop.time() - started, 3),
+    }
+    if outcome == "silent":
+        if not waits:
+            return {"state": "error", "detail": "no time left to try a connection", **facts}
+        return {"state": "filtered", "detail": filtered_detail(waits, estimator.srtt), **facts}
+    return {"state": outcome, "detail": reason, **facts}
 
 
 def url_for(scheme: str, address: str, port: int, path: str) -> str:

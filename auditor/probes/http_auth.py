@@ -36,12 +36,13 @@ from auditor.regauth import (
 )
 
 from ._outside import (
-    CONNECT_TIMEOUT,
     PROBE_REPOSITORY,
     PROBE_TAG,
     budget,
+    connect_timeouts,
     exchange_facts,
     plain_get,
+    reference_ports,
     require_url,
     resolve,
     same_origin_get,
@@ -119,7 +120,8 @@ def _plaintext_ports(ctx: ProbeContext) -> list[int]:
 async def _plain_endpoint(ctx: ProbeContext, address: str, family: JSON, port: int) -> dict[str, JSON]:
     host = ctx.target.host or address
     entry: dict[str, JSON] = {"address": address, "family": family, "port": port}
-    entry.update(await tcp_state(address, port, min(CONNECT_TIMEOUT, budget(ctx))))
+    entry.update(await tcp_state(address, port, budget(ctx), reference_ports=reference_ports(ctx),
+                                bounds=connect_timeouts(ctx)))
     if entry["state"] != "open":
         return entry
     try:

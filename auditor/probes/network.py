@@ -13,12 +13,22 @@ from auditor.errors import ProbeError
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
-from ._outside import CONNECT_TIMEOUT, budget, plain_get, registry_port, require_url, resolve, tcp_state
+from ._outside import (
+    budget,
+    connect_timeouts,
+    plain_get,
+    reference_ports,
+    registry_port,
+    require_url,
+    resolve,
+    tcp_state,
+)
 
 
 async def _address(ctx: ProbeContext, address: str, family: JSON, port: int) -> dict[str, JSON]:
     entry: dict[str, JSON] = {"address": address, "family": family, "port": port}
-    entry.update(await tcp_state(address, port, min(CONNECT_TIMEOUT, budget(ctx))))
+    entry.update(await tcp_state(address, port, budget(ctx), reference_ports=reference_ports(ctx),
+                                bounds=connect_timeouts(ctx)))
     if entry["state"] != "open":
         return entry
     try:

@@ -1,0 +1,81 @@
+"""Connect timeouts that follow the measured round-trip time (pure: no I/O, no clock).
+
+Contract: `RttEstimator` keeps a smoothed RTT and its variation from the samples it is given
+(seconds a TCP connect took to be answered, accepted or refused), as TCP (RFC 6298) and nmap do,
+and proposes a timeout `srtt + 4 * rttvar` clamped to [floor, ceiling]. Before any sample it
+proposes `initial` (also clamped). `ConnectTimeouts` is the user's setting (milliseconds on the
+command line: `--connect-timeout FLOOR:CEILING`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_FLOOR = 0.1
+DEFAULT_CEILING = 3.0
+DEFAULT_INITIAL = 1.0
+ALPHA = 1 / 8
+BETA = 1 / 4
+ATTEMPTS = 2
+
+
+@dataclass(frozen=True)
+class ConnectTimeouts:
+    """Bounds of the adaptive connect timeout, seconds: floor <= timeout <= ceiling."""
+
+    floor: float = DEFAULT_FLOOR
+    ceiling: float = DEFAULT_CEILING
+    initial: float = DEFAULT_INITIAL
+
+    def __post_init__(self) -> None:
+        if not 0 < self.floor <= self.ceiling:
+            raise ValueError("the connect timeout's floor must be positive and at most its ceiling")
+
+    @classmethod
+    def parse(cls, text: str) -> ConnectTimeouts:
+        """`FLOOR:CEILING` or `FLOOR` in milliseconds (e.g. `100:3000`); ValueError when malformed."""
+        low, sep, high = text.strip().partition(":")
+        try:
+            floor = float(low) / 1000
+            ceiling = float(high) / 1000 if sep else max(floor, DEFAULT_CEILING)
+        except ValueError:
+            raise ValueError(f"{text!r} is not FLOOR:CEILING in milliseconds (e.g. 100:3000)") from None
+        if floor <= 0 or ceiling < floor or ceiling > 60:
+            raise ValueError(f"{text!r}: need 0 < FLOOR <= CEILING <= 60000 ms")
+        return cls(floor=floor, ceiling=ceiling, initial=min(max(DEFAULT_INITIAL, floor), ceiling))
+
+    def to_json(self) -> dict[str, float]:
+        return {"floor_ms": round(self.floor * 1000, 1), "ceiling_ms": round(self.ceiling * 1000, 1)}
+
+
+@dataclass
+class RttEstimator:
+    """Smoothed RTT (`srtt`) and variation (`rttvar`) over the samples seen; the timeout they give."""
+
+    bounds: ConnectTimeouts = field(default_factory=ConnectTimeouts)
+    srtt: float | None = None
+    rttvar: float = 0.0
+    samples: int = 0
+
+    def add(self, rtt: float) -> None:
+        """Account one answered connect that took `rtt` seconds (negative values count as 0)."""
+        rtt = max(0.0, rtt)
+        if self.srtt is None:
+            self.srtt, self.rttvar = rtt, rtt / 2
+        else:
+            self.rttvar = (1 - BETA) * self.rttvar + BETA * abs(self.srtt - rtt)
+            self.srtt = (1 - ALPHA) * self.srtt + ALPHA * rtt
+        self.samples += 1
+
+    def timeout(self) -> float:
+        """Seconds to wait for a connect's answer: srtt + 4 rttvar (initial before samples), clamped."""
+        raw = self.bounds.initial if self.srtt is None else self.srtt + 4 * self.rttvar
+        return min(self.bounds.ceiling, max(self.bounds.floor, raw))
+
+
+def filtered_detail(timeouts: list[float], srtt: float | None) -> str:
+    """The evidence's words for a port that never answered the attempts of `timeouts` seconds each:
+    "no answer in X ms, RTT Y ms; 2 attempts: A + B ms"."""
+    rtt = f"RTT {srtt * 1000:.1f} ms" if srtt is not None else "RTT unknown (no connection to the host answered)"
+    each = " + ".join(f"{t * 1000:.0f}" for t in timeouts)
+    return f"no answer in {sum(timeouts) * 1000:.0f} ms, {rtt}; {len(timeouts)} attempts: {each} ms"
