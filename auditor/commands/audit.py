@@ -71,6 +71,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--signature-repository", metavar="REPO",
                         help="the repository holding every image's cosign .sig/.att tags, as cosign's "
                         "COSIGN_REPOSITORY (default: that variable, else each image's own repository)")
+    parser.add_argument("--content-source", choices=("auto", "api", "storage"), default="auto",
+                        help="where the content facts come from: auto (default) reads the filesystem storage in "
+                        "inside mode whenever it is readable and walks the registry API otherwise; api or "
+                        "storage force one")
     parser.add_argument("--rescan-stale", action="store_true",
                         help="run trivy (when installed) for tags whose scan report is missing, stale or of another "
                         "digest, writing the reports into --scan-dir before judging")
@@ -123,6 +127,11 @@ def build_target(args: argparse.Namespace) -> Target:
 def content_options(args: argparse.Namespace, url: str | None) -> dict[str, Any]:
     """The audit's content options: the signature repository and --rescan-stale."""
     options: dict[str, Any] = {}
+    source = getattr(args, "content_source", "auto")
+    if source != "auto":
+        if source == "api" and not url:
+            raise UsageError("--content-source api walks the registry API: give the registry's URL")
+        options["content_source"] = source
     signatures_in = args.signature_repository or os.environ.get("COSIGN_REPOSITORY", "")
     if signatures_in:
         options["signature_repository"] = signature_repository(signatures_in, url)

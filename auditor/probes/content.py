@@ -2,10 +2,11 @@
 
 Probes:
 - `registry.content`: every tag with its digest, platforms, signatures and attestations, and
-  the largest layer (`largest_layer` {size, repo, digest}, read by tmpfs.size). Through the
-  registry API when a URL is given (unless --storage-root names the storage explicitly), else,
-  in inside mode, straight from the filesystem storage (--storage-root, or config.registry's
-  storage.filesystem.rootdirectory).
+  the largest layer (`largest_layer` {size, repo, digest}, read by tmpfs.size). In inside mode
+  straight from the filesystem storage whenever it is readable here (--storage-root, or
+  config.registry's storage.filesystem.rootdirectory), else through the registry API; an outside
+  audit walks the API. `--content-source api|storage|auto` forces the choice; `source_choice`
+  says why.
 - `signatures.trust`: the trusted public key PEMs (--cosign-key) and the trusted root JSON
   (--trusted-root), so checks verify offline and `evaluate` re-judges without the files.
 - `scans.reports`: the Trivy reports and ignore files of --scan-dir; with --rescan-stale, first
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -77,12 +79,51 @@ async def _registry_runs_here(ctx: ProbeContext) -> bool:
         return False
 
 
+CONTENT_SOURCES = ("auto", "api", "storage")
+
+
+async def _readable_storage(ctx: ProbeContext) -> tuple[str, str] | str:
+    """(root, how it was found) when the filesystem storage can be read here, else why not."""
+    try:
+        root, source = await storage_root(ctx)
+    except NotApplicable as exc:
+        return str(exc)
+    v2 = Path(root) / "docker/registry/v2"
+    if not v2.is_dir():
+        return f"{v2} ({source}) is not a directory here"
+    if not os.access(v2, os.R_OK | os.X_OK):
+        return f"{v2} ({source}) is not readable by this user"
+    return root, source
+
+
+async def _choose_source(ctx: ProbeContext) -> tuple[str, str]:
+    """("api"|"storage", why). `--content-source`: api walks the registry API (needs the URL),
+    storage reads the filesystem, auto (default) reads storage in inside mode whenever it is
+    readable here (or --storage-root names it), and walks the API otherwise."""
+    wanted = str(ctx.target.options.get("content_source") or "auto")
+    if wanted == "api":
+        if not ctx.target.url:
+            raise NotApplicable("--content-source api needs the registry's URL")
+        return "api", "--content-source api"
+    if wanted == "storage" or not ctx.target.url:
+        return "storage", "--content-source storage" if wanted == "storage" else "no registry URL given"
+    if ctx.target.path("storage_root"):
+        return "storage", "--storage-root given"
+    if not ctx.target.inside:
+        return "api", "outside audit: the registry API"
+    found = await _readable_storage(ctx)
+    if isinstance(found, str):
+        return "api", f"storage not readable ({found}): the registry API"
+    return "storage", "inside audit: the filesystem storage is readable"
+
+
 @probe("registry.content", timeout=3600.0)
 async def registry_content(ctx: ProbeContext) -> JSON:
     """Every repository and tag: digests, platforms, signatures, attestations, largest layer."""
     hosts: list[str] = []
-    if ctx.target.url and not ctx.target.path("storage_root"):
-        base = ctx.target.url
+    source_used, why = await _choose_source(ctx)
+    if source_used == "api":
+        base = str(ctx.target.url)
         ca_bundle = ctx.target.path("ca_bundle")
         fetcher = PoolFetcher(lambda: ssl_context(ca_bundle), max_connections=CONNECTIONS)  # no connection yet
         token_client = make_client(ca_bundle=ca_bundle, max_connections=2)
@@ -112,9 +153,12 @@ async def registry_content(ctx: ProbeContext) -> JSON:
         facts["storage_root_source"] = source
         if ctx.target.host:
             hosts.append(ctx.target.host)
+            if ctx.target.port not in (None, 443, 80):
+                hosts.append(f"{ctx.target.host}:{ctx.target.port}")
         config_host = _config_host(await _registry_config(ctx))
         if config_host and config_host not in hosts:
             hosts.append(config_host)
+    facts["source_choice"] = why
     facts["hosts"] = [h for h in hosts if h]
     return facts
 
