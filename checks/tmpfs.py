@@ -178,6 +178,10 @@ def tmpfs_persistent(ev: Evidence, params: Params) -> Iterator[Outcome]:
         if mount["fstype"] != "tmpfs":
             yield skipped(subject, f"{mountpoint} is {mount['fstype']}, not a tmpfs (tmpfs.mounted fails)")
             continue
+        declared = _container_tmpfs(facts, mountpoint)
+        if declared is not None:
+            yield _judge_container_tmpfs(facts, subject, mount, declared)
+            continue
         if not facts.get("fstab_readable"):
             yield failed(subject, f"fstab {facts['fstab_path']} is not readable", observed=None,
                          expected=f"a tmpfs entry for {mountpoint}")
@@ -203,3 +207,42 @@ def tmpfs_persistent(ev: Evidence, params: Params) -> Iterator[Outcome]:
         else:
             yield passed(subject, f"{facts['fstab_path']} line {entry['line']} matches the live mount",
                          observed=observed)
+
+
+def _container_tmpfs(facts: dict[str, Any], mountpoint: str) -> dict[str, Any] | None:
+    """The container's own tmpfs declaration (`--tmpfs`, `--mount type=tmpfs`) for `mountpoint`."""
+    container = facts.get("container") or {}
+    return next((t for t in container.get("tmpfs") or [] if t.get("destination") == mountpoint), None)
+
+
+def _judge_container_tmpfs(facts: dict[str, Any], subject: str, mount: dict[str, Any],
+                           declared: dict[str, Any]) -> Outcome:
+    """A container's tmpfs is recreated by the engine at every start: persistent when the declared
+    options carry the live mount's noexec/nosuid/nodev flags."""
+    name = (facts.get("container") or {}).get("name")
+    options = effective_tmpfs_flags(str(declared.get("options") or ""), str(declared.get("how")))
+    live = sorted(f for f in mount["flags"] if f in ("noexec", "nosuid", "nodev"))
+    missing = [f for f in live if f not in options]
+    observed = {"container": name, "declared": declared, "live_flags": sorted(mount["flags"]),
+                "live_size": mount.get("size_option")}
+    if missing:
+        return failed(subject, f"container {name} declares {declared.get('how')} {subject} without {missing}: "
+                      "a re-created container loses them", observed=observed,
+                      expected=f"{declared.get('how')} {subject} with {live}")
+    return passed(subject, f"container {name} declares {declared.get('how')} {subject}:{declared.get('options')} "
+                  "(the engine mounts it at every start)", observed=observed)
+
+
+ENGINE_TMPFS_DEFAULTS = ("noexec", "nosuid", "nodev")  # what the Docker Engine applies to every --tmpfs
+
+
+def effective_tmpfs_flags(options: str, how: str) -> set[str]:
+    """The flags a container's tmpfs gets: for `--tmpfs`, the engine's defaults (noexec, nosuid,
+    nodev) with the declared options applied over them (`exec` lifts noexec, and so on)."""
+    flags = set(ENGINE_TMPFS_DEFAULTS) if how == "--tmpfs" else set()
+    for option in (o.strip() for o in options.split(",") if o.strip()):
+        if option in ("exec", "suid", "dev"):
+            flags.discard("no" + option)
+        elif option in ENGINE_TMPFS_DEFAULTS:
+            flags.add(option)
+    return flags

@@ -24,36 +24,60 @@ def _require_inside(ctx: ProbeContext) -> None:
         raise NotApplicable("inside vantage not requested (run with --inside on the registry host)")
 
 
-async def _containers(socket: str) -> dict[str, Any]:
-    if not os.path.exists(socket):
-        return {"socket": socket, "state": "absent", "registries": []}
+async def _containers(endpoints: list[docker.Endpoint]) -> dict[str, Any]:
+    """The first engine endpoint that exists and answers; its registry and nginx containers."""
+    empty: dict[str, Any] = {"registries": [], "nginx": [], "runtime": []}
+    present = [e for e in endpoints if e.exists()]
+    if not present:
+        names = ", ".join(f"{e.label} ({e.source})" for e in endpoints)
+        return {"socket": endpoints[0].label if endpoints else None, "state": "absent",
+                "reason": f"no Docker Engine API socket at {names}", **empty}
+    errors = []
+    for endpoint in present:
+        where = {"socket": endpoint.label, "endpoint_source": endpoint.source}
+        try:
+            found = await asyncio.wait_for(docker.list_containers(endpoint), DOCKER_BUDGET)
+        except TimeoutError:
+            errors.append({**where, "state": "error", "reason": f"no answer within {DOCKER_BUDGET:g}s"})
+            continue
+        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+            errors.append({**where, "state": "error", "reason": f"{type(exc).__name__}: {exc}"})
+            continue
+        return {**where, "state": "ok", **found}
+    return {**errors[0], "also_tried": errors[1:], **empty}
+
+
+def engine_endpoints() -> list[docker.Endpoint] | str:
     try:
-        found = await asyncio.wait_for(docker.list_registries(socket), DOCKER_BUDGET)
-    except TimeoutError:
-        return {"socket": socket, "state": "error", "reason": f"no answer within {DOCKER_BUDGET:g}s",
-                "registries": []}
-    except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
-        return {"socket": socket, "state": "error", "reason": f"{type(exc).__name__}: {exc}", "registries": []}
-    return {"socket": socket, "state": "ok", "registries": found}
+        return docker.engine_endpoints()
+    except ValueError as exc:
+        return str(exc)
 
 
 def merge(procs: dict[str, Any], engine: dict[str, Any], paths: dict[str, str]) -> dict[str, JSON]:
     """Discovery facts: the first of each kind is the one audited; explicit paths override."""
-    registries = list(procs["registries"])
-    containers = list(engine["registries"])
+    containers = list(engine.get("registries") or [])
+    nginx_containers = list(engine.get("nginx") or [])
+    # a container on the host network is also a process here: its container facts win
+    in_containers = {c.get("pid") for c in (*containers, *nginx_containers) if c.get("pid")}
+    registries = [r for r in procs["registries"] if r.get("pid") not in in_containers]
+    nginx_procs = [n for n in procs["nginx"] if n.get("pid") not in in_containers]
     registry = registries[0] if registries else (containers[0] if containers else None)
+    nginx_all = [*nginx_procs, *nginx_containers]
     out: dict[str, JSON] = {
         "netns": procs["netns"],
         "registry": registry,
         "registries": registries,
         "containers": containers,
-        "docker": {k: v for k, v in engine.items() if k != "registries"},
-        "nginx": procs["nginx"][0] if procs["nginx"] else None,
-        "nginx_all": procs["nginx"],
+        "container_runtime": list(engine.get("runtime") or []),
+        "docker": {k: v for k, v in engine.items() if k not in ("registries", "nginx", "runtime")},
+        "nginx": nginx_all[0] if nginx_all else None,
+        "nginx_all": nginx_all,
         "apache": procs["apache"][0] if procs["apache"] else None,
         "apache_all": procs["apache"],
         "sources": [f"/proc, processes in network namespace {procs['netns']}",
-                    f"Docker Engine API at {engine['socket']}: {engine['state']}"],
+                    f"Docker Engine API at {engine.get('socket')}: {engine['state']}"
+                    + (f" ({engine['reason']})" if engine.get("reason") else "")],
     }
     for role, key in OVERRIDES.items():
         explicit = paths.get(key)
@@ -72,9 +96,13 @@ def merge(procs: dict[str, Any], engine: dict[str, Any], paths: dict[str, str]) 
 async def host_discovery(ctx: ProbeContext) -> JSON:
     """The running registry, nginx and Apache (own network namespace; Docker API) and their configs."""
     _require_inside(ctx)
-    procs, engine = await asyncio.gather(
-        asyncio.to_thread(discovery.discover_processes), _containers(docker.DOCKER_SOCKET)
-    )
+    endpoints = engine_endpoints()
+    if isinstance(endpoints, str):
+        procs = await asyncio.to_thread(discovery.discover_processes)
+        engine: dict[str, Any] = {"socket": None, "state": "error", "reason": endpoints}
+    else:
+        procs, engine = await asyncio.gather(asyncio.to_thread(discovery.discover_processes),
+                                             _containers(endpoints))
     paths = {k: v for k, v in ctx.target.paths.items() if v}
     return merge(procs, engine, paths)
 

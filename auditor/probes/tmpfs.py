@@ -118,4 +118,8 @@ async def host_tmpfs(ctx: ProbeContext) -> JSON:
     facts = await asyncio.to_thread(describe, paths, mountinfo, view, root, fstab_text, fstab_path, memory)
     facts["nginx_pid"] = pid
     facts["nginx_config"] = nginx_facts.get("path")
+    found = (discovered or {}).get("nginx") or {}
+    if found.get("container") and (not pid or found.get("pid") == pid):
+        # a containerised nginx: its tmpfs mounts are part of the container's definition
+        facts["container"] = {"name": (found["container"] or {}).get("name"), "tmpfs": found.get("tmpfs") or []}
     return facts

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import netns, pki, procs, render
+from . import containers, netns, pki, procs, render
 from .netns import LabError, run_in, sh
 from .paths import Paths, lab_root
 from .state import LabInfo, read, save
@@ -162,11 +162,16 @@ def _up_locked(v: Variant, p: Paths, content: bool) -> LabInfo:
     state["namespaces"] = netns.create(v)
     save(p.state, state)
     timings["netns"] = round(time.monotonic() - t0, 2)
-    _mount_tmpfs(v, p, state)
+    if not v.containers:
+        _mount_tmpfs(v, p, state)
     if v.firewall:
         _apply_firewall(v, state)
     reg_ns = v.ns("registry")
-    _start_stack(v, p, state)
+    if v.containers:
+        _start_container_stack(v, p, state)
+        timings["engine_and_images"] = state.pop("_engine_seconds")
+    else:
+        _start_stack(v, p, state)
     timings["stack"] = round(time.monotonic() - t0, 2)
     if v.auth == "token":
         _start_token_service(v, p, state, required=content)
@@ -282,6 +287,11 @@ def _prepare_files(v: Variant, p: Paths, state: dict[str, Any]) -> None:
         os.chmod(p.htpasswd, v.htpasswd_mode)
     state["auth"]["users"] = users
 
+    if v.containers:
+        containers.write_configs(v, p, containers.registry_config_text(
+            render.registry_config(v, p, f":{REGISTRY_PORT}", debug=True), p), containers.nginx_config_text(v))
+        _write_config(p.apache_conf, render.apache_config(v, p))
+        return
     for i, addr in enumerate(v.registry_addrs):
         _write_config(p.registry_conf(i), render.registry_config(v, p, addr, debug=(i == 0),
                                                                  token=state["token"]))
@@ -418,6 +428,51 @@ def _start_stack(v: Variant, p: Paths, state: dict[str, Any]) -> None:
     wait_tcp(ns, "::1", 443, what="apache (IPv6)")
 
 
+def _start_container_stack(v: Variant, p: Paths, state: dict[str, Any]) -> None:
+    """dockerd in the registry namespace, images from Debian binaries, the registry and nginx
+    containers (tests/lab/containers.py), DOCKER-USER rules, then Apache on the host."""
+    why = containers.available()
+    if why:
+        raise LabError(why)
+    t0 = time.monotonic()
+    ns = v.ns("registry")
+    containers.start_engine(v, p, state)
+    save(p.state, state)
+    state["containers_images"] = containers.build_images(p)
+    state["_engine_seconds"] = round(time.monotonic() - t0, 2)
+    containers.start_containers(v, p, state)
+    rules = containers.docker_user_rules(v)
+    for rule in rules:
+        run_in(ns, rule, check=True)
+    state["firewall"]["docker_user_v4"] = [" ".join(r) for r in rules]
+    reg, ngx = state["containers"]["registry"], state["containers"]["nginx"]
+    state["registry"].update({
+        "config": str(containers.registry_config_path(p)), "configs": [str(containers.registry_config_path(p))],
+        "config_in_container": containers.CONFIG_IN_CONTAINER, "storage_root": containers.volume_path(p),
+        "pid": reg["pid"], "pids": [reg["pid"]], "container": "registry", "log": None,
+        "listen": [f":{REGISTRY_PORT}"] if v.containers == "weak" else [f"127.0.0.1:{REGISTRY_PORT}"],
+    })
+    state["nginx"].update({
+        "config": str(containers.nginx_config_path(p)), "config_in_container": containers.NGINX_CONF_IN_CONTAINER,
+        "pid": ngx["pid"], "pid_file": None, "container": "nginx",
+        "proxy_temp_path": f"{containers.NGINX_TEMP}/proxy",
+        "client_body_temp_path": f"{containers.NGINX_TEMP}/body",
+    })
+    state["tmpfs"] = {"mountpoint": containers.NGINX_TEMP if v.containers != "weak" else None,
+                      "size": v.tmpfs_size, "options": "rw,noexec,nosuid", "mounted": False,
+                      "in_container": "nginx"}
+    save(p.state, state)
+    wait_tcp(ns, "127.0.0.1", REGISTRY_PORT, what="registry container")
+    wait_tcp(ns, "127.0.0.1", 8080, what="nginx container")
+    pid = procs.run_daemon(ns, render.apache_argv(p), p.apache_pid,
+                           p.logs / "apache-start.log", env=render.apache_env(p))
+    state["apache"]["argv"] = render.apache_argv(p)
+    _record(p, state, "apache", pid, ns, str(p.apache_conf))
+    state["apache"]["pid"] = pid
+    wait_tcp(ns, "127.0.0.1", 443, what="apache")
+    wait_tcp(ns, "::1", 443, what="apache (IPv6)")
+
+
 def _start_token_service(v: Variant, p: Paths, state: dict[str, Any], required: bool) -> None:
     """Start `python3 -m lab.content token-service <lab.json>` in the registry namespace.
 
@@ -460,6 +515,8 @@ def _down_locked(v: Variant, quiet: bool, keep_files: bool = False) -> list[str]
     records: list[dict[str, Any]] = []
     with contextlib.suppress(OSError, ValueError):
         records = list(read(p.state).get("processes", []))
+    with contextlib.suppress(OSError, ValueError):
+        done += containers.stop_engine(read(p.state))
     for rec in reversed(records):
         done.append(procs.stop(rec))
     # Processes we started but could not record (e.g. a failed start): identified by PID, living in
@@ -473,6 +530,8 @@ def _down_locked(v: Variant, quiet: bool, keep_files: bool = False) -> list[str]
         if sh(["umount", str(p.tmpfs)], check=False).returncode != 0:
             sh(["umount", "-l", str(p.tmpfs)], check=False)
         done.append(f"unmounted {p.tmpfs}")
+    if p.base.exists():
+        done += containers.unmount_below(p.base)
     done += [f"deleted netns {ns}" for ns in netns.destroy(v)]
     if not keep_files and p.base.exists():
         shutil.rmtree(p.base, ignore_errors=True)

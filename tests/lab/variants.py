@@ -64,6 +64,7 @@ class Variant:
     key_mode: int = 0o600
     htpasswd_mode: int = 0o640
     legacy_htpasswd_entry: bool = False
+    containers: str | None = None  # "hardened" | "weak": registry and nginx in containers (tests/lab/containers.py)
 
     def ns(self, role: str) -> str:
         """Namespace name for a role (or 'switch')."""
@@ -101,6 +102,11 @@ VARIANTS: dict[str, Variant] = {
         content_profile="firewall",
         registry_addrs=("10.0.0.10:5000", "[fd00::10]:5000"),
     ),
+    # the registry and nginx as containers on a real Docker Engine; Apache on the host terminates TLS
+    "container-hardened": Variant(name="container-hardened", prefix="rgc-", content_profile="hardened",
+                                  containers="hardened"),
+    "container-weak": Variant(name="container-weak", prefix="rgk-", content_profile="hardened",
+                              containers="weak", registry_addrs=(":5000",)),
 }
 
 

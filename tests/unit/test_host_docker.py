@@ -131,7 +131,7 @@ def test_a_silent_engine_does_not_sink_discovery(tmp_path: Path) -> None:
     original = host.DOCKER_BUDGET
     host.DOCKER_BUDGET = 0.5
     try:
-        state = asyncio.run(host._containers(path))
+        state = asyncio.run(host._containers([docker.Endpoint("unix", path, "DOCKER_HOST")]))
     finally:
         host.DOCKER_BUDGET = original
         listener.close()
