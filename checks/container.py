@@ -58,9 +58,8 @@ def _observed(container: dict[str, Any]) -> dict[str, Any]:
     "read-only root filesystem (unless its name or image is in read_only_exempt) and has the restart policy "
     "always, unless-stopped or on-failure",
     remediation="Re-create the container with `docker run --read-only --cap-drop ALL --restart unless-stopped "
-    "-v <config>:<path>:ro ...` (no --privileged, no --cap-add; --tmpfs for paths it writes): "
-    "`regaudit remediate --plan` shows the changed `docker run` line.",
-    generator="container-run",
+    "-v <config>:<path>:ro ...` (no --privileged, no --cap-add; --tmpfs for paths it writes), keeping its "
+    "volumes.",
     references=("CIS Docker Benchmark 5.4 (privileged), 5.3 (capabilities), 5.12 (read-only root), "
                 "5.5/5.14 (restart policy)", "NIST SP 800-190 4.4"),
     params={"read_only_exempt": []},

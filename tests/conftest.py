@@ -97,3 +97,15 @@ def lab_token() -> Iterator[lab.LabInfo]:
 def lab_firewall() -> Iterator[lab.LabInfo]:
     """The firewall variant (registry on 10.0.0.10:5000 and [fd00::10]:5000 behind the rules)."""
     yield from _lab_session("firewall")
+
+
+@pytest.fixture(scope="session")
+def lab_container_hardened() -> Iterator[lab.LabInfo]:
+    """The registry and nginx in containers on a real Docker Engine, hardened (tests/lab/containers.py)."""
+    yield from _lab_session("container-hardened")
+
+
+@pytest.fixture(scope="session")
+def lab_container_weak() -> Iterator[lab.LabInfo]:
+    """The containerised deployment with seeded defects (tests/lab/defects/container-weak.yaml)."""
+    yield from _lab_session("container-weak")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import posixpath
 import shlex
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -237,8 +237,8 @@ def runtime_facts(inspect: Mapping[str, Any]) -> dict[str, JSON]:
     config_inside = (container_config_path(inspect)[0] if role == "registry"
                      else str(nginx_from_inspect(inspect, "/nonexistent")["config_in_container"])  # type: ignore[index]
                      if role == "nginx" else None)
-    config_mount = host_path(mounts(inspect), config_inside)[1] if config_inside and host_path(
-        mounts(inspect), config_inside) else None
+    mapped = host_path(mounts(inspect), config_inside) if config_inside else None
+    config_mount = mapped[1] if mapped else None
     return {
         "id": inspect.get("Id"), "name": name, "image": _image_name(inspect), "role": role,
         "config_in_container": config_inside, "config_mount": config_mount,

@@ -97,7 +97,7 @@ def start_engine(v: Variant, p: Paths, state: dict[str, Any]) -> int:
     while time.monotonic() < deadline:
         if not procs.alive(rec):
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise LabError(f"dockerd exited at start: " + " | ".join(tail))
+            raise LabError("dockerd exited at start: " + " | ".join(tail))
         if socket_path(p).exists() and docker(p, "version", "--format", "{{.Server.Version}}",
                                               check=False, timeout=10).returncode == 0:
             return proc.pid

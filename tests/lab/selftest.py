@@ -788,3 +788,9 @@ def _scan_critical(info: LabInfo, subject: str | None = None) -> Verdict:
     vulns = [v for r in _scan(info, subject).get("Results") or [] for v in r.get("Vulnerabilities") or []]
     crit = [v.get("VulnerabilityID") for v in vulns if v.get("Severity") == "CRITICAL"]
     return bool(crit), f"{subject}: CRITICAL {crit}"
+
+
+# the container variants' properties (registers their verifiers; needs this module's names)
+from . import selftest_containers  # noqa: E402
+
+PROPERTIES.update(selftest_containers.PROPERTIES)
