@@ -9,8 +9,8 @@ import posixpath
 from typing import Any
 
 import pytest
-
 from auditor.checks.tmpfs import effective_tmpfs_flags
+
 from auditor.host import docker
 from auditor.model import Status
 
