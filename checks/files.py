@@ -17,6 +17,17 @@ def _observed(item: dict[str, Any]) -> dict[str, Any]:
     return {k: item.get(k) for k in keys if k in item}
 
 
+def _not_a_file(item: dict[str, Any], what: str) -> Outcome | None:
+    """files.* judge files, never directories: a named path that exists but is not a regular file
+    is reported (which, named by what) and not judged."""
+    if not item.get("exists") or item.get("is_file", True):
+        return None
+    kind = "a directory" if item.get("is_dir") else "not a regular file"
+    return errored(str(item["path"]), f"{item.get('source')} names {item['path']} as {what}, but it is {kind}: "
+                   "not judged (files.* judge files, never directories)", observed=_observed(item),
+                   expected=f"a regular {what} file")
+
+
 def _nothing(facts: dict[str, Any], what: str, flag: str) -> Outcome:
     broken = {k: v for k, v in (facts.get("sources_unavailable") or {}).items() if str(v).startswith("error")}
     if broken:
@@ -50,6 +61,9 @@ def tls_key(ev: Evidence, params: Params) -> Iterator[Outcome]:
         return
     for item in keys:
         path = str(item["path"])
+        if (odd := _not_a_file(item, "TLS private key")) is not None:
+            yield odd
+            continue
         if not item.get("exists"):
             yield failed(path, f"the key named by {item.get('source')} does not exist ({item.get('error')})",
                          observed=_observed(item), expected="an existing key file, 0600/0400, owned by root")
@@ -90,6 +104,9 @@ def htpasswd(ev: Evidence, params: Params) -> Iterator[Outcome]:
         return
     for item in found:
         path = str(item["path"])
+        if (odd := _not_a_file(item, "htpasswd")) is not None:
+            yield odd
+            continue
         if not item.get("exists") or item.get("read_error"):
             yield failed(path, f"the htpasswd named by {item.get('source')} is missing or unreadable "
                          f"({item.get('error') or item.get('read_error')})", observed=_observed(item),
@@ -136,6 +153,9 @@ def configs(ev: Evidence, params: Params) -> Iterator[Outcome]:
         return
     for item in found:
         path = str(item["path"])
+        if (odd := _not_a_file(item, "config")) is not None:
+            yield odd
+            continue
         if not item.get("exists"):
             yield errored(path, f"{item.get('source')} {path} cannot be examined ({item.get('error')})",
                           observed=_observed(item))

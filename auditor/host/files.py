@@ -44,6 +44,7 @@ def stat_facts(path: str, source: str = "") -> dict[str, JSON]:
     facts.update({
         "exists": True,
         "is_file": stat.S_ISREG(st.st_mode),
+        "is_dir": stat.S_ISDIR(st.st_mode),
         "symlink": stat.S_ISLNK(link.st_mode),
         "realpath": os.path.realpath(path) if stat.S_ISLNK(link.st_mode) else None,
         "mode": f"{stat.S_IMODE(st.st_mode):04o}",

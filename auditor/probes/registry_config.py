@@ -34,6 +34,8 @@ async def registry_config_path(ctx: ProbeContext) -> tuple[str, str]:
         registry = discovered.get("registry") or {}
         if registry.get("config"):
             return str(registry["config"]), str(registry.get("config_source", "discovered"))
+        if not registry:
+            raise NotApplicable(unused_default_config(discovered))
     for path in DEFAULT_PATHS:
         if Path(path).is_file():
             return path, "default path"
@@ -41,6 +43,20 @@ async def registry_config_path(ctx: ProbeContext) -> tuple[str, str]:
         "no registry config found (none given with --registry-config, none discovered, none at "
         + " or ".join(DEFAULT_PATHS) + ")"
     )
+
+
+def unused_default_config(discovered: dict[str, Any]) -> str:
+    """Why no registry config is judged on a host where discovery found no registry: a packaged
+    default config that no process uses is not the deployment (it is named, never judged)."""
+    engine = discovered.get("docker") or {}
+    where = (f"no registry process in this network namespace, no registry container at the Docker Engine "
+             f"API ({engine.get('socket') or 'no socket'}: {engine.get('state', 'not asked')})")
+    present = [p for p in DEFAULT_PATHS if Path(p).is_file()]
+    if present:
+        return (f"{', '.join(present)} exists but no process uses it ({where}): it is not judged as the "
+                "deployment (give --registry-config to review a config file, or DOCKER_HOST to reach the engine "
+                "that runs the registry)")
+    return f"no registry found ({where}); give --registry-config to review a config file"
 
 
 def file_facts(path: str) -> dict[str, JSON]:
