@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from auditor import history
+from auditor import bounded, history
 from auditor.errors import UsageError
 
 FAILING = ("fail", "error")
@@ -23,8 +22,8 @@ def load_baseline(ref: str) -> frozenset[tuple[str, str]]:
     path = Path(ref)
     if path.is_file():
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            data = bounded.load_json_file(path, what="report")
+        except bounded.InputError as exc:
             raise UsageError(f"--baseline {ref}: not a readable JSON report: {exc}") from None
         if not isinstance(data, dict) or data.get("format") != "regaudit-report/1":
             raise UsageError(f"--baseline {ref}: not a regaudit JSON report")

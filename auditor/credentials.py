@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from auditor import bounded
 from auditor.errors import UsageError
 
 
@@ -94,9 +94,9 @@ def _from_docker_config(host: str, explicit: str | None, environ: dict[str, str]
             raise UsageError(f"Docker config {path} does not exist")
         return None
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise UsageError(f"cannot read Docker config {path}: {exc}") from None
+        config = bounded.load_json_file(path, what="Docker config", max_bytes=4 * 1024 * 1024)
+    except bounded.InputError as exc:
+        raise UsageError(f"cannot read {exc}") from None
     if not isinstance(config, dict):
         raise UsageError(f"Docker config {path} is not a JSON object")
     keys = _registry_keys(host)
@@ -153,7 +153,7 @@ def _from_helper(helper: str, server: str, source: str, missing_ok: bool = False
             return None
         raise UsageError(f"docker-credential-{helper} has no credentials for {server}")
     try:
-        answer = json.loads(proc.stdout)
+        answer = bounded.load_json(proc.stdout, f"docker-credential-{helper} output", max_bytes=1024 * 1024)
         return Credentials(str(answer["Username"]), Secret(str(answer["Secret"])), source)
     except (ValueError, KeyError, TypeError):
         raise UsageError(f"docker-credential-{helper} gave an unreadable answer") from None

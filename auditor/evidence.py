@@ -9,12 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from auditor import __version__
+from auditor import __version__, bounded
 from auditor.checkapi import ProbeRecord
 from auditor.errors import UsageError
 from auditor.model import JSON
 
 EVIDENCE_FORMAT = "regaudit-evidence/1"
+MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,10 @@ class EvidenceFile:
     def load(cls, path: Path) -> EvidenceFile:
         """Read an evidence file; UsageError when it is missing or not an evidence file."""
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise UsageError(f"cannot read evidence file {path}: {exc.strerror or exc}") from None
-        except ValueError as exc:
-            raise UsageError(f"evidence file {path} is not JSON: {exc}") from None
+            data = bounded.load_json_file(path, what="evidence file", max_bytes=MAX_EVIDENCE_BYTES,
+                                          max_depth=2 * bounded.MAX_JSON_DEPTH)
+        except bounded.InputError as exc:
+            raise UsageError(f"cannot read {exc}") from None
         if not isinstance(data, dict) or data.get("format") != EVIDENCE_FORMAT:
             raise UsageError(f"{path} is not a regaudit evidence file (format {EVIDENCE_FORMAT})")
         try:

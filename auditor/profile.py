@@ -21,6 +21,7 @@ from typing import Any
 import jsonschema
 import yaml
 
+from auditor import bounded
 from auditor.checkapi import Check
 from auditor.errors import UsageError
 from auditor.model import CheckMeta, Severity
@@ -131,11 +132,10 @@ def _read(ref: str, base: Path | None) -> tuple[str, str, Path | None]:
     looks_like_path = ref.endswith((".yaml", ".yml", ".json")) or "/" in ref
     if looks_like_path or candidate.is_file():
         try:
-            return str(candidate), candidate.read_text(encoding="utf-8"), candidate.parent
-        except OSError as exc:
-            raise UsageError(f"cannot read profile {candidate}: {exc.strerror or exc}") from None
-        except UnicodeDecodeError:
-            raise UsageError(f"cannot read profile {candidate}: not UTF-8 text") from None
+            return str(candidate), bounded.read_text(candidate, what="profile", max_bytes=4 * 1024 * 1024), \
+                candidate.parent
+        except bounded.InputError as exc:
+            raise UsageError(f"cannot read {exc}") from None
     if ref in builtin_names():
         text = resources.files(BUILTIN_PACKAGE).joinpath(f"{ref}.yaml").read_text(encoding="utf-8")
         return f"builtin:{ref}", text, None
@@ -144,7 +144,9 @@ def _read(ref: str, base: Path | None) -> tuple[str, str, Path | None]:
 
 def _parse(source: str, text: str) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(text)
+        data = bounded.load_yaml(text, f"profile {source}")
+    except bounded.InputError as exc:
+        raise UsageError(str(exc)) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
-import json
 import re
 from collections.abc import Generator, Iterable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from auditor import bounded
 from auditor.credentials import Credentials
 from auditor.errors import ProbeError
 from auditor.httpclient import BoundedResponse, bounded_request, same_origin
@@ -167,7 +167,7 @@ def decode_jwt_claims(token: str) -> dict[str, Any] | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(pieces[1] + "=" * (-len(pieces[1]) % 4))
-        claims = json.loads(raw)
+        claims = bounded.load_json(raw, "token claims")
     except (binascii.Error, ValueError):
         return None
     return claims if isinstance(claims, dict) else None
@@ -244,7 +244,7 @@ async def request_token(
     if response.status_code != 200:
         return TokenAnswer(response.status_code, False, None, None)
     try:
-        body = json.loads(response.body)
+        body = bounded.load_json(response.body, "token answer")
     except ValueError:
         return TokenAnswer(200, False, None, None, "answer is not JSON")
     value = body.get("token") or body.get("access_token") if isinstance(body, dict) else None
@@ -342,7 +342,7 @@ async def find_reference(session: RegistrySession, max_repositories: int = 20) -
     if response.status_code != 200:
         raise ProbeError(f"GET /v2/_catalog with credentials answered {response.status_code}")
     try:
-        repositories = json.loads(response.body).get("repositories") or []
+        repositories = bounded.load_json(response.body, "catalog").get("repositories") or []
     except (ValueError, AttributeError):
         raise ProbeError("GET /v2/_catalog answered something that is not a catalog") from None
     for repository in [r for r in repositories if isinstance(r, str)][:max_repositories]:
@@ -351,7 +351,8 @@ async def find_reference(session: RegistrySession, max_repositories: int = 20) -
         if tags_response.status_code != 200:
             continue
         try:
-            tags = [t for t in json.loads(tags_response.body).get("tags") or [] if isinstance(t, str)]
+            listed = bounded.load_json(tags_response.body, "tags list").get("tags") or []
+            tags = [t for t in listed if isinstance(t, str)]
         except (ValueError, AttributeError):
             continue
         plain = [t for t in tags if not t.startswith("sha256-")]

@@ -22,6 +22,7 @@ from typing import Any
 
 import jinja2
 
+from auditor import bounded
 from auditor.errors import UsageError
 from auditor.reportapi import write_atomically
 
@@ -111,10 +112,12 @@ def install(spec: ScheduleSpec, spec_dir: Path, unit_dir: Path, cron_dir: Path, 
 
 def load_spec(path: Path) -> ScheduleSpec:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = bounded.load_json_file(path, what="schedule spec", max_bytes=1024 * 1024)
+        if not isinstance(data, dict):
+            raise TypeError("not a JSON object")
         return ScheduleSpec(**data)
-    except OSError as exc:
-        raise UsageError(f"cannot read schedule spec {path}: {exc.strerror}") from None
+    except bounded.InputError as exc:
+        raise UsageError(f"cannot read {exc}") from None
     except (ValueError, TypeError) as exc:
         raise UsageError(f"schedule spec {path} is not valid: {exc}") from None
 

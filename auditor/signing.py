@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from auditor import bounded
 from auditor.errors import UsageError
 
 SIGNATURE_FORMAT = "regaudit-signature/1"
@@ -47,7 +47,7 @@ def _pem_body(text: str, label: str) -> bytes | None:
 def decrypt_cosign_key(envelope: bytes, password: bytes) -> bytes:
     """PKCS#8 DER from cosign's encrypted key envelope (securesystemslib `encrypted` format)."""
     try:
-        data = json.loads(envelope)
+        data = bounded.load_json(envelope, "cosign key")
         kdf, cipher = data["kdf"], data["cipher"]
         if kdf["name"] != "scrypt" or cipher["name"] != "nacl/secretbox":
             raise UsageError(f"unsupported cosign key encryption {kdf['name']}/{cipher['name']}")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from auditor import history
+from auditor import bounded, history
 from auditor.baseline import load_baseline
 from auditor.console import make_console, print_report, probe_progress
 from auditor.credentials import load_credentials
@@ -103,6 +103,10 @@ def build_target(args: argparse.Namespace) -> Target:
         value = getattr(args, key)
         if value:
             if not Path(value).exists():
+                try:
+                    os.stat(value)
+                except OSError as exc:
+                    raise UsageError(f"{flag} {value}: {bounded.oserror_reason(exc)}") from None
                 raise UsageError(f"{flag} {value}: no such file or directory")
             paths[key] = str(Path(value).absolute())
     for key in args.cosign_key:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from auditor import bounded
 from auditor.errors import UsageError
 from auditor.signing import load_public_key, verify
 
@@ -22,12 +22,10 @@ def run(args: argparse.Namespace) -> int:
     report = Path(args.report)
     sig_path = Path(args.signature) if args.signature else report.with_name(report.name + ".sig")
     try:
-        data = report.read_bytes()
-        envelope = json.loads(sig_path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    except ValueError:
-        raise UsageError(f"signature file {sig_path} is not JSON") from None
+        data = bounded.read_bytes(report, what="report")
+        envelope = bounded.load_json_file(sig_path, what="signature file", max_bytes=1024 * 1024)
+    except bounded.InputError as exc:
+        raise UsageError(f"cannot read {exc}") from None
     valid, reason = verify(data, envelope if isinstance(envelope, dict) else {}, load_public_key(args.key))
     print(f"{report}: {'OK' if valid else 'INVALID'}: {reason}")
     return 0 if valid else 1

@@ -21,6 +21,7 @@ from urllib.parse import urlencode, urlsplit
 
 import httpx
 
+from auditor import bounded
 from auditor.credentials import Credentials
 from auditor.errors import ProbeError
 from auditor.httpclient import bounded_request
@@ -159,9 +160,8 @@ class RegistryAuth:
             raise ProbeError(f"token service {urlsplit(self.realm).netloc} answered {response.status_code} "
                              f"for scope {scope!r}" + (" (wrong credentials?)" if response.status_code == 401 else ""))
         try:
-            import json
 
-            body = json.loads(response.body)
+            body = bounded.load_json(response.body, "token answer")
             token = str(body.get("token") or body.get("access_token") or "")
             lifetime = float(body.get("expires_in") or 60)
         except (ValueError, AttributeError, TypeError):

@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +24,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+
+from auditor import bounded
 
 VALID = "valid"
 INVALID = "invalid"
@@ -152,7 +153,7 @@ def reference_matches(reference: str, repo: str, hosts: Iterable[str]) -> tuple[
 def payload_facts(payload: bytes) -> tuple[str, str, str]:
     """(docker-manifest-digest, docker-reference, error) of a simple-signing payload."""
     try:
-        doc = json.loads(payload)
+        doc = bounded.load_json(payload, "signature payload")
     except (ValueError, UnicodeDecodeError):
         return "", "", "payload is not JSON"
     critical = _ci_get(doc, "critical")
@@ -211,7 +212,7 @@ def pae(payload_type: str, body: bytes) -> bytes:
 def statement_digests(statement: bytes) -> tuple[list[str], str, str]:
     """(subject digests as sha256:<hex>, predicateType, error) of an in-toto statement."""
     try:
-        doc = json.loads(statement)
+        doc = bounded.load_json(statement, "DSSE payload")
     except (ValueError, UnicodeDecodeError):
         return [], "", "DSSE payload is not JSON"
     if not isinstance(doc, dict):
@@ -226,7 +227,7 @@ def statement_digests(statement: bytes) -> tuple[list[str], str, str]:
 
 def parse_bundle(text: str) -> tuple[dict[str, Any] | None, str]:
     try:
-        doc = json.loads(text)
+        doc = bounded.load_json(text, "bundle")
     except (ValueError, TypeError):
         return None, "bundle is not JSON"
     return (doc, "") if isinstance(doc, dict) else (None, "bundle is not a JSON object")

@@ -8,10 +8,11 @@ ValueError on bytes that are not a JSON manifest. `digest_of(body)` is the sha25
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from auditor import bounded
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -99,7 +100,7 @@ def _descriptor(raw: Any) -> Descriptor:
 def parse_manifest(body: bytes, content_type: str = "") -> ManifestFacts:
     """Facts of a manifest; the body's own mediaType wins over the Content-Type header."""
     try:
-        doc = json.loads(body)
+        doc = bounded.load_json(body, "manifest")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"manifest is not JSON: {exc}") from None
     if not isinstance(doc, dict):

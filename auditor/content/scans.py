@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import json
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -23,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from auditor import bounded
 
 MAX_REPORT = 64 * 1024 * 1024
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -102,7 +103,7 @@ def parse_trivyignore(text: str) -> list[dict[str, Any]]:
 
 def parse_trivyignore_yaml(text: str) -> list[dict[str, Any]]:
     """`.trivyignore.yaml`: vulnerabilities: [{id, paths, purls, expired_at, statement}]."""
-    doc = yaml.safe_load(text) or {}
+    doc = bounded.load_yaml(text, ".trivyignore.yaml") or {}
     if not isinstance(doc, dict):
         raise ValueError("top level is not a mapping")
     rules = []
@@ -183,7 +184,7 @@ def read_scan_dir(path: str | None) -> dict[str, Any]:
         if not file.is_file():
             continue
         try:
-            text = file.read_text(encoding="utf-8")
+            text = bounded.read_text(file, what="ignore file", max_bytes=MAX_REPORT)
             out["ignore"] += parse_trivyignore(text) if name == ".trivyignore" else parse_trivyignore_yaml(text)
             out["ignore_sources"].append(str(file))
         except (OSError, ValueError, yaml.YAMLError) as exc:
@@ -197,9 +198,12 @@ def read_scan_dir(path: str | None) -> dict[str, Any]:
             if st.st_size > MAX_REPORT:
                 out["reports"][name] = {"parse_error": f"larger than {MAX_REPORT} bytes"}
                 continue
-            doc = json.loads(file.read_bytes())
-        except (OSError, ValueError) as exc:
-            out["reports"][name] = {"parse_error": f"unreadable: {exc}"}
+            doc = bounded.load_json_file(file, what="scan report", max_bytes=MAX_REPORT)
+        except bounded.InputError as exc:
+            out["reports"][name] = {"parse_error": f"unreadable: {exc.reason}"}
+            continue
+        except OSError as exc:
+            out["reports"][name] = {"parse_error": f"unreadable: {exc.strerror or exc}"}
             continue
         out["reports"][name] = compact_report(doc, st.st_mtime)
     return out

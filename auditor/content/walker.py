@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import email.utils
-import json
 import random
 import sys
 import time
@@ -32,6 +31,7 @@ from urllib.parse import quote, urlencode, urlsplit
 
 import httpx
 
+from auditor import bounded
 from auditor.errors import ProbeError
 from auditor.httpclient import BoundedResponse, safe_url, same_origin
 
@@ -162,7 +162,7 @@ class Walker(mf.LayerSizes):
             if response.status_code != 200:
                 raise ProbeError(f"{path}: HTTP {response.status_code}{_auth_hint(response.status_code)}")
             try:
-                body = json.loads(response.body)
+                body = bounded.load_json(response.body, path)
                 items = body.get(key) or []
             except (ValueError, AttributeError):
                 raise ProbeError(f"{path}: answer is not the expected JSON") from None
@@ -466,8 +466,8 @@ def attestation_facts(envelope_text: str, where: str, scheme: str) -> dict[str, 
     """A DSSE envelope carrying an in-toto statement: keep the envelope, and the vuln summary."""
     out: dict[str, Any] = {"scheme": scheme, "tag": where, "envelope": envelope_text}
     try:
-        env = json.loads(envelope_text)
-        statement = json.loads(base64.b64decode(env["payload"]))
+        env = bounded.load_json(envelope_text, "attestation")
+        statement = bounded.load_json(base64.b64decode(env["payload"]), "attestation payload")
     except (ValueError, KeyError, TypeError):
         out["error"] = "attestation is not a DSSE envelope with an in-toto statement"
         return out
@@ -477,8 +477,8 @@ def attestation_facts(envelope_text: str, where: str, scheme: str) -> dict[str, 
 
 def bundle_attestation_facts(bundle_text: str) -> dict[str, Any]:
     try:
-        env = json.loads(bundle_text)["dsseEnvelope"]
-        statement = json.loads(base64.b64decode(env["payload"]))
+        env = bounded.load_json(bundle_text, "bundle")["dsseEnvelope"]
+        statement = bounded.load_json(base64.b64decode(env["payload"]), "bundle payload")
     except (ValueError, KeyError, TypeError):
         return {"error": "vuln attestation bundle has no readable DSSE statement"}
     return _statement_summary(statement)

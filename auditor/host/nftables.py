@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from auditor import bounded
 from auditor.host.fweval import (
     ACCEPT,
     CONTINUE,
@@ -386,9 +387,9 @@ def parse_ruleset(data: Any, exclude: Iterable[tuple[str, str]] = ()) -> NftRule
     """Tables and base chains from `nft -j list ruleset` output (parsed JSON or its text)."""
     if isinstance(data, str):
         try:
-            data = json.loads(data) if data.strip() else {"nftables": []}
-        except json.JSONDecodeError as exc:
-            raise NftParseError(f"not JSON: {exc}") from None
+            data = bounded.load_json(data, "nft -j output") if data.strip() else {"nftables": []}
+        except bounded.InputError as exc:
+            raise NftParseError(exc.reason) from None
     if not isinstance(data, dict) or not isinstance(data.get("nftables"), list):
         raise NftParseError("no top-level 'nftables' list")
     skip = set(exclude)

@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import crossplane
 
+from auditor import bounded
 from auditor.model import JSON
 
 # Debian's build (nginx -V): used when `nginx -V` cannot be read.
@@ -82,6 +83,7 @@ class Tree:
     errors: list[str] = field(default_factory=list)
 
 
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
 ParseFn = Callable[[str], tuple[list[dict], list[str]]]
 GlobFn = Callable[[str], list[str]]
 
@@ -139,8 +141,10 @@ def load_from_disk(conf: str) -> Tree:
     tree = Tree(conf, [])
 
     def parse(path: str) -> tuple[list[dict], list[str]]:
-        if not os.path.isfile(path):
-            return [], [f"{path}: cannot read (not a file)"]
+        try:  # crossplane opens the file itself: refuse what it must not read (bounded.read_bytes' rules)
+            bounded.read_bytes(path, max_bytes=MAX_CONFIG_BYTES, what="nginx config")
+        except bounded.InputError as exc:
+            return [], [f"{path}: cannot read: {exc.reason}"]
         return _crossplane_file(path, path)
 
     def find(pattern: str) -> list[str]:

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import yaml
 from cryptography.hazmat.primitives import serialization
 
+from auditor import bounded
 from auditor.errors import NotApplicable, ProbeError
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
@@ -130,14 +131,14 @@ def policy_facts(doc: dict[str, Any], file: str) -> dict[str, JSON]:
 
 def _documents(path: Path) -> tuple[list[Any], str | None]:
     try:
-        data = path.read_bytes()[: MAX_FILE_BYTES + 1]
-    except OSError as exc:
-        return [], f"cannot read: {exc.strerror}"
-    if len(data) > MAX_FILE_BYTES:
-        return [], f"larger than {MAX_FILE_BYTES} bytes"
+        data = bounded.read_bytes(path, max_bytes=MAX_FILE_BYTES, what="manifest")
+    except bounded.InputError as exc:
+        return [], exc.reason
     try:
-        docs = [d for d in yaml.safe_load_all(data.decode("utf-8")) if d is not None]
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        docs = [d for d in bounded.load_yaml_documents(data, f"manifest {path}") if d is not None]
+    except bounded.InputError as exc:
+        return [], exc.reason
+    except yaml.YAMLError as exc:
         return [], f"not YAML: {str(exc).splitlines()[0]}"
     out: list[Any] = []
     for doc in docs:

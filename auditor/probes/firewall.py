@@ -10,11 +10,11 @@ filtered in FORWARD / DOCKER-USER). Read from the auditor's own network namespac
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import shutil
 from typing import Any
 
+from auditor import bounded
 from auditor.errors import NotApplicable
 from auditor.host.discovery import registry_running
 from auditor.model import JSON
@@ -83,9 +83,9 @@ async def read_rulesets() -> dict[str, JSON]:
         out["nft"] = {"error": (err.strip() or f"exit status {code}")[:500]}
     else:
         try:
-            out["nft"] = {"json": json.loads(text) if text.strip() else {"nftables": []}}
-        except json.JSONDecodeError as exc:
-            out["nft"] = {"error": f"nft printed no JSON: {exc}"}
+            out["nft"] = {"json": bounded.load_json(text, "nft -j output") if text.strip() else {"nftables": []}}
+        except bounded.InputError as exc:
+            out["nft"] = {"error": f"nft printed no usable JSON: {exc.reason}"}
     return out
 
 
@@ -94,10 +94,10 @@ async def read_ip_json(argv: list[str]) -> list[dict[str, Any]] | str:
     if code != 0:
         return (err.strip() or f"exit status {code}")[:300]
     try:
-        data = json.loads(out or "[]")
-    except json.JSONDecodeError as exc:
-        return f"{' '.join(argv)}: not JSON: {exc}"
-    return [d for d in data if isinstance(d, dict)]
+        data = bounded.load_json(out or "[]", " ".join(argv))
+    except bounded.InputError as exc:
+        return f"{' '.join(argv)}: not JSON: {exc.reason}"
+    return [d for d in data if isinstance(d, dict)] if isinstance(data, list) else f"{' '.join(argv)}: not a JSON list"
 
 
 async def host_network() -> dict[str, JSON]:

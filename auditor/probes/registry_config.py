@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 from cryptography import x509
 
+from auditor import bounded
 from auditor.errors import NotApplicable, ProbeError
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
@@ -112,16 +113,13 @@ def read_registry_config(path: str, source: str) -> dict[str, JSON]:
     """Parse the config at `path`. A YAML error is a fact (config-valid fails), not a probe error."""
     facts: dict[str, JSON] = {"path": path, "source": source, "file": file_facts(path)}
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_CONFIG_BYTES + 1)
-    except OSError as exc:
-        raise ProbeError(f"cannot read registry config {path}: {exc.strerror}") from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ProbeError(f"registry config {path} is larger than {MAX_CONFIG_BYTES} bytes")
+        raw = bounded.read_bytes(path, max_bytes=MAX_CONFIG_BYTES, what="registry config")
+    except bounded.InputError as exc:
+        raise ProbeError(f"cannot read {exc}") from None
     try:
-        parsed = yaml.safe_load(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        facts["parse_error"] = "not UTF-8 text"
+        parsed = bounded.load_yaml(raw, f"registry config {path}")
+    except bounded.InputError as exc:
+        facts["parse_error"] = exc.reason
         return facts
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

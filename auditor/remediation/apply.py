@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from auditor import bounded
 from auditor.errors import UsageError
 from auditor.model import Result, Status
 
@@ -308,14 +309,13 @@ def _anchor(journal: Journal) -> int | None:
 
 
 def _restore_registry(journal: Journal, say: Say) -> None:
-    import json
 
     info = journal.services.get("registry") or {}
     spec_file = Path(journal.backup_dir) / "registry-process.json"
     anchor = _anchor(journal)
     if anchor is None:
         raise StepError("no process left in the registry's network namespace to start it in")
-    spec = ProcessSpec.from_json(json.loads(spec_file.read_text())) if spec_file.exists() else \
+    spec = ProcessSpec.from_json(bounded.load_json_file(spec_file, what="process spec")) if spec_file.exists() else \
         ProcessSpec.read(int(info["pid"]))
     holder = _hold_namespace(anchor)
     try:

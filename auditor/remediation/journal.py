@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auditor import bounded
+from auditor.errors import UsageError
 from auditor.history import state_dir
 
 from .fsops import write_durably
@@ -58,11 +60,13 @@ class Journal:
     def load(cls, path: Path | None = None) -> Journal | None:
         path = path or journal_path()
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        if data.get("format") != FORMAT:
-            raise ValueError(f"{path} is not a regaudit remediation journal")
+            if not path.exists() and not path.is_symlink():
+                return None
+            data = bounded.load_json_file(path, what="remediation journal")
+        except bounded.InputError as exc:
+            raise UsageError(f"cannot read {exc}") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise UsageError(f"{path} is not a regaudit remediation journal")
         return cls(id=data["id"], backup_dir=data["backup_dir"], status=data["status"],
                    started_at=data.get("started_at", ""), steps=data.get("steps", []),
                    services=data.get("services", {}), firewall=data.get("firewall", {}),

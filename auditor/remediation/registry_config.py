@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from auditor import bounded
 from auditor.durations import parse_duration
 from auditor.netaddr import parse_listen
 
@@ -154,8 +155,8 @@ def generate(site: Site, plan: Plan) -> None:
         plan.notes.append(f"{NAME}: {path} is not readable here: nothing generated")
         return
     try:
-        config = yaml.safe_load(live) or {}
-    except yaml.YAMLError as exc:
+        config = bounded.load_yaml(live, f"registry config {path}") or {}
+    except (yaml.YAMLError, bounded.InputError) as exc:
         plan.texts.append(TextRemedy("registry.config-valid", (path,),
                                      f"{path} does not parse as YAML ({exc}); fix it by hand first.", NAME))
         return

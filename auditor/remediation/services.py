@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from auditor import bounded
+
 from .procs import ProcessSpec, StepError, children, find_pids, listening, must, run
 
 FAULT = "REGAUDIT_REMEDIATE_FAULT"  # fault injection for the tests: e.g. "fail-reload:registry"
@@ -99,10 +101,10 @@ def reload_apache(info: dict[str, Any]) -> dict[str, Any]:
 
 def _registry_port(config_path: str | None) -> int:
     try:
-        config = yaml.safe_load(Path(str(config_path)).read_text()) or {}
+        config = bounded.load_yaml_file(str(config_path), what="registry config") or {}
         addr = str((config.get("http") or {}).get("addr") or ":5000")
         return int(addr.rsplit(":", 1)[1])
-    except (OSError, yaml.YAMLError, ValueError, IndexError, AttributeError):
+    except (yaml.YAMLError, ValueError, IndexError, AttributeError):  # InputError is a ValueError
         return 5000
 
 

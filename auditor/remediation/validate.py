@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import shlex
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from auditor import bounded
 from auditor.checkapi import Evidence, ProbeRecord
 from auditor.model import Status
 
@@ -81,8 +81,8 @@ def validate_registry(path: str) -> None:
     from auditor.plugins import load_checks
 
     try:
-        config = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
+        config = bounded.load_yaml_file(path, what="registry config")
+    except (bounded.InputError, yaml.YAMLError) as exc:
         raise StepError(f"registry config {path} does not parse: {exc}") from None
     if not isinstance(config, dict):
         raise StepError(f"registry config {path} is not a mapping")
