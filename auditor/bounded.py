@@ -50,7 +50,7 @@ def oserror_reason(exc: OSError) -> str:
     if exc.errno in (errno.EACCES, errno.EPERM):
         return "permission denied"
     if exc.errno == errno.ENOENT:
-        return "no such file"
+        return "no such file or directory"
     return exc.strerror or str(exc)
 
 
