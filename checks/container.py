@@ -59,7 +59,9 @@ def _observed(container: dict[str, Any]) -> dict[str, Any]:
     "always, unless-stopped or on-failure",
     remediation="Re-create the container with `docker run --read-only --cap-drop ALL --restart unless-stopped "
     "-v <config>:<path>:ro ...` (no --privileged, no --cap-add; --tmpfs for paths it writes), keeping its "
-    "volumes.",
+    "volumes: `regaudit remediate --plan` shows the changed `docker run` line, `--apply --recreate-containers` "
+    "re-creates it.",
+    generator="container-run",
     references=("CIS Docker Benchmark 5.4 (privileged), 5.3 (capabilities), 5.12 (read-only root), "
                 "5.5/5.14 (restart policy)", "NIST SP 800-190 4.4"),
     params={"read_only_exempt": []},

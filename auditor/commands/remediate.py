@@ -13,6 +13,7 @@ failing results come from recorded evidence (--evidence, --plan only).
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -53,6 +54,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--username", help="registry user (the password comes from the environment or a file)")
     parser.add_argument("--password-file", metavar="FILE", help="file holding the registry password")
     parser.add_argument("--docker-config", metavar="FILE", help="Docker config.json to read credentials from")
+    parser.add_argument("--recreate-containers", action="store_true",
+                        help="with --apply: re-create the registry/nginx containers the plan changes (volumes kept; "
+                        "the old container is renamed aside for rollback)")
     parser.add_argument("--firewall-timeout", type=float, default=120.0, metavar="SECONDS",
                         help="revert a firewall change after this long unless --confirm (default 120)")
     parser.set_defaults(func=run, inside=True, active=False)
@@ -102,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plan:
         return show_plan(plan, Path(args.plan))
     assert reaudit is not None
-    return remediation_apply.apply(plan, reaudit, say, args.firewall_timeout)
+    return remediation_apply.apply(plan, reaudit, say, args.firewall_timeout,
+                                   recreate_containers=args.recreate_containers)
 
 
 def show_plan(plan: Plan, out_dir: Path) -> int:
@@ -123,6 +128,10 @@ def show_plan(plan: Plan, out_dir: Path) -> int:
     for rule in plan.firewall:
         say(f"--- firewall: {rule.tool} rules added to the live ruleset (fixes {', '.join(rule.checks)})")
         say("".join(f"+{line}\n" for line in rule.restore.splitlines() if line and not line.startswith("#")))
+    for container in plan.containers:
+        say(f"--- {container.generator}: container {container.name} (fixes {', '.join(container.checks)}; "
+            "applied only with --apply --recreate-containers, volumes kept)")
+        say(f"-{shlex.join(container.before)}\n+{shlex.join(container.after)}")
     if plan.changes_host:
         say("--- commands --apply would run")
         for line in commands(plan):

@@ -74,6 +74,7 @@ def mounts(inspect: Mapping[str, Any]) -> list[dict[str, JSON]]:
             "source": m.get("Source"),
             "destination": m.get("Destination"),
             "rw": bool(m.get("RW", True)),
+            "name": m.get("Name"),
         }
         for m in inspect.get("Mounts") or []
     ]
@@ -245,6 +246,7 @@ def runtime_facts(inspect: Mapping[str, Any]) -> dict[str, JSON]:
         "pid": int((inspect.get("State") or {}).get("Pid") or 0) or None,
         "running": bool((inspect.get("State") or {}).get("Running")),
         "argv": argv_of(inspect),
+        "cmd": [str(a) for a in config.get("Cmd") or []],
         "privileged": bool(host_config.get("Privileged")),
         "cap_add": sorted(str(c) for c in host_config.get("CapAdd") or []),
         "cap_drop": sorted(str(c) for c in host_config.get("CapDrop") or []),

@@ -23,7 +23,7 @@ from auditor import bounded
 from auditor.errors import UsageError
 from auditor.model import Result, Status
 
-from . import netfilter, services
+from . import containers, netfilter, services
 from .fsops import replace_atomically, sha256, write_durably
 from .journal import Journal
 from .model import Plan
@@ -51,9 +51,19 @@ def preflight() -> None:
                          "run `regaudit remediate --rollback` first")
 
 
-def apply(plan: Plan, reaudit: ReAudit, say: Say, firewall_timeout: float = 120.0) -> int:
-    """Apply `plan`; 0 applied and proven, 1 failed and rolled back. Raises UsageError before acting."""
+def apply(plan: Plan, reaudit: ReAudit, say: Say, firewall_timeout: float = 120.0,
+          recreate_containers: bool = False) -> int:
+    """Apply `plan`; 0 applied and proven, 1 failed and rolled back. Raises UsageError before acting.
+    Containers are re-created only with `recreate_containers` (else their checks are left failing)."""
     preflight()
+    if plan.containers and not recreate_containers:
+        pending = sorted({c for change in plan.containers for c in change.checks})
+        say(f"containers not re-created (pass --recreate-containers): {', '.join(c.name for c in plan.containers)}; "
+            f"left failing: {', '.join(pending)}")
+        kept = {c for f in plan.files for c in f.checks} | {c for r in plan.firewall for c in r.checks} | \
+            {c for m in plan.mounts for c in m.checks}
+        plan.expected -= set(pending) - kept
+        plan.containers = []
     if not plan.changes_host:
         say("nothing to do: no change is needed on this host")
         return 0
@@ -63,7 +73,10 @@ def apply(plan: Plan, reaudit: ReAudit, say: Say, firewall_timeout: float = 120.
         journal = Journal.create()
         journal.services = {k: dict(v) for k, v in plan.services.items()}
         reg_pid = journal.services.get("registry", {}).get("pid")
-        if reg_pid:
+        if journal.services.get("registry", {}).get("container"):
+            # a containerised registry: its published ports and their rules live in the host's namespace
+            journal.services["registry"]["netns"] = ns_inode("self", "net")
+        elif reg_pid:
             journal.services["registry"]["netns"] = ns_inode(reg_pid, "net")
         journal.save()
     except OSError as exc:
@@ -83,7 +96,8 @@ def apply(plan: Plan, reaudit: ReAudit, say: Say, firewall_timeout: float = 120.
     if journal.firewall:
         left = max(0, int(float(journal.firewall["deadline"]) - time.time()))
         say(f"firewall changed: run `regaudit remediate --confirm` within {left}s or it reverts by itself")
-    say(f"applied {len(plan.files) + len(plan.mounts) + len(plan.firewall) + len(plan.moves)} change(s); "
+    count = len(plan.files) + len(plan.mounts) + len(plan.firewall) + len(plan.moves) + len(plan.containers)
+    say(f"applied {count} change(s); "
         f"re-audit passed: {', '.join(sorted(plan.expected))}")
     return 0
 
@@ -140,7 +154,18 @@ def _steps(plan: Plan, journal: Journal, say: Say, firewall_timeout: float) -> N
         say(f"remounted: {mount.describe()}")
     if plan.firewall:
         _firewall(plan, journal, say, firewall_timeout)
+    recreated = set()
+    for change in plan.containers:
+        step = journal.record({"kind": "container", "name": change.name, "role": change.role,
+                               "endpoint": change.endpoint, "edits": change.edits})
+        new_id = containers.recreate(change, step, journal.save, str(journal.id))
+        journal.done(step, new_id=new_id)
+        recreated.add(change.role)
+        say(f"re-created: container {change.name} ({', '.join(change.why)}); the old one is kept stopped as "
+            f"{step['aside']} until rollback or removal")
     for service in plan.services_to_reload():
+        if service in recreated:
+            continue  # the re-created container started with the new config
         _reload(service, journal, say)
 
 
@@ -182,6 +207,8 @@ def _reload(service: str, journal: Journal, say: Say) -> None:
         services.reload_nginx(info)
     elif service == "apache":
         services.reload_apache(info)
+    elif info.get("container"):
+        services.restart_container(info)
     else:
         spec = ProcessSpec.read(int(info["pid"]))
         write_durably(Path(journal.backup_dir) / "registry-process.json",
@@ -271,6 +298,9 @@ def rollback(journal: Journal, say: Say) -> bool:
                     netfilter.restore(step["tool"], step.get("ns_pid") if services.running(step.get("ns_pid"))
                                       else _anchor(journal), saved)
                 say(f"firewall restored: {step['tool']}")
+            elif kind == "container":
+                containers.undo(step)
+                say(f"container restored: {step['name']} (the re-created one removed, volumes kept)")
             elif kind == "service" and step.get("service") == "registry":
                 restarted_registry = True
         except Exception as exc:  # keep undoing the rest; report at the end
@@ -311,6 +341,10 @@ def _anchor(journal: Journal) -> int | None:
 def _restore_registry(journal: Journal, say: Say) -> None:
 
     info = journal.services.get("registry") or {}
+    if info.get("container"):
+        services.restart_container(info)
+        say(f"restarted with the original config: registry container {info['container'].get('name')}")
+        return
     spec_file = Path(journal.backup_dir) / "registry-process.json"
     anchor = _anchor(journal)
     if anchor is None:

@@ -68,6 +68,11 @@ def generate(site: Site, plan: Plan) -> None:
     if not claimed:
         return
     facts = site.value("host.tmpfs") or {}
+    if facts.get("container"):
+        from . import containers  # a containerised nginx: its tmpfs is a --tmpfs of the container
+
+        containers.generate(site, plan)
+        return
     layout = site.value("storage.layout") or {}
     largest = int(((layout.get("largest_layer") or {}).get("bytes")) or 0)
     image = int(((layout.get("largest_image") or {}).get("bytes")) or 0)

@@ -6,6 +6,7 @@ A plan is pure data built from evidence and the live files; `apply` executes its
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,11 @@ class Plan:
     expected: set[str] = field(default_factory=set)
     failing: dict[str, str | None] = field(default_factory=dict)
     services: dict[str, dict] = field(default_factory=dict)
+    containers: list[Any] = field(default_factory=list)  # containers.ContainerChange
 
     @property
     def changes_host(self) -> bool:
-        return bool(self.files or self.mounts or self.firewall or self.moves)
+        return bool(self.files or self.mounts or self.firewall or self.moves or self.containers)
 
     def services_to_reload(self) -> list[str]:
         """Services whose config changes, in reload order: nginx, apache, then the registry."""

@@ -16,7 +16,16 @@ from pathlib import Path
 from auditor.errors import PluginError
 from auditor.reportapi import write_atomically
 
-from . import apache_vhost, artifacts, file_permissions, firewall, fstab_tmpfs, nginx_server, registry_config
+from . import (
+    apache_vhost,
+    artifacts,
+    containers,
+    file_permissions,
+    firewall,
+    fstab_tmpfs,
+    nginx_server,
+    registry_config,
+)
 from .model import Plan, TextRemedy
 from .site import Site, read_live
 
@@ -34,6 +43,7 @@ GENERATORS: dict[str, Generator] = {
     "gc-script": artifacts.gc_script,
     "storage-alert": artifacts.storage_alert,
     "kyverno-policy": artifacts.kyverno_policy,
+    "container-run": containers.generate,
 }
 
 
@@ -86,6 +96,10 @@ def build_plan(site: Site) -> Plan:
         steps = item.meta.remediation if item else "see the check's documentation (regaudit explain)"
         plan.texts.append(TextRemedy(check_id, subjects, steps, plan.failing[check_id]))
     plan.services = {s: site.discovery(s) for s in ("registry", "nginx", "apache")}
+    engine = ((site.value("host.discovery") or {}).get("docker") or {}).get("socket")
+    for info in plan.services.values():
+        if info.get("container") and engine:
+            info["engine"] = engine
     plan.expected &= set(failing)
     return plan
 
@@ -131,6 +145,9 @@ def commands(plan: Plan) -> list[str]:
     for rule in plan.firewall:
         out.append(f"{rule.tool}-restore --test --noflush; {rule.describe()}; watchdog restores the saved "
                    "ruleset unless `regaudit remediate --confirm`")
+    for change in plan.containers:
+        out.append(f"with --recreate-containers: {change.describe()}: stop and rename it aside (kept for rollback), "
+                   "create and start it again from its own settings with the changes above")
     for service in plan.services_to_reload():
         out.append(reload_description(service, plan.services.get(service) or {}))
     if plan.expected:
@@ -158,6 +175,8 @@ def summary(plan: Plan) -> dict:
         "mounts": [m.describe() for m in plan.mounts],
         "moves": [m.describe() for m in plan.moves],
         "firewall": [r.describe() for r in plan.firewall],
+        "containers": [{"name": c.name, "change": c.describe(), "checks": list(c.checks), "before": list(c.before),
+                        "after": list(c.after)} for c in plan.containers],
         "artifacts": [{"name": a.name, "generator": a.generator, "checks": list(a.checks), "purpose": a.purpose}
                       for a in plan.artifacts],
         "text": [{"check": t.check, "subjects": list(t.subjects), "steps": t.steps, "generator": t.generator}

@@ -32,6 +32,7 @@ CONFIG_CHECKS = (
     "registry.bind-loopback", "registry.readonly-off",
 )
 OUTSIDE_CHECKS = ("http.nosniff", "net.registry-port-exposed")
+CONTAINER_PUBLISH = ("registry.bind-loopback", "net.registry-port-exposed", "auth.challenge-over-tls")
 
 
 def _set(config: dict[str, Any], dotted: str, value: Any) -> None:
@@ -75,8 +76,10 @@ def _longer(value: Any, limit_seconds: float) -> bool:
 
 
 def harden(config: dict[str, Any], hostname: str | None, fix_readonly: bool,
-           max_age_h: float = 168, max_interval_h: float = 24) -> tuple[dict[str, Any], list[str]]:
-    """The config with the guide's keys where the live ones fall short; returns (merged, changes)."""
+           max_age_h: float = 168, max_interval_h: float = 24,
+           keep_addr: bool = False) -> tuple[dict[str, Any], list[str]]:
+    """The config with the guide's keys where the live ones fall short; returns (merged, changes).
+    `keep_addr`: a containerised registry keeps its http.addr (its publishing decides its exposure)."""
     out = copy.deepcopy(config)
     changes: list[str] = []
 
@@ -101,7 +104,7 @@ def harden(config: dict[str, Any], hostname: str | None, fix_readonly: bool,
         ensure(f"{purge}.dryrun", False, "nothing is deleted in dry-run")
     if fix_readonly and _get(out, "storage.maintenance.readonly.enabled") is True:
         ensure("storage.maintenance.readonly.enabled", False, "pushes fail with 405 in read-only mode")
-    addr = _loopback_addr(_get(out, "http.addr") or ":5000", 5000)
+    addr = None if keep_addr else _loopback_addr(_get(out, "http.addr") or ":5000", 5000)
     if addr:
         ensure("http.addr", addr, f"was {_get(out, 'http.addr')!r} (not loopback)")
     host = _get(out, "http.host")
@@ -137,9 +140,14 @@ def generate(site: Site, plan: Plan) -> None:
     facts = site.value("config.registry") or {}
     path = facts.get("path")
     failing = site.failing_ids()
+    containerised = bool(site.discovery("registry").get("container"))
     claimed = tuple(c for c in (*CONFIG_CHECKS, *OUTSIDE_CHECKS) if c in failing)
     if _plaintext_only_on_registry_port(site):
         claimed = (*claimed, "auth.challenge-over-tls")
+    if containerised:
+        # inside a container http.addr must stay on the container's interfaces: where it is reachable
+        # from is its publishing (generator container-run), not this file
+        claimed = tuple(c for c in claimed if c not in CONTAINER_PUBLISH)
     if "registry.token-config" in failing:
         plan.texts.append(TextRemedy(
             "registry.token-config", tuple(r.subject for r in site.failing("registry.token-config")),
@@ -165,8 +173,10 @@ def generate(site: Site, plan: Plan) -> None:
         return
     params = site.params("registry.upload-purging")
     merged, changes = harden(config, site.hostname, "registry.readonly-off" in failing,
-                             float(params.get("max_age_hours", 168)), float(params.get("max_interval_hours", 24)))
-    _note_proxy_upstreams(site, plan)
+                             float(params.get("max_age_hours", 168)), float(params.get("max_interval_hours", 24)),
+                             keep_addr=containerised)
+    if not containerised:
+        _note_proxy_upstreams(site, plan)
     if "registry.host-https" in failing and not site.hostname:
         plan.texts.append(TextRemedy("registry.host-https", (path,),
                                      "Set http.host to the registry's public https URL.", NAME))

@@ -48,7 +48,26 @@ def reload_description(service: str, info: dict[str, Any]) -> str:
         return f"kill -HUP {pid} (nginx master)"
     if service == "apache":
         return f"kill -USR1 {pid} (Apache graceful restart)"
+    container = info.get("container") or {}
+    if container.get("id"):
+        return f"docker restart {container.get('name')} (Engine API POST /containers/<id>/restart)"
     return f"restart the registry (pid {pid}): SIGTERM, then its command line again in its namespaces"
+
+
+def restart_container(info: dict[str, Any]) -> None:
+    """Restart a containerised registry through the Engine API discovery reached (the config is a
+    bind mount: the restarted container reads the new file)."""
+    from .containers import Engine
+
+    container = info.get("container") or {}
+    endpoint = str(info.get("engine") or "")
+    if not endpoint or not container.get("id"):
+        raise StepError("the registry container's Engine API endpoint is unknown: restart it by hand")
+    engine = Engine(endpoint)
+    try:
+        engine.call("POST", f"/containers/{container['id']}/restart", params={"t": 10})
+    finally:
+        engine.close()
 
 
 def _wait(predicate: Any, seconds: float) -> bool:
