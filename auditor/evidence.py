@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from typing import BinaryIO
 from auditor import __version__, bounded
 from auditor.checkapi import ProbeRecord
 from auditor.errors import UsageError
+from auditor.jsonstream import write_json
 from auditor.model import JSON
 
 EVIDENCE_FORMAT = "regaudit-evidence/1"
@@ -47,11 +47,8 @@ class EvidenceFile:
         from auditor.reportapi import write_atomically
 
         def dump(handle: BinaryIO) -> None:
-            text = io.TextIOWrapper(handle, encoding="utf-8", write_through=True)
-            json.dump(self.to_json(), text, indent=1, sort_keys=True)
-            text.write("\n")
-            text.flush()
-            text.detach()
+            # Probe values down to their lists (e.g. one line per tag of registry.content).
+            write_json(self.to_json(), handle, expand=5, sort_keys=True)
 
         try:
             write_atomically(path, dump, mode=0o600)

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import io
 import json
 from functools import cache
 from importlib import resources
 from typing import Any, BinaryIO
 
+from auditor.jsonstream import dumps_bytes, write_json
 from auditor.report import AuditReport
 from auditor.reportapi import ReportWriter
 
+EXPAND = 2  # the report's members, then one line per result, check, waiver...
+
 
 def render_json(report: AuditReport) -> bytes:
-    return (json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return dumps_bytes(report.to_json(), expand=EXPAND)
 
 
 def stream_json(report: AuditReport, handle: BinaryIO) -> None:
     """The same bytes as render_json, written in chunks (large registries: tens of MB)."""
-    text = io.TextIOWrapper(handle, encoding="utf-8", write_through=True)
-    json.dump(report.to_json(), text, indent=2, ensure_ascii=False)
-    text.write("\n")
-    text.flush()
-    text.detach()
+    write_json(report.to_json(), handle, expand=EXPAND)
 
 
 @cache

@@ -96,6 +96,8 @@ VARIANTS: dict[str, Variant] = {
         legacy_htpasswd_entry=True,
     ),
     "token": Variant(name="token", prefix="rgt-", content_profile="token", auth="token"),
+    # bench/speed.py scales this one to 10,011 tags (issue 15's benchmark); the shared hardened lab stays small.
+    "speed": Variant(name="speed", prefix="rgp-", content_profile="hardened"),
     "firewall": Variant(
         name="firewall",
         prefix="rgf-",
