@@ -25,22 +25,50 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"regaudit: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Which module of auditor.commands registers each command: only that module is imported to run it
+# (`regaudit --version` imports none). A command missing here still works: every module is then
+# imported, as for `regaudit --help` (tests/unit/test_startup.py keeps the table complete).
+COMMAND_MODULES = {
+    "audit": "audit", "checks": "catalog", "explain": "catalog", "profiles": "catalog",
+    "compliance": "compliance", "evaluate": "evaluate", "history": "history", "diff": "history",
+    "remediate": "remediate", "schedule": "schedule", "verify-report": "verify_report",
+}
+
+
+def command_modules() -> list[str]:
+    """Every module of auditor.commands that registers commands (not the _private helpers)."""
+    package = importlib.import_module("auditor.commands")
+    return sorted(i.name for i in pkgutil.iter_modules(package.__path__) if not i.name.startswith("_"))
+
+
+def _wanted_command(argv: Sequence[str]) -> str | None:
+    """The command named in argv (the first argument that is not a global option), if any."""
+    for arg in argv:
+        if arg in ("--debug",):
+            continue
+        return None if arg.startswith("-") else arg
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with `argv`, only the module of the command it names is imported when known."""
     parser = _Parser(prog="regaudit", description="Audit a self-hosted Docker registry against a hardening profile.")
     parser.add_argument("--version", action="version", version=f"regaudit {__version__}")
     parser.add_argument("--debug", action="store_true", help="log probe and check internals to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    package = importlib.import_module("auditor.commands")
-    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
-            continue
-        module = importlib.import_module(f"auditor.commands.{info.name}")
+    wanted = _wanted_command(argv) if argv is not None else None
+    if argv is not None and wanted is None and "--version" in argv:
+        return parser  # argparse prints the version and exits before any command matters
+    known = COMMAND_MODULES.get(wanted) if wanted else None
+    for name in [known] if known else command_modules():
+        module = importlib.import_module(f"auditor.commands.{name}")
         module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING, format="regaudit: %(message)s")
     if not getattr(args, "func", None):

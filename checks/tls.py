@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
-
-from cryptography import x509
+from typing import TYPE_CHECKING, Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
 from auditor.model import Severity, Vantage
-from auditor.tlsprobe.certs import WEAK_HASHES, load_pems, name_matches, verify_chain
+from auditor.tlsprobe.certs_policy import WEAK_HASHES
 from auditor.tlsprobe.records import ALL_VERSIONS
 from auditor.tlsprobe.suites import lookup
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 PROBE = "tls.scan"
 NEEDS = (PROBE,)
@@ -264,6 +265,8 @@ def judge_chain(chain_facts: Mapping[str, Any], now: datetime,
     broken = [str(c["error"]) for c in facts if "error" in c]
     if broken or not facts:
         return broken or ["no certificate was presented"], {"source": chain_facts.get("source")}
+    from auditor.tlsprobe.certs import load_pems, name_matches, verify_chain  # X.509: only when judged
+
     certs: list[x509.Certificate] = load_pems([str(c["pem"]) for c in facts])
     anchors = load_pems([str(p) for p in chain_facts.get("anchors") or []])
     leaf, leaf_facts = certs[0], facts[0]

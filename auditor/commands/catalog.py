@@ -9,6 +9,7 @@ import yaml
 
 from auditor.compliance import controls_for
 from auditor.errors import UsageError
+from auditor.plugins import load_checks
 from auditor.profile import builtin_names, load_profile
 
 from ._common import load_engine, print_json
@@ -28,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def list_checks(args: argparse.Namespace) -> int:
-    checks = load_engine()
+    checks = load_checks()  # the catalog only: no probe (HTTP, TLS, sockets) is loaded
     if args.format == "json":
         print_json([{**c.meta.to_json(), "controls": controls_for(c.id)} for c in checks.values()])
         return 0
@@ -40,7 +41,7 @@ def list_checks(args: argparse.Namespace) -> int:
 
 
 def explain_check(args: argparse.Namespace) -> int:
-    checks = load_engine()
+    checks = load_checks()
     item = checks.get(args.check_id)
     if item is None:
         close = [c for c in checks if args.check_id.split(".")[0] in c]

@@ -21,7 +21,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-WEAK_HASHES = frozenset({"md5", "sha1", "md2", "md4"})
+from .certs_policy import WEAK_HASHES
+
+__all__ = ["WEAK_HASHES"]
 SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
                   "/etc/ssl/cert.pem")
 

@@ -1,0 +1,70 @@
+"""Start-up stays small: `regaudit --version` and `regaudit checks` do not import the heavy modules.
+
+An import test, not a timing test: each command runs in a fresh interpreter, which then lists the
+modules it holds. `python -X importtime -m auditor --version` shows the cost (docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from auditor import cli
+
+HEAVY = ("sigstore", "cryptography.x509", "jinja2", "rich", "httpx", "httpcore", "h2", "auditor.remediation",
+         "auditor.reports", "reports", "auditor.tlsprobe.scanner", "auditor.tlsprobe.certs",
+         "auditor.content.walker", "auditor.history", "auditor.signing")
+
+PROGRAM = """
+import contextlib, io, json, runpy, sys
+sys.argv = ["regaudit", *json.loads(sys.argv[1])]
+with contextlib.redirect_stdout(io.StringIO()):
+    try:
+        runpy.run_module("auditor", run_name="__main__")
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def _modules_after(*argv: str) -> tuple[object, list[str]]:
+    proc = subprocess.run([sys.executable, "-c", PROGRAM, json.dumps(argv)], capture_output=True, text=True,
+                          timeout=120, check=True)
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    return data["code"], data["modules"]
+
+
+def _heavy(modules: list[str]) -> list[str]:
+    return [m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY)]
+
+
+@pytest.mark.parametrize("argv", [("--version",), ("checks",), ("checks", "--format", "json"),
+                                  ("explain", "tls.protocols")])
+def test_light_commands_import_no_heavy_module(argv: tuple[str, ...]) -> None:
+    code, modules = _modules_after(*argv)
+    assert code in (0, None)
+    assert _heavy(modules) == []
+
+
+def test_version_imports_no_command_module() -> None:
+    _code, modules = _modules_after("--version")
+    assert not [m for m in modules if m.startswith(("auditor.commands.", "auditor.checks", "auditor.probes"))]
+
+
+def test_the_audit_does_load_what_it_uses() -> None:
+    """The detector works: an audit's parser pulls the audit machinery in."""
+    _code, modules = _modules_after("audit", "--help")
+    assert "auditor.commands.audit" in modules and "auditor.commands.remediate" not in modules
+
+
+def test_command_table_names_every_registered_command() -> None:
+    registered: dict[str, str] = {}
+    for name in cli.command_modules():
+        parser = cli._Parser(prog="x")
+        sub = parser.add_subparsers()
+        __import__(f"auditor.commands.{name}", fromlist=["register"]).register(sub)
+        registered.update({command: name for command in sub.choices})
+    assert registered == cli.COMMAND_MODULES
