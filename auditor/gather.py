@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 
 from auditor.checkapi import ProbeRecord
 from auditor.errors import NotApplicable, ProbeError, ProbeUnavailable
-from auditor.httpclient import make_client
 from auditor.model import JSON
 from auditor.probeapi import Probe, ProbeContext
 
@@ -50,6 +49,8 @@ class Gatherer:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
+            from auditor.httpclient import make_client  # not imported by inside-only gathering (the zipapp)
+
             self._client = make_client(ca_bundle=self.target.path("ca_bundle"))
         return self._client
 

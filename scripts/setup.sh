@@ -8,6 +8,7 @@ DEBIAN_PACKAGES=(
   docker-registry nginx apache2 apache2-utils iptables nftables iproute2 testssl.sh
   chromium wrk curl openssl netcat-openbsd procps psmisc systemd jq ca-certificates shellcheck
   docker.io
+  openssh-server openssh-client
 )
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

@@ -19,7 +19,7 @@ from typing import Any
 from auditor.errors import ProbeError
 
 from . import manifests as mf
-from .walker import attestation_facts, bundle_attestation_facts, legacy_layer_facts
+from .attestations import attestation_facts, bundle_attestation_facts, legacy_layer_facts
 
 MAX_BLOB = 4 * 1024 * 1024
 LAYOUT = Path("docker/registry/v2")

@@ -14,6 +14,7 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 import shlex
@@ -21,14 +22,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 
 from auditor.host import procfs
+from auditor.host.localhttp import LocalHTTPError, get_unix, get_url
 from auditor.model import JSON
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 PODMAN_SOCKETS = ("/run/podman/podman.sock",)
 NGINX_DEFAULT_CONFIG = "/etc/nginx/nginx.conf"
+MAX_API_BODY = 32 * 1024 * 1024
 CONTAINER_DEFAULT_CONFIG = "/etc/docker/registry/config.yml"
 CONFIG_SUFFIXES = (".yml", ".yaml", ".json")
 
@@ -300,36 +302,35 @@ def engine_endpoints(env: Mapping[str, str] | None = None) -> list[Endpoint]:
     return out
 
 
-def _client(endpoint: Endpoint, timeout: float) -> httpx.AsyncClient:
+async def _api(endpoint: Endpoint, path: str, timeout: float) -> Any:
+    """One read-only Engine API GET (stdlib HTTP, so the inside gathering needs no HTTP package)."""
     if endpoint.kind == "unix":
-        transport = httpx.AsyncHTTPTransport(uds=endpoint.address)
-        return httpx.AsyncClient(transport=transport, base_url="http://docker", timeout=timeout)
-    return httpx.AsyncClient(base_url=f"http://{endpoint.address}", timeout=timeout)
+        response = await get_unix(endpoint.address, path, timeout, MAX_API_BODY)
+    else:
+        response = await get_url(f"http://{endpoint.address}{path}", timeout, MAX_API_BODY, truncate=False)
+    if response.status != 200:
+        raise LocalHTTPError(f"Engine API {path}: HTTP {response.status}")
+    return json.loads(response.body)
 
 
 async def list_containers(endpoint: Endpoint, timeout: float = 5.0) -> dict[str, list[dict[str, JSON]]]:
     """Running containers: {"registries": [...], "nginx": [...], "runtime": [...]} (read-only API
-    calls; runtime facts for every registry and nginx container). Raises httpx.HTTPError."""
+    calls; runtime facts for every registry and nginx container). Raises OSError or ValueError."""
     out: dict[str, list[dict[str, JSON]]] = {"registries": [], "nginx": [], "runtime": []}
-    async with _client(endpoint, timeout) as client:
-        listing = await client.get("/containers/json")
-        listing.raise_for_status()
-        for summary in listing.json():
-            detail = await client.get(f"/containers/{summary['Id']}/json")
-            detail.raise_for_status()
-            inspect = detail.json()
-            registry = registry_from_inspect(inspect)
-            nginx = None if registry is not None else nginx_from_inspect(inspect)
-            if registry is not None:
-                out["registries"].append(registry)
-            if nginx is not None:
-                out["nginx"].append(nginx)
-            if registry is not None or nginx is not None:
-                out["runtime"].append(runtime_facts(inspect))
+    for summary in await _api(endpoint, "/containers/json", timeout):
+        inspect = await _api(endpoint, f"/containers/{summary['Id']}/json", timeout)
+        registry = registry_from_inspect(inspect)
+        nginx = None if registry is not None else nginx_from_inspect(inspect)
+        if registry is not None:
+            out["registries"].append(registry)
+        if nginx is not None:
+            out["nginx"].append(nginx)
+        if registry is not None or nginx is not None:
+            out["runtime"].append(runtime_facts(inspect))
     return out
 
 
 async def list_registries(socket: str = DOCKER_SOCKET, timeout: float = 5.0) -> list[dict[str, JSON]]:
-    """Registry containers the engine at unix socket `socket` runs. Raises httpx.HTTPError."""
+    """Registry containers the engine at unix socket `socket` runs. Raises OSError or ValueError."""
     found = await list_containers(Endpoint("unix", socket, "given"), timeout)
     return found["registries"]

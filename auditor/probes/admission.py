@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from cryptography.hazmat.primitives import serialization
 
 from auditor import bounded
 from auditor.errors import NotApplicable, ProbeError
@@ -38,13 +37,25 @@ def key_fingerprints(text: str) -> tuple[list[str], list[str]]:
         return [], ["no PEM public key"]
     for block in blocks:
         try:
-            key = serialization.load_pem_public_key(block.encode())
+            der = _spki_der(block)
         except (ValueError, TypeError) as exc:
             errors.append(f"not a public key: {exc}")
             continue
-        der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
         prints.append(hashlib.sha256(der).hexdigest())
     return prints, errors
+
+
+def _spki_der(block: str) -> bytes:
+    """A PEM public key's SubjectPublicKeyInfo DER: through `cryptography` when it is installed, else
+    pure Python (the gather-only zipapp on a bare host)."""
+    try:
+        from cryptography.hazmat.primitives import serialization
+    except ImportError:
+        from auditor import der
+
+        return der.public_key_der(block)
+    key = serialization.load_pem_public_key(block.encode())
+    return key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
 def _keys_facts(keys: Any) -> dict[str, JSON]:

@@ -23,15 +23,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from auditor.content.auth import RegistryAuth
 from auditor.content.rescan import find_trivy, plan, rescan
 from auditor.content.scans import read_scan_dir
 from auditor.content.storage import StorageReader
-from auditor.content.transport import PoolFetcher
-from auditor.content.walker import Walker, WalkOptions, stderr_progress
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host.discovery import registry_running
-from auditor.httpclient import make_client, ssl_context
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -123,6 +119,12 @@ async def registry_content(ctx: ProbeContext) -> JSON:
     hosts: list[str] = []
     source_used, why = await _choose_source(ctx)
     if source_used == "api":
+        # The HTTP stack is imported here only: the storage walk (the inside zipapp) needs none.
+        from auditor.content.auth import RegistryAuth
+        from auditor.content.transport import PoolFetcher
+        from auditor.content.walker import Walker, WalkOptions, stderr_progress
+        from auditor.httpclient import make_client, ssl_context
+
         base = str(ctx.target.url)
         ca_bundle = ctx.target.path("ca_bundle")
         fetcher = PoolFetcher(lambda: ssl_context(ca_bundle), max_connections=CONNECTIONS)  # no connection yet

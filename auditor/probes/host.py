@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
 
 from auditor.errors import NotApplicable
 from auditor.host import discovery, docker, sockets
@@ -39,7 +38,7 @@ async def _containers(endpoints: list[docker.Endpoint]) -> dict[str, Any]:
         except TimeoutError:
             errors.append({**where, "state": "error", "reason": f"no answer within {DOCKER_BUDGET:g}s"})
             continue
-        except (httpx.HTTPError, OSError, ValueError, KeyError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             errors.append({**where, "state": "error", "reason": f"{type(exc).__name__}: {exc}"})
             continue
         return {**where, "state": "ok", **found}

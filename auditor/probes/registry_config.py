@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from cryptography import x509
 
 from auditor import bounded
 from auditor.errors import NotApplicable, ProbeError
@@ -84,19 +83,29 @@ def certificate_facts(path: str) -> dict[str, JSON]:
         return facts
     try:
         data = Path(path).read_bytes()[:MAX_CONFIG_BYTES]
-        certs = x509.load_pem_x509_certificates(data)
+        facts["certificates"] = _certificates(data)
     except (OSError, ValueError) as exc:
         facts["parse_error"] = f"not a PEM certificate bundle: {exc}"
-        return facts
-    facts["certificates"] = [
+    return facts
+
+
+def _certificates(data: bytes) -> list[JSON]:
+    """Subject and validity of each certificate; with `cryptography` when it is installed, else pure
+    Python (the gather-only zipapp on a bare host): the same facts either way."""
+    try:
+        from cryptography import x509
+    except ImportError:
+        from auditor import der
+
+        return list(der.certificates(data))
+    return [
         {
             "subject": cert.subject.rfc4514_string(),
             "not_before": cert.not_valid_before_utc.isoformat(),
             "not_after": cert.not_valid_after_utc.isoformat(),
         }
-        for cert in certs
+        for cert in x509.load_pem_x509_certificates(data)
     ]
-    return facts
 
 
 def _plain(value: Any) -> JSON:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
-
 from auditor.errors import NotApplicable
-from auditor.httpclient import make_client
+from auditor.host.localhttp import get_url
 from auditor.model import JSON
 from auditor.netaddr import parse_listen
 from auditor.probeapi import ProbeContext, probe
@@ -61,11 +59,9 @@ async def debug_health(ctx: ProbeContext) -> JSON:
     url, why = health_url(str(addr), {str(s["address"]) for s in sockets})
     if url is None:
         return {"debug_addr": addr, "reachable": False, "reason": why}
-    async with make_client(timeout=5.0, http2=False) as client:
-        try:
-            response = await client.get(url)
-        except httpx.HTTPError as exc:
-            return {"debug_addr": addr, "url": url, "reachable": False, "reason": f"{type(exc).__name__}: {exc}"}
-    body = response.text[:MAX_BODY]
-    return {"debug_addr": addr, "url": url, "reachable": True, "status": response.status_code,
-            "healthy": response.status_code == 200, "body": body}
+    try:
+        response = await get_url(url, timeout=5.0, max_body=MAX_BODY)
+    except (OSError, TimeoutError) as exc:
+        return {"debug_addr": addr, "url": url, "reachable": False, "reason": f"{type(exc).__name__}: {exc}"}
+    return {"debug_addr": addr, "url": url, "reachable": True, "status": response.status,
+            "healthy": response.status == 200, "body": response.text()[:MAX_BODY]}
