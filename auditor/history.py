@@ -59,7 +59,10 @@ def state_dir() -> Path:
 
 
 def target_key(target: dict[str, Any]) -> str:
-    """How runs of one deployment are grouped: its URL, or the host name for inside-only audits."""
+    """How runs of one deployment are grouped: a fleet target's inventory name, else its URL, else
+    the host name for inside-only audits."""
+    if target.get("name"):
+        return str(target["name"])
     url = target.get("url")
     return str(url) if url else f"inside://{socket.gethostname()}"
 
