@@ -37,12 +37,15 @@ TYPE_NAMES = {"int", "str", "bytes", "float", "bool", "dict", "list", "tuple", "
 
 
 def probe_modules() -> dict[str, str]:
-    """{probe name: defining module} for every probe an inside check needs."""
+    """{probe name: defining module} for every probe an inside or content check needs: what
+    `regaudit audit --inside` gathers on the host (content from the storage, scan reports and keys
+    from the host's files; never through the registry API, which needs a URL)."""
     from auditor.model import Vantage
     from auditor.plugins import load_checks, load_probes
 
     probes = load_probes()
-    names = {n for c in load_checks().values() if c.meta.vantage is Vantage.INSIDE for n in c.meta.needs}
+    wanted = (Vantage.INSIDE, Vantage.CONTENT)
+    names = {n for c in load_checks().values() if c.meta.vantage in wanted for n in c.meta.needs}
     return {name: probes[name].fn.__module__ for name in sorted(names)}
 
 

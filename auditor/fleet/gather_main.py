@@ -2,7 +2,8 @@
 
 The entry point of the gather-only zipapp that Ansible copies to each target host (python3 >= 3.9,
 no regaudit installed), also runnable from an installed regaudit as
-`python -m auditor.fleet.gather_main`. It runs exactly the probes the inside checks need, contacts
+`python -m auditor.fleet.gather_main`. It runs the probes `regaudit audit --inside` runs for the
+inside and content checks (content read from the storage, never through the API), contacts
 nothing beyond this host (the registry's debug listener on this host, the Docker socket), changes
 nothing but its evidence file (and signature), and has no active, remediation or rescan mode:
 judging, signature verification and reports stay on the control host (`regaudit fleet`).
@@ -49,6 +50,8 @@ PATH_OPTIONS = {
     "storage_root": "--storage-root",
     "htpasswd": "--htpasswd",
     "tls_key": "--tls-key",
+    "scan_dir": "--scan-dir",
+    "trusted_root": "--trusted-root",
 }
 REFUSED = ("--active", "--remediate", "--rescan-stale", "--apply", "--fix")
 
@@ -61,9 +64,11 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0] if __doc__ else PROG)
     parser.add_argument("--version", action="version", version=f"{PROG} (regaudit {__version__})")
-    parser.add_argument("--out", required=True, metavar="FILE", help="where to write the evidence (JSON, mode 0600)")
+    parser.add_argument("--out", metavar="FILE", help="where to write the evidence (JSON, mode 0600)")
     for key, flag in PATH_OPTIONS.items():
         parser.add_argument(flag, dest=key, metavar="PATH", help=f"explicit {key.replace('_', ' ')} path")
+    parser.add_argument("--cosign-key", action="append", default=[], metavar="PEM",
+                        help="trusted cosign public key (a file on this host)")
     parser.add_argument("--registry-port", type=int, help="the registry's own port when not 5000 / the config's")
     parser.add_argument("--deadline", type=float, default=120.0, metavar="SECONDS", help="whole-gathering deadline")
     parser.add_argument("--sign-key", metavar="PEM",
@@ -115,7 +120,11 @@ def build_target(args: argparse.Namespace) -> Target:
         if not 0 < args.registry_port < 65536:
             raise UsageError("--registry-port must be 1-65535")
         options["registry_port"] = args.registry_port
-    return Target(url=None, inside=True, paths=paths, options=options)
+    for key in args.cosign_key:
+        if not Path(key).is_file():
+            raise UsageError(f"--cosign-key {key}: no such file")
+    return Target(url=None, inside=True, paths=paths, options=options,
+                  cosign_keys=tuple(str(Path(k).absolute()) for k in args.cosign_key))
 
 
 def utcnow() -> dt.datetime:
@@ -172,6 +181,8 @@ def run(argv: list[str] | None = None) -> int:
         for name, module in sorted(names.items()):
             print(f"{name}\t{module}")
         return 0
+    if not args.out:
+        raise UsageError("--out FILE is required: where to write the evidence")
     signer = None
     if args.sign_key:
         from auditor.fleet import evidence_sign
