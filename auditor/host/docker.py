@@ -22,7 +22,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-
 from auditor.host import procfs
 from auditor.host.localhttp import LocalHTTPError, get_unix, get_url
 from auditor.model import JSON

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-
 from auditor.errors import NotApplicable
 from auditor.host import discovery, docker, sockets
 from auditor.model import JSON
