@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from functools import cache
-from typing import Any
-
-import jinja2
+from typing import TYPE_CHECKING, Any
 
 from auditor.model import Result, Severity, Status
 from auditor.report import AuditReport
@@ -17,9 +15,14 @@ from ._common import target_label
 
 STATUS_ORDER = [Status.FAIL, Status.ERROR, Status.WARN, Status.WAIVED, Status.PASS, Status.SKIP]
 
+if TYPE_CHECKING:
+    import jinja2
+
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # loaded when a report of this format is written
+
     return jinja2.Environment(loader=jinja2.PackageLoader("auditor.reports", "templates"),
                               autoescape=True, undefined=jinja2.StrictUndefined)
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from functools import cache
-
-import jinja2
+from typing import TYPE_CHECKING
 
 from auditor.report import AuditReport
 from auditor.reportapi import ReportWriter
 
 from ._common import findings, target_label
+
+if TYPE_CHECKING:
+    import jinja2
 
 
 def _md(text: object) -> str:
@@ -19,6 +21,8 @@ def _md(text: object) -> str:
 
 @cache
 def _environment() -> jinja2.Environment:
+    import jinja2  # loaded when a report of this format is written
+
     env = jinja2.Environment(loader=jinja2.PackageLoader("auditor.reports", "templates"), autoescape=False,
                              keep_trailing_newline=True, undefined=jinja2.StrictUndefined)
     env.filters["md"] = _md

@@ -5,21 +5,26 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator
-
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from typing import TYPE_CHECKING, cast
 
 from auditor.model import Severity, Status
 from auditor.report import AuditReport
 from auditor.reportapi import ReportWriter
 
+if TYPE_CHECKING:
+    from prometheus_client.core import Metric
+    from prometheus_client.registry import Collector
 
-class _ReportCollector(Collector):
+
+class _ReportCollector:
+    """A prometheus_client collector (duck-typed: the library loads only when this format is written)."""
+
     def __init__(self, report: AuditReport) -> None:
         self.report = report
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily
+
         report = self.report
         base = {"target": str(report.target.get("url") or "local"), "profile": str(report.profile.get("name"))}
         labels = list(base)
@@ -68,8 +73,10 @@ class _ReportCollector(Collector):
 
 
 def render_prometheus(report: AuditReport) -> bytes:
+    from prometheus_client import CollectorRegistry, generate_latest
+
     registry = CollectorRegistry()
-    registry.register(_ReportCollector(report))
+    registry.register(cast("Collector", _ReportCollector(report)))
     return generate_latest(registry)
 
 

@@ -9,12 +9,10 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from auditor import bounded, history
-from auditor.baseline import load_baseline
-from auditor.console import make_console, print_report, probe_progress
+from auditor import bounded
 from auditor.credentials import load_credentials
 from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile
@@ -22,8 +20,10 @@ from auditor.plugins import load_probes
 from auditor.reportapi import write_atomically
 from auditor.rtt import ConnectTimeouts
 from auditor.runner import RunOptions, Selection, needed_probes, run_audit
-from auditor.signing import PrivateKey, load_private_key, sign
 from auditor.target import PATH_KEYS, Target, parse_registry_url
+
+if TYPE_CHECKING:
+    from auditor.signing import PrivateKey
 
 from ._common import (
     add_profile_options,
@@ -183,19 +183,24 @@ def run(args: argparse.Namespace) -> int:
     if credentials and target.scheme == "http" and target.host not in ("localhost", "127.0.0.1", "::1"):
         raise UsageError("refusing to send credentials over plain http to a non-loopback host; use https")
     selection = Selection(profile, split_list(args.select), split_list(args.skip))
-    baseline = load_baseline(args.baseline) if args.baseline else None
-    sign_key = load_private_key(args.sign_key) if args.sign_key else None
+    baseline = None
+    if args.baseline:
+        from auditor.baseline import load_baseline  # the history store: only with --baseline
+
+        baseline = load_baseline(args.baseline)
+    sign_key = load_sign_key(args.sign_key) if args.sign_key else None
     if sign_key is not None and "json" not in wanted:
         raise UsageError("--sign-key signs the JSON report: add json to --format")
     options = RunOptions(fail_on=fail_on(args, profile), deadline=args.deadline, baseline=baseline,
                          warnings=list(warnings))
-    console = make_console()
     probes = load_probes()
     chosen = selection.apply(checks)
     total = len(needed_probes(chosen, target.vantages()))
     if args.no_progress:
         report, evidence = run_audit(checks, probes, target, credentials, selection, options)
     else:
+        from auditor.console import make_console, probe_progress  # rich: loaded only when shown
+
         with probe_progress(make_console(sys.stderr), total) as progress:
             options.progress = progress  # type: ignore[assignment]
             report, evidence = run_audit(checks, probes, target, credentials, selection, options)
@@ -203,6 +208,8 @@ def run(args: argparse.Namespace) -> int:
         evidence.save(Path(args.evidence_out))
     say_rescan(evidence)
     if not args.no_history:
+        from auditor import history
+
         past = history.trend(dict(report.target))
         history.record(report)
         report = dataclasses.replace(report, history=(*past, history.summary_of(report)))
@@ -212,7 +219,9 @@ def run(args: argparse.Namespace) -> int:
     if sign_key is not None:
         written.append(sign_report(out_dir, sign_key))
     if "console" in wanted:
-        print_report(console, report, verbose=args.verbose)
+        from auditor.console import make_console, print_report
+
+        print_report(make_console(), report, verbose=args.verbose)
     for path in written:
         print(f"report written: {path}", file=sys.stderr)
     return report.exit_code
@@ -231,8 +240,17 @@ def say_rescan(evidence: EvidenceFile) -> None:
               f"{rescan.get('failed')} failed", file=sys.stderr)
 
 
+def load_sign_key(path: str) -> PrivateKey:
+    """--sign-key's private key (the signing code loads only when a report is signed)."""
+    from auditor.signing import load_private_key
+
+    return load_private_key(path)
+
+
 def sign_report(out_dir: Path, key: PrivateKey) -> Path:
     """Sign the JSON report just written; the signature lands beside it as regaudit.json.sig."""
+    from auditor.signing import sign
+
     report = out_dir / "regaudit.json"
     signature = out_dir / "regaudit.json.sig"
     write_atomically(signature, (json.dumps(sign(report.read_bytes(), key), indent=2) + "\n").encode())

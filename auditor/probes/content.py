@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from auditor.content.rescan import find_trivy, plan, rescan
 from auditor.content.scans import read_scan_dir
-from auditor.content.storage import StorageReader
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host.discovery import registry_running
 from auditor.model import JSON
@@ -150,6 +148,8 @@ async def registry_content(ctx: ProbeContext) -> JSON:
                     f"storage root {root} ({source}) is not on this host and no registry runs in this network "
                     "namespace (an offline review of the config): give the registry's URL to audit its content")
             raise ProbeError(f"storage root {root} ({source}) is not a directory")
+        from auditor.content.storage import StorageReader
+
         reader = StorageReader(root, ctx.target.options.get("signature_repository"))
         facts = await asyncio.to_thread(reader.walk)
         facts["storage_root_source"] = source
@@ -204,6 +204,8 @@ async def scans_reports(ctx: ProbeContext) -> JSON:
 
 async def _rescan_stale(ctx: ProbeContext, facts: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
     """--rescan-stale: Trivy on the tags whose report is missing, stale or of another digest."""
+    from auditor.content.rescan import find_trivy, plan, rescan
+
     out: dict[str, Any] = {"requested": True, "ran": False, "rescanned": 0, "failed": 0, "tags": []}
     trivy, why = find_trivy(request.get("trivy"))
     if trivy is None:
