@@ -31,7 +31,7 @@ class _Parser(argparse.ArgumentParser):
 COMMAND_MODULES = {
     "audit": "audit", "checks": "catalog", "explain": "catalog", "profiles": "catalog",
     "compliance": "compliance", "evaluate": "evaluate", "history": "history", "diff": "history",
-    "remediate": "remediate", "schedule": "schedule", "verify-report": "verify_report",
+    "remediate": "remediate", "schedule": "schedule", "verify-report": "verify_report", "fleet": "fleet",
 }
 
 

@@ -67,4 +67,4 @@ def test_command_table_names_every_registered_command() -> None:
         sub = parser.add_subparsers()
         __import__(f"auditor.commands.{name}", fromlist=["register"]).register(sub)
         registered.update({command: name for command in sub.choices})
-    assert registered == cli.COMMAND_MODULES
+    assert registered == cli.COMMAND_MODULES, "a new command: add it to auditor.cli.COMMAND_MODULES"
