@@ -350,7 +350,8 @@ class Verdict:
         return self.steps[-1] if self.steps else None
 
 
-HOOK_ORDER = {"input": ("ingress", "prerouting", "input"), "forward": ("ingress", "prerouting", "forward")}
+HOOK_ORDER = {"input": ("ingress", "prerouting", "input"), "forward": ("ingress", "prerouting", "forward"),
+              "output": ("output",)}
 
 
 @dataclass
@@ -496,13 +497,13 @@ def merge(intervals: Sequence[Interval]) -> list[Interval]:
     return out
 
 
-def nat_destination(table: Table, pkt: Packet) -> tuple[str, int, Step] | str | None:
-    """Walk a nat table's PREROUTING for `pkt`: (address, port, step) when a DNAT rule rewrites it,
-    None when nothing does, or the reason when it cannot be decided."""
-    if "PREROUTING" not in table.chains:
+def nat_destination(table: Table, pkt: Packet, chain: str = "PREROUTING") -> tuple[str, int, Step] | str | None:
+    """Walk a nat table's PREROUTING (OUTPUT for the host's own packets) for `pkt`: (address, port,
+    step) when a DNAT rule rewrites it, None when nothing does, or the reason when it cannot be decided."""
+    if chain not in table.chains:
         return None
     try:
-        kind, step, rule = _walk(table, "PREROUTING", pkt, 0, finals=(DNAT, ACCEPT, DROP, REJECT))
+        kind, step, rule = _walk(table, chain, pkt, 0, finals=(DNAT, ACCEPT, DROP, REJECT))
     except _Error as exc:
         return exc.reason
     if kind != DNAT or rule is None or step is None:
@@ -708,21 +709,28 @@ class Reach:
 
 def reach(asm: Assembly, scene: Scene, family: int, src: IPAddress, dst: IPAddress, iif: str) -> Reach:
     """The fate of a first SYN from `src` to `dst`:port arriving on `iif`: DNATed and forwarded when
-    the nat table rewrites it (a published container port), else delivered through INPUT."""
+    the nat table rewrites it (a published container port), else delivered through INPUT.
+
+    The host's own packets (`iif` lo) meet nat OUTPUT, not PREROUTING: Docker DNATs them there only
+    for non-loopback destinations (`! -d 127.0.0.0/8`), and a DNATed one leaves through the output
+    hook, never FORWARD (DOCKER-USER does not see it); to 127.0.0.1 they reach docker-proxy through INPUT."""
     local = frozenset(a for addrs in scene.local.values() for a in addrs) | {dst}
     pkt = Packet(family, src, dst, scene.port, iif, local=local)
     nat_table = asm.nat.get(family)
+    own = iif == "lo"
     if nat_table is not None:
-        hit = nat_destination(nat_table, pkt)
+        chain = "OUTPUT" if own else "PREROUTING"
+        hit = nat_destination(nat_table, pkt, chain)
         if isinstance(hit, str):
-            step = Step("iptables", "nat", "PREROUTING", None, "", "error")
+            step = Step("iptables", "nat", chain, None, "", "error")
             return Reach(Verdict("error", (step,), hit), str(dst), iif, "input")
         if hit is not None:
             host, port, step = hit
             new_dst = ipaddress.ip_address(host)
             oif = route_dev(scene.routes, family, int(new_dst)) or _bridge_of(step) or "docker0"
+            path = "output" if own else "forward"
             fwd = Packet(family, src, new_dst, port, iif, oif=oif, dnat=True, local=local)
-            return Reach(evaluate(asm.pipeline, fwd, "forward"), f"{dst} -> {host}:{port}", iif, "forward", step)
+            return Reach(evaluate(asm.pipeline, fwd, path), f"{dst} -> {host}:{port}", iif, path, step)
     return Reach(evaluate(asm.pipeline, pkt, "input"), str(dst), iif, "input")
 
 

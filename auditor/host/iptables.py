@@ -53,6 +53,11 @@ BASE_CHAINS: dict[tuple[str, str], tuple[str, int]] = {
     ("filter", "FORWARD"): ("forward", 0),
     ("security", "INPUT"): ("input", 50),
     ("security", "FORWARD"): ("forward", 50),
+    # locally generated packets DNATed to a container (nat OUTPUT) leave through the output hook
+    ("raw", "OUTPUT"): ("output", -300),
+    ("mangle", "OUTPUT"): ("output", -150),
+    ("filter", "OUTPUT"): ("output", 0),
+    ("security", "OUTPUT"): ("output", 50),
 }
 CONTINUE_TARGETS = {"LOG", "NFLOG", "ULOG", "TRACE"}
 VERDICTS = {"ACCEPT": ACCEPT, "DROP": DROP, "REJECT": REJECT, "RETURN": RETURN}

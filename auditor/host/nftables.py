@@ -49,7 +49,7 @@ from auditor.host.fweval import (
 )
 
 FAMILIES = {"ip": frozenset({4}), "ip6": frozenset({6}), "inet": frozenset({4, 6})}
-HOOKS = ("prerouting", "input", "forward")
+HOOKS = ("prerouting", "input", "forward", "output")
 VERDICTS = {"accept": ACCEPT, "drop": DROP, "reject": REJECT, "return": RETURN}
 # Statements that neither decide nor change what later matches see of a first SYN (`mangle` sets
 # marks and fields; a later match on them is not modelled anyway). notrack, set updates and
@@ -435,7 +435,7 @@ def parse_ruleset(data: Any, exclude: Iterable[tuple[str, str]] = ()) -> NftRule
                 out.unsupported.append(f"{label}: priority {prio!r} is not a number")
                 continue
             out.base.append(BaseChain(table, body["name"], hook, prio, FAMILIES[key[0]]))
-        elif key[0] in FAMILIES and hook == "prerouting" and body.get("type") == "nat":
+        elif key[0] in FAMILIES and hook in ("prerouting", "output") and body.get("type") == "nat":
             nat_tables.add(key)
     for body in rules:
         key = (body["family"], body["table"])

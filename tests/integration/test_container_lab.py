@@ -184,7 +184,7 @@ def predictions(info: LabInfo, facts: dict[str, Any]) -> dict[tuple[str, str], t
             assert iif, f"no route to {src} recorded"
             r = reach(asm, scene, dst.version, src, dst, iif)
             assert r.verdict.result != "error", r.verdict.reason
-            listening = r.path == "forward" or any(a == dst or (a.is_unspecified and (a.version == 6 or
+            listening = r.path in ("forward", "output") or any(a == dst or (a.is_unspecified and (a.version == 6 or
                                                                                      a.version == dst.version))
                                                    for a in scene.listen or [])
             decisive = r.verdict.decisive
@@ -228,3 +228,18 @@ def test_lab_selftest_verifies_every_property_and_seeded_defect(variant: str, re
     if variant == "container-weak":
         verified = {r.defect for r in report.results if r.defect}
         assert verified == {d["id"] for d in _defects()}
+
+
+def test_evaluator_agrees_when_docker_user_drops_everything(lab_container_weak: LabInfo) -> None:
+    """A DOCKER-USER that drops every forwarded packet: the namespaces are cut off over IPv4 (FORWARD),
+    the host's own connection to its address is not (nat OUTPUT, then the output hook), IPv6 is
+    unaffected (docker-proxy, INPUT)."""
+    ns = lab_container_weak.ns("registry")
+    subprocess.run(["ip", "netns", "exec", ns, "iptables", "-I", "DOCKER-USER", "1", "-j", "DROP"], check=True)
+    try:
+        real = compare(lab_container_weak)
+    finally:
+        subprocess.run(["ip", "netns", "exec", ns, "iptables", "-D", "DOCKER-USER", "1"], check=True)
+    assert {role: real[(role, "v4")] for role in (*ROLES, "registry")} == {
+        "proxy": False, "ci": False, "runtime": False, "outsider": False, "registry": True}
+    assert real[("ci", "v6")] and not real[("outsider", "v6")]

@@ -88,3 +88,32 @@ def test_docker_user_rules_close_the_dnat_bypass_the_evaluator_finds() -> None:
     after = _judge(fixed)
     assert after["IPv4"].status.value == "pass", after["IPv4"].message
     assert "DOCKER-USER" in json.dumps(after["IPv4"].observed)
+
+
+def test_the_hosts_own_connections_meet_nat_output_not_forward() -> None:
+    """Recorded ruleset of container-weak plus a DOCKER-USER that drops everything: a packet from the
+    host itself to its own address is DNATed in nat OUTPUT and leaves through the output hook (DOCKER-USER
+    never sees it), an outsider's goes through FORWARD and is dropped; to 127.0.0.1 nothing is DNATed
+    (Docker's OUTPUT rule skips 127.0.0.0/8): docker-proxy answers through INPUT."""
+    import ipaddress
+
+    from auditor.checks.firewall import scene_of
+
+    from auditor.host.fweval import assemble, reach
+
+    facts = json.loads((FIXTURES / "firewall" / "docker-lab-weak.host-firewall.json").read_text())
+    text = facts["rulesets"]["iptables"]["text"]
+    facts["rulesets"]["iptables"]["text"] = text.replace("-A DOCKER-USER -j RETURN",
+                                                         "-A DOCKER-USER -j DROP\n-A DOCKER-USER -j RETURN")
+    asm = assemble(facts["rulesets"])
+    scene = scene_of(facts, 5000)
+    host = ipaddress.ip_address("10.0.0.10")
+    own = reach(asm, scene, 4, host, host, "lo")
+    assert (own.path, own.verdict.result) == ("output", "accept")
+    assert own.nat is not None and own.nat.chain == "DOCKER" and "172.30.0.10:5000" in own.dst
+    outsider = reach(asm, scene, 4, ipaddress.ip_address("10.0.99.50"), host, "eth0")
+    assert (outsider.path, outsider.verdict.result) == ("forward", "drop")
+    assert outsider.verdict.decisive is not None and outsider.verdict.decisive.chain == "DOCKER-USER"
+    loop = ipaddress.ip_address("127.0.0.1")
+    lo = reach(asm, scene, 4, loop, loop, "lo")
+    assert (lo.path, lo.verdict.result) == ("input", "accept")
