@@ -50,7 +50,16 @@ def judge_tags(ev: Evidence, judge: Callable[[str, dict[str, Any]], Iterator[Out
         else:
             yield from judge(where, tag)
     if not any_tag:
-        yield skipped("-", "the registry holds no tags")
+        yield skipped("-", empty_reason(ev[CONTENT]))
+
+
+def empty_reason(facts: Mapping[str, Any]) -> str:
+    """Why a walk found no tag: an empty registry is a state (skip), not an error."""
+    if facts.get("empty"):
+        return f"the registry holds no tags yet ({facts['empty']})"
+    if not facts.get("repositories"):
+        return f"the registry holds no repository yet ({facts.get('source', 'walk')}: nothing pushed)"
+    return f"the registry's {facts.get('repositories')} repositories hold no tag"
 
 
 def hosts(ev: Evidence, params: Params) -> list[str]:

@@ -5,7 +5,9 @@ layout): repositories are the directories holding `_manifests`; a tag's digest i
 `_manifests/tags/<tag>/current/link`; manifests and blobs are `blobs/sha256/<2>/<hex>/data`,
 readable only when the repository links them (`_manifests/revisions/...` for manifests,
 `_layers/...` for blobs), as the registry itself serves them. It returns the walker's fact shape
-(`source: "storage"`) and raises ProbeError when the root holds no registry storage. No HTTP.
+(`source: "storage"`). A root that is empty, or holds the layout but no repository yet (a registry
+nothing was pushed to), is an empty registry: no tags, with `empty` saying why. A root that holds
+other files but no registry layout raises ProbeError (a wrong root is not an empty registry). No HTTP.
 """
 
 from __future__ import annotations
@@ -104,9 +106,27 @@ class StorageReader(mf.LayerSizes):
         return self._link(f"{self._repo_dir(repo)}/_manifests/tags/{tag}/current/link")
 
     # -- walk -----------------------------------------------------------------------------
+    def empty_reason(self) -> str | None:
+        """Why the root is an empty registry (never written to, or no repository yet), else None.
+        ProbeError when the root holds other files but no registry layout."""
+        if (self.v2 / "repositories").is_dir():
+            return None
+        if self.v2.is_dir():
+            return f"nothing pushed yet: {self.root} holds {LAYOUT} but no repository"
+        try:
+            entries = sorted(e for e in os.listdir(self.root) if not e.startswith("."))
+        except OSError as exc:
+            raise ProbeError(f"cannot list storage root {self.root}: {exc.strerror}") from None
+        if not entries or entries == ["docker"] and not any((self.root / "docker").iterdir()):
+            return f"nothing pushed yet: storage root {self.root} was never written to"
+        raise ProbeError(f"{self.root} holds no registry storage ({LAYOUT}/repositories is missing; it holds "
+                         f"{', '.join(entries[:5])}): is it the registry's storage root?")
+
     def repositories(self) -> list[str]:
         base = self.v2 / "repositories"
         if not base.is_dir():
+            if self.empty_reason():
+                return []
             raise ProbeError(f"{self.root} holds no registry storage ({LAYOUT}/repositories is missing)")
         found = []
         for current, dirs, _files in os.walk(base):
@@ -141,6 +161,8 @@ class StorageReader(mf.LayerSizes):
             "largest_image": self.largest_image,
             "referrers_api": False,
             "auth_scheme": "none",
+            **({"empty": self.empty_reason() or f"nothing pushed yet: {self.v2}/repositories holds no repository"}
+               if not repos else {}),
             **({"signature_repository": self.signature_repository} if self.signature_repository else {}),
             "stats": {"seconds": round(seconds, 3), "file_reads": self.reads,
                       "reads_per_tag": round(self.reads / len(results), 3) if results else 0.0},
