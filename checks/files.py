@@ -90,7 +90,8 @@ def tls_key(ev: Evidence, params: Params) -> Iterator[Outcome]:
     guide="Basic Authentication (htpasswd -B)",
     rationale="A world-readable htpasswd hands every local user the hashes; MD5 (apr1), SHA-1 and crypt "
     "hashes fall to offline cracking in minutes, and the registry itself accepts only bcrypt.",
-    passes_when="every htpasswd file (Apache AuthUserFile, registry auth.htpasswd.path, or --htpasswd) has "
+    passes_when="every htpasswd file (Apache AuthUserFile, nginx auth_basic_user_file, registry "
+    "auth.htpasswd.path, or --htpasswd) has "
     "no read bit for others and every entry is bcrypt ($2y$, $2a$ or $2b$)",
     remediation="chmod 0640 <file> (group: the web server's); re-create non-bcrypt entries with "
     "`htpasswd -B <file> <user>`.",

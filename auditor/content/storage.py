@@ -117,7 +117,7 @@ class StorageReader(mf.LayerSizes):
             entries = sorted(e for e in os.listdir(self.root) if not e.startswith("."))
         except OSError as exc:
             raise ProbeError(f"cannot list storage root {self.root}: {exc.strerror}") from None
-        if not entries or entries == ["docker"] and not any((self.root / "docker").iterdir()):
+        if not entries or (entries == ["docker"] and not any((self.root / "docker").iterdir())):
             return f"nothing pushed yet: storage root {self.root} was never written to"
         raise ProbeError(f"{self.root} holds no registry storage ({LAYOUT}/repositories is missing; it holds "
                          f"{', '.join(entries[:5])}): is it the registry's storage root?")

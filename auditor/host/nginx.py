@@ -46,7 +46,21 @@ DEFAULTS: dict[str, list[str]] = {
     "proxy_connect_timeout": ["60s"],
     "client_body_timeout": ["60s"],
     "proxy_http_version": ["1.0"],
+    "ssl_ciphers": ["HIGH:!aNULL:!MD5"],
+    "auth_basic": ["off"],
+    "auth_request": ["off"],
+    "satisfy": ["all"],
+    "chunked_transfer_encoding": ["on"],
 }
+# nginx's default ssl_protocols: TLSv1.3 joined and TLSv1/TLSv1.1 left the default in 1.23.4.
+OLD_DEFAULT_PROTOCOLS = ["TLSv1", "TLSv1.1", "TLSv1.2"]
+NEW_DEFAULT_PROTOCOLS = ["TLSv1.2", "TLSv1.3"]
+AUTH_DIRECTIVES = ("auth_basic", "auth_basic_user_file", "auth_request", "satisfy")
+ACCESS_DIRECTIVES = ("allow", "deny")
+# Where the registry's API must be authenticated: the base, the catalog, a manifest, a blob, uploads.
+AUTH_URIS = ("/v2/", "/v2/_catalog", "/v2/library/app/tags/list", "/v2/library/app/manifests/latest",
+             "/v2/library/app/blobs/sha256:0000000000000000000000000000000000000000000000000000000000000000",
+             "/v2/library/app/blobs/uploads/")
 PATH_DIRECTIVES = ("proxy_temp_path", "client_body_temp_path")
 REPORTED = (*DEFAULTS, *PATH_DIRECTIVES, "ssl_protocols", "ssl_ciphers")
 ARRAY_DIRECTIVES = ("proxy_set_header",)
@@ -413,6 +427,16 @@ class Build:
     proxy_temp_path: str = DEBIAN_BUILD["proxy_temp_path"]
     client_body_temp_path: str = DEBIAN_BUILD["client_body_temp_path"]
     source: str = "Debian defaults"
+    version: str | None = None
+
+    def default_protocols(self) -> tuple[list[str], str]:
+        """nginx's ssl_protocols when unset, and how that was decided (Debian bookworm's 1.22 when
+        the version is unknown)."""
+        numbers = tuple(int(x) for x in re.findall(r"\d+", self.version or "")[:3])
+        if numbers and numbers >= (1, 23, 4):
+            return list(NEW_DEFAULT_PROTOCOLS), f"default (nginx {self.version})"
+        shown = f"nginx {self.version}" if numbers else "nginx version unknown: 1.22's"
+        return list(OLD_DEFAULT_PROTOCOLS), f"default ({shown})"
 
     @classmethod
     def from_version_output(cls, text: str) -> Build:
@@ -421,8 +445,10 @@ class Build:
             return match.group(1) if match else default
 
         prefix = arg("prefix", DEBIAN_BUILD["prefix"])
+        version = re.search(r"nginx version: \S+?/(\S+)", text)
         return cls(prefix, arg("http-proxy-temp-path", posixpath.join(prefix, "proxy_temp")),
-                   arg("http-client-body-temp-path", posixpath.join(prefix, "client_body_temp")), "nginx -V")
+                   arg("http-client-body-temp-path", posixpath.join(prefix, "client_body_temp")), "nginx -V",
+                   version.group(1) if version else None)
 
 
 def _server_facts(server: Node, http: Node, registry: dict[str, JSON],
@@ -457,8 +483,91 @@ def _server_facts(server: Node, http: Node, registry: dict[str, JSON],
     facts["ssl_certificate_key"] = [n.args[0] for lvl in levels[:2] for n in lvl[1]
                                     if n.name == "ssl_certificate_key"]
     facts["plaintext_public_listeners"] = [lst["raw"] for lst in listens if not lst["ssl"] and not lst["loopback"]]
+    facts["tls"] = _tls_facts(levels[:2], listens, build)
+    facts["auth_by_uri"] = [_auth_facts(block, http, uri, registry, named) for uri in AUTH_URIS]
+    facts["add_header"] = effective_add_headers(levels)
+    facts["auth_basic_user_files"] = sorted({
+        str(entry["auth_basic_user_file"]["path"]) for entry in facts["auth_by_uri"]
+        if entry["auth_basic_user_file"].get("path") and _on(entry["auth_basic"])})
     facts["all_sample_uris_same_location"] = len({tuple(id(n) for n in c) for c in chains.values()}) == 1
     return facts
+
+
+def _on(entry: dict[str, JSON]) -> bool:
+    """auth_basic/auth_request are on unless `off` (auth_basic's argument is the realm)."""
+    args = entry.get("args")
+    return bool(args) and str(args[0]).lower() != "off"  # type: ignore[index]
+
+
+def _tls_facts(levels: Sequence[tuple[str, Sequence[Node]]], listens: list[dict[str, JSON]],
+               build: Build) -> dict[str, JSON]:
+    """The TLS a server negotiates: ssl listeners, effective ssl_protocols (nginx's default for this
+    version when unset), ssl_ciphers, ssl_conf_command overrides, certificates."""
+    protocols = effective(levels, "ssl_protocols")
+    if protocols["level"] == "default":
+        protocols["args"], protocols["level"] = build.default_protocols()
+    commands = [{"args": n.args, "where": n.where()} for _, nodes in levels for n in nodes
+                if n.name == "ssl_conf_command"]
+    return {"ssl_listeners": [lst["raw"] for lst in listens if lst["ssl"]],
+            "plaintext_listeners": [lst["raw"] for lst in listens if not lst["ssl"]],
+            "ssl_protocols": protocols, "ssl_ciphers": effective(levels, "ssl_ciphers"),
+            "ssl_prefer_server_ciphers": effective(levels, "ssl_prefer_server_ciphers"),
+            "ssl_conf_command": commands}
+
+
+def effective_add_headers(levels: Sequence[tuple[str, Sequence[Node]]]) -> dict[str, JSON]:
+    """add_header as nginx inherits it: only from the innermost level that has any."""
+    for level, nodes in reversed(levels):
+        found = [n for n in nodes if n.name == "add_header"]
+        if found:
+            return {"level": level, "headers": [
+                {"name": n.args[0] if n.args else "", "value": n.args[1] if len(n.args) > 1 else "",
+                 "always": "always" in n.args[2:], "where": n.where()} for n in found]}
+    return {"level": "default", "headers": []}
+
+
+def effective_access(levels: Sequence[tuple[str, Sequence[Node]]]) -> dict[str, JSON]:
+    """allow/deny as nginx inherits them: only from the innermost level that has any."""
+    for level, nodes in reversed(levels):
+        found = [n for n in nodes if n.name in ACCESS_DIRECTIVES]
+        if found:
+            return {"level": level, "rules": [{"directive": n.name, "args": n.args, "where": n.where()}
+                                              for n in found]}
+    return {"level": "default", "rules": []}
+
+
+def _auth_facts(block: Sequence[Node], http: Node, uri: str, registry: dict[str, JSON],
+                named: dict[str, list[str]]) -> dict[str, JSON]:
+    """How nginx authenticates a request for `uri` in this server: the location chosen, what
+    handles it (proxy_pass to the registry, return, or static files), and the effective
+    auth_basic, auth_basic_user_file, auth_request, satisfy and allow/deny rules."""
+    chain = select_location(block, uri)
+    levels: list[tuple[str, Sequence[Node]]] = [("http", http.block or []), ("server", block)]
+    levels += [("location", loc.block or []) for loc in chain]
+    inner = chain[-1].block or [] if chain else []
+    proxy = _last(inner, "proxy_pass") if chain else None
+    url = proxy.args[0] if proxy is not None and proxy.args else None
+    targets = proxy_targets(url, named)[0] if url else []
+    returned = _last(inner, "return") if chain else None
+    if returned is None:
+        returned = _last(block, "return")
+    entry: dict[str, JSON] = {
+        "uri": uri,
+        "location": {"match": " ".join(chain[-1].args), "where": chain[-1].where()} if chain else None,
+        "proxy_pass": url,
+        "to_registry": any(address_is_registry(t, registry) for t in targets),
+        "return": {"args": returned.args, "where": returned.where()} if returned is not None else None,
+        "access": effective_access(levels),
+        "limit_except": [{"methods": n.args, "where": n.where(),
+                          "directives": sorted({c.name for c in n.block or []})}
+                         for n in inner if n.name == "limit_except"],
+    }
+    for name in AUTH_DIRECTIVES:
+        entry[name] = effective(levels, name)
+    user_file = entry["auth_basic_user_file"]
+    if user_file.get("args"):
+        user_file["path"] = str(user_file["args"][0])
+    return entry
 
 
 def registry_facts(tree: Tree, registry: dict[str, JSON], build: Build, prefix: str | None = None) -> dict[str, JSON]:
@@ -482,9 +591,13 @@ def registry_facts(tree: Tree, registry: dict[str, JSON], build: Build, prefix: 
             compiled = build.proxy_temp_path if name == "proxy_temp_path" else build.client_body_temp_path
             temp[name] = absolute_path(value["args"], prefix) if value["args"] else compiled
     all_temp = sorted({str(s["directives"][n]["path"]) for s in serving for n in PATH_DIRECTIVES})
+    maps = [{"source": n.args[0], "variable": n.args[1], "where": n.where(),
+             "entries": [[c.name, *c.args] for c in n.block or []]}
+            for n in http.children("map") if len(n.args) >= 2]
     return {
         "http_block": True,
         "upstreams": named,
+        "maps": maps,
         "registry_servers": serving,
         "other_servers": others,
         "proxy_temp_path": temp["proxy_temp_path"],

@@ -55,7 +55,8 @@ def key_paths(src: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def htpasswd_paths(src: dict[str, Any]) -> list[tuple[str, str]]:
-    """(path, where it was named) of every htpasswd file: Apache AuthUserFile, registry auth.htpasswd."""
+    """(path, where it was named) of every htpasswd file: Apache AuthUserFile, nginx
+    auth_basic_user_file (of every server proxying the registry), registry auth.htpasswd.path."""
     out: list[tuple[str, str]] = []
     apache = src.get("config.apache") or {}
     seen = set()
@@ -65,6 +66,11 @@ def htpasswd_paths(src: dict[str, Any]) -> list[tuple[str, str]]:
             seen.add(value)
             out.append((_resolve(str(value).strip('"'), apache.get("server_root")),
                         f"Apache AuthUserFile ({(access.get('auth_user_file') or {}).get('where')})"))
+    nginx = src.get("config.nginx") or {}
+    for server in nginx.get("registry_servers") or []:
+        for path in server.get("auth_basic_user_files") or []:
+            out.append((_resolve(str(path), os.path.dirname(str(nginx.get("path") or "/"))),
+                        f"nginx auth_basic_user_file ({server.get('where')})"))
     registry = src.get("config.registry") or {}
     auth = (registry.get("config") or {}).get("auth") or {}
     htpasswd = auth.get("htpasswd") if isinstance(auth, dict) else None

@@ -194,6 +194,7 @@ async def config_nginx(ctx: ProbeContext) -> JSON:
         tree = nginx.load_from_disk(path)
     registry = await registry_address(ctx)
     facts = nginx.registry_facts(tree, registry, build, prefix)
+    await _nginx_tls_and_auth(facts, os.path.dirname(path))
     return {
         "path": path,
         "source": source,
@@ -202,12 +203,39 @@ async def config_nginx(ctx: ProbeContext) -> JSON:
         "running": running,
         "pid": found.get("pid") if found else None,
         "prefix": prefix,
-        "build": {"source": build.source, "proxy_temp_path": build.proxy_temp_path,
+        "build": {"source": build.source, "version": build.version, "proxy_temp_path": build.proxy_temp_path,
                   "client_body_temp_path": build.client_body_temp_path},
         "registry_address": registry,
         "files": [file_facts(f) for f in tree.files],
         **facts,
     }
+
+
+async def _nginx_tls_and_auth(facts: dict[str, Any], conf_prefix: str) -> None:
+    """Add to each registry server the expansion of its ssl_ciphers (servers with an ssl listener)
+    and the facts of its password files (relative paths are from the config's directory, as nginx
+    resolves them); `auth_user_files` lists those facts for the whole config."""
+    expansions: dict[str, JSON] = {}
+    files: dict[str, JSON] = {}
+    for server in facts.get("registry_servers") or []:
+        tls = server.get("tls") or {}
+        if tls.get("ssl_listeners"):
+            text = " ".join(tls["ssl_ciphers"].get("args") or [])
+            if text not in expansions:
+                expansions[text] = await _cipher_expansion(text)
+            tls["cipher_expansion"] = expansions[text]
+        resolved = []
+        for entry in server.get("auth_by_uri") or []:
+            user_file = entry.get("auth_basic_user_file") or {}
+            if user_file.get("path"):
+                user_file["path"] = os.path.normpath(os.path.join(conf_prefix, str(user_file["path"])))
+        for raw in server.get("auth_basic_user_files") or []:
+            path = os.path.normpath(os.path.join(conf_prefix, str(raw)))
+            resolved.append(path)
+            if path not in files:
+                files[path] = {**file_facts(path), "named_by": f"auth_basic_user_file ({server.get('where')})"}
+        server["auth_basic_user_files"] = resolved
+    facts["auth_user_files"] = list(files.values())
 
 
 # ---- Apache --------------------------------------------------------------------------------------
