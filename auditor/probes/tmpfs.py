@@ -8,7 +8,7 @@ import os
 import posixpath
 from typing import Any
 
-from auditor.errors import ProbeError
+from auditor.errors import NotApplicable, ProbeError
 from auditor.host import mounts, procfs
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
@@ -91,10 +91,26 @@ def _read(path: str) -> str | None:
         return None
 
 
+async def _no_nginx_reason(ctx: ProbeContext, why: str) -> str:
+    """What applies when no nginx buffers requests: the tmpfs is for nginx's temp files only."""
+    try:
+        apache = await ctx.evidence("config.apache")
+    except (NotApplicable, ProbeError):
+        apache = None
+    if isinstance(apache, dict) and apache.get("vhost"):
+        return (f"no nginx buffers requests on this host ({why}): the guide's tmpfs holds nginx's temp paths, and "
+                f"Apache ({apache.get('path')}) proxies with mod_proxy, which streams request and response bodies "
+                "without temp files; its request-body limit and proxy timeout are judged by proxy.apache-proxy")
+    return f"no nginx buffers requests on this host ({why}): the guide's tmpfs holds nginx's temp paths only"
+
+
 @probe("host.tmpfs", timeout=20.0)
 async def host_tmpfs(ctx: ProbeContext) -> JSON:
     """nginx's temp paths: the mount each lives on (fstype, flags, size) and its fstab entries."""
-    nginx_facts = await ctx.evidence("config.nginx")
+    try:
+        nginx_facts = await ctx.evidence("config.nginx")
+    except NotApplicable as exc:
+        raise NotApplicable(await _no_nginx_reason(ctx, str(exc))) from None
     try:
         discovered = await ctx.evidence("host.discovery")
     except Exception:  # the pid in config.nginx usually suffices

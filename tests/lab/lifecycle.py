@@ -118,6 +118,7 @@ def is_up(name: str) -> bool:
 def up(name: str, content: bool = True, recreate: bool = False) -> LabInfo:
     """Bring variant `name` up (see module contract)."""
     v = get(name)
+    content = content and v.populate
     with _lock(name):
         p = Paths.for_variant(name)
         if not recreate and is_up(name):
@@ -162,7 +163,7 @@ def _up_locked(v: Variant, p: Paths, content: bool) -> LabInfo:
     state["namespaces"] = netns.create(v)
     save(p.state, state)
     timings["netns"] = round(time.monotonic() - t0, 2)
-    if not v.containers:
+    if not v.containers and v.has_nginx:
         _mount_tmpfs(v, p, state)
     if v.firewall:
         _apply_firewall(v, state)
@@ -219,12 +220,13 @@ def _initial_state(v: Variant, p: Paths) -> dict[str, Any]:
             "pids": [],
             "log": str(p.registry_log(0)),
         },
-        "nginx": {
+        "proxies": v.proxies,
+        "nginx": None if not v.has_nginx else {
             "config": str(p.nginx_conf), "pid": None, "pid_file": str(p.nginx_pid),
-            "listen": NGINX_LISTEN, "proxy_temp_path": str(p.proxy_temp),
-            "client_body_temp_path": str(p.client_body_temp),
+            "listen": NGINX_LISTEN if v.has_apache else ["0.0.0.0:443", "[::]:443", "0.0.0.0:80", "[::]:80"],
+            "proxy_temp_path": str(p.proxy_temp), "client_body_temp_path": str(p.client_body_temp),
         },
-        "apache": {
+        "apache": None if not v.has_apache else {
             "config": str(p.apache_conf), "server_root": str(p.apache), "pid": None,
             "pid_file": str(p.apache_pid), "listen": ["0.0.0.0:443", "[::]:443", "0.0.0.0:80", "[::]:80"],
             "env": render.apache_env(p),
@@ -241,7 +243,8 @@ def _initial_state(v: Variant, p: Paths) -> dict[str, Any]:
             "realm": render.token_realm(), "service": HOSTNAME, "host": AUTH_HOSTNAME, "port": TOKEN_PORT,
             "listen": f"[::]:{TOKEN_PORT}", "pid": None, "log": str(p.logs / "token-service.log"),
         },
-        "tmpfs": {"mountpoint": str(p.tmpfs), "size": v.tmpfs_size, "options": render.tmpfs_options(v)},
+        "tmpfs": None if not v.has_nginx else {"mountpoint": str(p.tmpfs), "size": v.tmpfs_size,
+                                               "options": render.tmpfs_options(v)},
         "fstab": str(p.fstab),
         "scan_dir": str(p.scans),
         "cosign": {
@@ -295,13 +298,12 @@ def _prepare_files(v: Variant, p: Paths, state: dict[str, Any]) -> None:
     for i, addr in enumerate(v.registry_addrs):
         _write_config(p.registry_conf(i), render.registry_config(v, p, addr, debug=(i == 0),
                                                                  token=state["token"]))
-    upstream = v.registry_addrs[0]
-    if upstream.startswith(":"):
-        upstream = "127.0.0.1" + upstream
-    _write_config(p.nginx_conf, render.nginx_config(v, p, upstream))
-    _write_config(p.apache_conf, render.apache_config(v, p))
+    if v.has_nginx:
+        _write_config(p.nginx_conf, render.nginx_config(v, p, render.registry_upstream(v)))
+    if v.has_apache:
+        _write_config(p.apache_conf, render.apache_config(v, p))
     _write_config(p.fstab, "# regaudit lab fstab (the auditor's --fstab option reads it)\n"
-                  + render.fstab_line(v, p))
+                  + (render.fstab_line(v, p) if v.has_nginx else ""))
     if v.stale_uploads:
         state["stale_uploads"] = [_stale_upload(p)]
 
@@ -412,18 +414,30 @@ def _start_stack(v: Variant, p: Paths, state: dict[str, Any]) -> None:
                  rec=state["processes"][i])
     wait_tcp(ns, "127.0.0.1", 5001, what="registry debug server")
 
-    # nginx in the foreground (-g 'daemon off;'): the PID spawned is the master's own
-    pid = procs.spawn(ns, render.nginx_argv(p), p.logs / "nginx-start.log")
-    _record(p, state, "nginx", pid, ns, str(p.nginx_conf))
-    state["nginx"]["pid"] = pid
-    state["nginx"]["argv"] = render.nginx_argv(p)
-    wait_tcp(ns, "127.0.0.1", 8080, what="nginx", rec=state["processes"][-1])
+    if v.has_nginx:
+        # nginx in the foreground (-g 'daemon off;'): the PID spawned is the master's own
+        pid = procs.spawn(ns, render.nginx_argv(p), p.logs / "nginx-start.log")
+        _record(p, state, "nginx", pid, ns, str(p.nginx_conf))
+        state["nginx"]["pid"] = pid
+        state["nginx"]["argv"] = render.nginx_argv(p)
+        save(p.state, state)
+        if v.has_apache:
+            wait_tcp(ns, "127.0.0.1", 8080, what="nginx", rec=state["processes"][-1])
+        else:
+            wait_tcp(ns, "127.0.0.1", 443, what="nginx", rec=state["processes"][-1])
+            wait_tcp(ns, "::1", 443, what="nginx (IPv6)", rec=state["processes"][-1])
+    if v.has_apache:
+        _start_apache(v, p, state)
 
+
+def _start_apache(v: Variant, p: Paths, state: dict[str, Any]) -> None:
+    ns = v.ns("registry")
     pid = procs.run_daemon(ns, render.apache_argv(p), p.apache_pid,
                            p.logs / "apache-start.log", env=render.apache_env(p))
     state["apache"]["argv"] = render.apache_argv(p)
     _record(p, state, "apache", pid, ns, str(p.apache_conf))
     state["apache"]["pid"] = pid
+    save(p.state, state)
     wait_tcp(ns, "127.0.0.1", 443, what="apache")
     wait_tcp(ns, "::1", 443, what="apache (IPv6)")
 

@@ -74,8 +74,99 @@ def registry_config(v: Variant, p: Paths, addr: str, debug: bool, token: dict[st
     return "\n".join(lines) + "\n"
 
 
+def nginx_edge_config(v: Variant, p: Paths, upstream: str) -> str:
+    """nginx.conf for nginx alone (the registry's documentation recipe): TLS on 443 (v4 and v6) with
+    auth_basic and a bcrypt user file, the Docker-Distribution-Api-Version mapping, chunked
+    transfer encoding, the guide's body size, buffers and timeouts, temp paths on the tmpfs; :80
+    only redirects."""
+    t = v.nginx_timeout
+    hole = "\n            satisfy any;\n            allow all;" if v.nginx_auth_hole else ""
+    header = ("\n            add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;"
+              if v.nginx_api_version_header else "")
+    return f"""\
+# regaudit lab ({v.name}): nginx alone terminates TLS (the registry's documentation recipe)
+user www-data;
+worker_processes 1;
+pid {p.nginx_pid};
+error_log {p.nginx / 'error.log'} warn;
+
+events {{
+    worker_connections 256;
+}}
+
+http {{
+    default_type application/octet-stream;
+    access_log {p.nginx / 'access.log'};
+    server_tokens off;
+    fastcgi_temp_path {p.nginx / 'tmp' / 'fastcgi'};
+    uwsgi_temp_path {p.nginx / 'tmp' / 'uwsgi'};
+    scgi_temp_path {p.nginx / 'tmp' / 'scgi'};
+
+    upstream docker-registry {{
+        server {upstream};
+    }}
+
+    map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {{
+        '' 'registry/2.0';
+    }}
+
+    server {{
+        listen 0.0.0.0:80;
+        listen [::]:80;
+        server_name {HOSTNAME};
+        return 301 https://$host$request_uri;
+    }}
+
+    server {{
+        listen 0.0.0.0:443 ssl;
+        listen [::]:443 ssl;
+        server_name {HOSTNAME};
+
+        ssl_certificate     {p.pki / 'server-rsa.pem'};
+        ssl_certificate_key {p.pki / 'server-rsa.key'};
+        ssl_certificate     {p.pki / 'server-ecdsa.pem'};
+        ssl_certificate_key {p.pki / 'server-ecdsa.key'};
+        ssl_protocols {v.nginx_protocols};
+        ssl_ciphers {v.ssl_ciphers};
+        ssl_prefer_server_ciphers on;
+        ssl_session_cache shared:SSL:1m;
+
+        client_max_body_size {v.nginx_body};
+        client_body_temp_path {p.client_body_temp};
+        chunked_transfer_encoding on;
+
+        proxy_buffering on;
+        proxy_buffer_size 32k;
+        proxy_buffers 16 64k;
+        proxy_busy_buffers_size 128k;
+
+        proxy_temp_path {p.proxy_temp};
+        proxy_max_temp_file_size 4096m;
+
+        proxy_read_timeout {t};
+        proxy_send_timeout {t};
+        proxy_connect_timeout 60s;
+
+        location /v2/ {{
+            auth_basic "Registry realm";
+            auth_basic_user_file {p.htpasswd};{hole}{header}
+
+            proxy_pass http://docker-registry;
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+}}
+"""
+
+
 def nginx_config(v: Variant, p: Paths, upstream: str) -> str:
-    """nginx.conf: the guide's server block on loopback (ERRATA 3), temp paths on the tmpfs (ERRATA 4)."""
+    """nginx.conf: the guide's server block on loopback (ERRATA 3), temp paths on the tmpfs (ERRATA 4);
+    for nginx alone, `nginx_edge_config`."""
+    if v.proxies == "nginx":
+        return nginx_edge_config(v, p, upstream)
     t = v.nginx_timeout
     return f"""\
 user www-data;
@@ -166,7 +257,10 @@ def apache_config(v: Variant, p: Paths) -> str:
     </Location>"""
     else:  # token: the registry itself challenges with Bearer
         auth = ""
-    nginx = f"http://{NGINX_LISTEN}/"
+    # Apache alone (the guide's main path) proxies straight to the registry on loopback.
+    nginx = f"http://{NGINX_LISTEN}/" if v.has_nginx else f"http://{registry_upstream(v)}/"
+    limit = f"LimitRequestBody {v.apache_limit_request_body}" if v.apache_limit_request_body is not None else \
+        "# LimitRequestBody unset"
     return f"""\
 # regaudit lab ({v.name}): started as `apache2 -d {p.apache} -f {p.apache_conf} -D {APACHE_DEFINE}`
 <IfDefine !{APACHE_DEFINE}>
@@ -223,15 +317,21 @@ Listen [::]:443
     # Registry requires these headers
     RequestHeader set X-Forwarded-Proto "https"
 
-    # Proxy to the inner nginx (loopback), which proxies to the registry
+    # Proxy to the inner nginx (loopback), or to the registry itself when Apache is alone
     ProxyPass        / {nginx} nocanon
     ProxyPassReverse / {nginx}
 
-    ProxyTimeout 900
-    LimitRequestBody 0
+    ProxyTimeout {v.apache_proxy_timeout}
+    {limit}
 {auth}
 </VirtualHost>
 """
+
+
+def registry_upstream(v: Variant) -> str:
+    """host:port a proxy reaches the registry at (":5000" binds every address: use loopback)."""
+    upstream = v.registry_addrs[0]
+    return "127.0.0.1" + upstream if upstream.startswith(":") else upstream
 
 
 def apache_env(p: Paths) -> dict[str, str]:

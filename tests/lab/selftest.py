@@ -111,10 +111,15 @@ def _reach(info: LabInfo, subject: str | None = None) -> Verdict:
 
 @verifier("processes")
 def _processes(info: LabInfo, subject: str | None = None) -> Verdict:
-    expect = {"registry": ["docker-registry", "serve", info["registry"]["config"]],
-              "nginx": ["nginx", "-c", info["nginx"]["config"]],
-              "apache": ["apache2", "-d", info["apache"]["server_root"], "-f", info["apache"]["config"]]}
+    expect = {"registry": ["docker-registry", "serve", info["registry"]["config"]]}
+    if info.raw.get("nginx"):
+        expect["nginx"] = ["nginx", "-c", info["nginx"]["config"]]
+    if info.raw.get("apache"):
+        expect["apache"] = ["apache2", "-d", info["apache"]["server_root"], "-f", info["apache"]["config"]]
     recs = {r["name"]: r for r in info["processes"]}
+    extra = sorted(set(recs) - set(expect) - {"token-service"})
+    if extra:
+        return False, f"processes this variant does not deploy are running: {extra}"
     for name, words in expect.items():
         rec = recs.get(name)
         if rec is None or not alive(rec):
@@ -122,7 +127,7 @@ def _processes(info: LabInfo, subject: str | None = None) -> Verdict:
         cl = cmdline(int(rec["pid"]))
         if not all(w in cl.split() for w in words):
             return False, f"{name} cmdline {cl!r} lacks {words}"
-    return True, "registry, nginx, apache running with their config on the command line"
+    return True, f"{', '.join(expect)} running with their config on the command line"
 
 
 @verifier("registry-health")
@@ -158,6 +163,67 @@ def _reg_routable(info: LabInfo, subject: str | None = None) -> Verdict:
 @verifier("nginx-listen-loopback")
 def _nginx_lo(info: LabInfo, subject: str | None = None) -> Verdict:
     return _listen_check(info, "nginx", {"127.0.0.1:8080"})
+
+
+@verifier("nginx-listen-edge")
+def _nginx_edge(info: LabInfo, subject: str | None = None) -> Verdict:
+    got = probes.listen_addrs(info, "nginx")
+    want_any = [{"*:443", "*:80"}, {"0.0.0.0:443", "[::]:443", "0.0.0.0:80", "[::]:80"}]
+    return got in want_any, f"nginx listens on {sorted(got)}"
+
+
+@verifier("no-apache")
+def _no_apache(info: LabInfo, subject: str | None = None) -> Verdict:
+    got = probes.listen_addrs(info, "apache2")
+    return not got and not info.raw.get("apache"), f"apache2 listens on {sorted(got) or 'nothing'}"
+
+
+@verifier("no-nginx")
+def _no_nginx(info: LabInfo, subject: str | None = None) -> Verdict:
+    got = probes.listen_addrs(info, "nginx")
+    return not got and not info.raw.get("nginx"), f"nginx listens on {sorted(got) or 'nothing'}"
+
+
+@verifier("apache-proxies-registry")
+def _apache_direct(info: LabInfo, subject: str | None = None) -> Verdict:
+    text = Path(info["apache"]["config"]).read_text()
+    lines = [ln.split() for ln in text.splitlines() if ln.strip().startswith("ProxyPass ")]
+    ok = any(len(ln) >= 3 and ln[2] == "http://127.0.0.1:5000/" and "nocanon" in ln for ln in lines)
+    return ok, f"ProxyPass lines: {[' '.join(ln) for ln in lines]}"
+
+
+@verifier("apache-proxy-limits-weak")
+def _apache_limits_weak(info: LabInfo, subject: str | None = None) -> Verdict:
+    text = Path(info["apache"]["config"]).read_text()
+    words = [ln.split() for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+    limit = [w for w in words if w[0] == "LimitRequestBody"]
+    timeout = [w[1] for w in words if w[0] == "ProxyTimeout" and len(w) > 1]
+    return not limit and timeout == ["60"], f"LimitRequestBody {limit or 'unset'}; ProxyTimeout {timeout}"
+
+
+@verifier("nginx-recipe-header")
+def _api_version(info: LabInfo, subject: str | None = None) -> Verdict:
+    r = _anon(info)
+    got = r.headers.get("docker-distribution-api-version", "")
+    return r.status == 401 and got == "registry/2.0", f"anonymous /v2/ -> {r.status}, API version header {got!r}"
+
+
+@verifier("nginx-recipe-header-absent")
+def _api_version_absent(info: LabInfo, subject: str | None = None) -> Verdict:
+    d = probes.nginx_directives(info["nginx"]["config"])
+    added = [a for a in d.get("add_header", []) if a and a[0].lower().strip("'\"") == "docker-distribution-api-version"]
+    return not added, f"add_header Docker-Distribution-Api-Version: {added or 'none'}"
+
+
+@verifier("nginx-satisfy-any-hole")
+def _satisfy_any(info: LabInfo, subject: str | None = None) -> Verdict:
+    d = probes.nginx_directives(info["nginx"]["config"])
+    r = _anon(info)
+    c = probes.curl(info, "outsider", f"{info.url}/v2/_catalog")
+    ok = ["any"] in d.get("satisfy", []) and ["all"] in d.get("allow", []) and ["Registry realm"] in \
+        d.get("auth_basic", []) and r.status == 200 and c.status == 200
+    return ok, f"satisfy {d.get('satisfy')}, allow {d.get('allow')}; anonymous /v2/ -> {r.status}, " \
+        f"/v2/_catalog -> {c.status}"
 
 
 @verifier("apache-listen")
@@ -465,6 +531,12 @@ def _ht_ok(info: LabInfo, subject: str | None = None) -> Verdict:
     return ok, f"mode {oct(mode)}; hashes {[h[:4] for h in entries.values()]}"
 
 
+@verifier("htpasswd-world-readable")
+def _ht_world(info: LabInfo, subject: str | None = None) -> Verdict:
+    mode, entries = _htpasswd(info, subject)
+    return bool(mode & 0o004) and bool(entries), f"mode {oct(mode)}; {len(entries)} entries"
+
+
 @verifier("htpasswd-weak")
 def _ht_weak(info: LabInfo, subject: str | None = None) -> Verdict:
     mode, entries = _htpasswd(info, subject)
@@ -583,6 +655,16 @@ def _content(info: LabInfo, subject: str | None = None) -> Verdict:
     return bool(repos), f"_catalog -> {r.status}: {len(repos)} repositories"
 
 
+@verifier("registry-empty")
+def _registry_empty(info: LabInfo, subject: str | None = None) -> Verdict:
+    r = _api(info, "/v2/_catalog")
+    repos = json.loads(r.body).get("repositories") if r.status == 200 else None
+    storage = Path(info["registry"]["storage_root"])
+    written = sorted(str(p.relative_to(storage)) for p in storage.rglob("*"))[:5]
+    return r.status == 200 and repos == [] and not info["content"].get("populated"), \
+        f"_catalog -> {r.status} {repos}; storage root holds {written or 'nothing'}"
+
+
 @verifier("content-verify")
 def _content_verify(info: LabInfo, subject: str | None = None) -> Verdict:
     """The content engineer's independent re-check of every tag (`lab.content verify`)."""
@@ -597,6 +679,10 @@ COMMON = ["topology", "hosts-resolve", "reach-443", "processes", "registry-healt
 GUIDE = ["tls-chain-valid", "tls-legacy-refused", "tls-only-guide-ciphers", "tmpfs-hardened", "tls-keys-0600",
          "firewall-rules", "registry-config-guide", "nginx-config-guide", "no-stale-uploads",
          "nosniff-present"]
+NGINX_ONLY = ["topology", "hosts-resolve", "reach-443", "processes", "registry-health", "nginx-listen-edge",
+              "no-apache", "http-redirects", "tls-rsa-and-ecdsa", "tls13-offered", "fstab-matches"]
+APACHE_ONLY = ["topology", "hosts-resolve", "reach-443", "processes", "registry-health", "apache-listen", "no-nginx",
+               "apache-proxies-registry", "http-redirects", "tls-rsa-and-ecdsa", "tls13-offered"]
 PROPERTIES: dict[str, list[str]] = {
     "hardened": [*COMMON, *GUIDE, "registry-listen-loopback", "registry-port-closed-outside",
                  "auth-basic-required", "htpasswd-bcrypt-private"],
@@ -606,6 +692,19 @@ PROPERTIES: dict[str, list[str]] = {
                  "htpasswd-bcrypt-private"],
     # weak: the properties that still hold, plus one verifier per seeded defect (defects/weak.yaml)
     "weak": [*COMMON],
+    # issue 18: nginx alone, Apache alone (hardened and weak), and an empty registry
+    "nginx": [*NGINX_ONLY, *GUIDE, "registry-listen-loopback", "registry-port-closed-outside",
+              "auth-basic-required", "htpasswd-bcrypt-private", "nginx-recipe-header"],
+    "nginx-weak": [*NGINX_ONLY, "tmpfs-hardened", "firewall-rules", "registry-config-guide", "nginx-config-guide",
+                   "no-stale-uploads", "nosniff-present", "tls-chain-valid", "registry-listen-loopback",
+                   "registry-port-closed-outside"],
+    "apache": [*APACHE_ONLY, *[g for g in GUIDE if g not in ("tmpfs-hardened", "nginx-config-guide")],
+               "registry-listen-loopback", "registry-port-closed-outside", "auth-basic-required",
+               "htpasswd-bcrypt-private"],
+    "apache-weak": [*APACHE_ONLY, "firewall-rules", "registry-config-guide", "no-stale-uploads", "nosniff-present",
+                    "tls-chain-valid", "registry-listen-loopback", "registry-port-closed-outside"],
+    "empty": [*COMMON, *GUIDE, "registry-listen-loopback", "registry-port-closed-outside",
+              "auth-basic-required", "htpasswd-bcrypt-private", "registry-empty"],
 }
 
 

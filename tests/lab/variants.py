@@ -38,6 +38,9 @@ WEAK_CIPHERS = (
     "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:AES128-SHA:@SECLEVEL=0"
 )
 WEAK_PROTOCOLS = "all"
+# nginx spells protocols as a list (no +/-): the guide's pair, and the issue's weak list.
+NGINX_PROTOCOLS = "TLSv1.2 TLSv1.3"
+NGINX_WEAK_PROTOCOLS = "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,23 @@ class Variant:
     htpasswd_mode: int = 0o640
     legacy_htpasswd_entry: bool = False
     containers: str | None = None  # "hardened" | "weak": registry and nginx in containers (tests/lab/containers.py)
+    # Proxy shape: both (Apache TLS -> nginx -> registry, the lab's default), nginx (the registry's
+    # documentation recipe: nginx terminates TLS with auth_basic) or apache (the guide's main path).
+    proxies: str = "both"
+    nginx_protocols: str = NGINX_PROTOCOLS
+    nginx_auth_hole: bool = False  # `satisfy any; allow all;` in location /v2/
+    nginx_api_version_header: bool = True  # the recipe's map + add_header ... always
+    apache_limit_request_body: str | None = "0"  # None: unset (httpd's 1 GiB default)
+    apache_proxy_timeout: str = "900"
+    populate: bool = True  # False: a freshly deployed registry with nothing pushed
+
+    @property
+    def has_nginx(self) -> bool:
+        return self.proxies in ("both", "nginx")
+
+    @property
+    def has_apache(self) -> bool:
+        return self.proxies in ("both", "apache")
 
     def ns(self, role: str) -> str:
         """Namespace name for a role (or 'switch')."""
@@ -109,6 +129,35 @@ VARIANTS: dict[str, Variant] = {
                                   containers="hardened"),
     "container-weak": Variant(name="container-weak", prefix="rgk-", content_profile="hardened",
                               containers="weak", registry_addrs=(":5000",)),
+    # Issue 18: every proxy shape the guide allows, and a fresh empty registry.
+    "nginx": Variant(name="nginx", prefix="rgn-", content_profile="hardened", proxies="nginx"),
+    "nginx-weak": Variant(
+        name="nginx-weak",
+        prefix="rgm-",
+        content_profile="hardened",
+        proxies="nginx",
+        nginx_protocols=NGINX_WEAK_PROTOCOLS,
+        ssl_ciphers=WEAK_CIPHERS,
+        key_mode=0o644,
+        htpasswd_mode=0o644,
+        nginx_auth_hole=True,
+        nginx_api_version_header=False,
+    ),
+    "apache": Variant(name="apache", prefix="rga-", content_profile="hardened", proxies="apache"),
+    "apache-weak": Variant(
+        name="apache-weak",
+        prefix="rgb-",
+        content_profile="hardened",
+        proxies="apache",
+        auth="open",
+        ssl_protocols=WEAK_PROTOCOLS,
+        ssl_ciphers=WEAK_CIPHERS,
+        key_mode=0o644,
+        htpasswd_mode=0o644,
+        apache_limit_request_body=None,
+        apache_proxy_timeout="60",
+    ),
+    "empty": Variant(name="empty", prefix="rge-", content_profile="hardened", populate=False),
 }
 
 
