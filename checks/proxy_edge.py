@@ -296,8 +296,9 @@ def _api_version_header(server: Mapping[str, Any], maps: list[Mapping[str, Any]]
             f" (the add_header list in effect is the one at the {level} level: nginx inherits add_header only " \
             "when a level has none)"
         location = server.get("location") or {}
-        return (f"no `add_header Docker-Distribution-Api-Version ... always` in the server block ({server.get('where')}) "
-                f"or its location {location.get('match')} ({location.get('where')}){note}"), observed
+        problem = (f"no `add_header Docker-Distribution-Api-Version ... always` in the server block "
+                   f"({server.get('where')}) or its location {location.get('match')} ({location.get('where')}){note}")
+        return problem, observed
     header = found[-1]
     value = str(header.get("value") or "")
     if not header.get("always"):
