@@ -215,6 +215,8 @@ def generate(site: Site, plan: Plan) -> None:
     vhost = facts.get("vhost") or {}
     where = split_where(vhost.get("where"))
     if where is None:
+        if not facts:
+            return  # no Apache on this host: the nginx generator owns TLS and auth, or says why not
         if claimed_config or claimed_wire:
             plan.notes.append(f"{NAME}: no Apache vhost for the registry was found: nothing generated")
         if anonymous:

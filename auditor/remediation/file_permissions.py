@@ -75,7 +75,8 @@ def _htpasswd(site: Site, plan: Plan, facts: dict[str, Any], seen: set[str]) -> 
         if (mode is not None or new_gid is not None) and path not in seen:
             seen.add(path)
             plan.files.append(FileChange(path=path, generator=NAME, checks=("files.htpasswd",), mode=mode,
-                                         gid=new_gid, note="htpasswd: not world-readable, readable by Apache's group"))
+                                         gid=new_gid,
+                                         note="htpasswd: not world-readable, readable by the web server's group"))
         weak = [e for e in item.get("entries") or [] if e.get("scheme") != "bcrypt"]
         if weak:
             weak_entries = True

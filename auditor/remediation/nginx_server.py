@@ -21,7 +21,14 @@ from .render import render
 from .site import Site, read_live, split_where
 
 NAME = "nginx-server"
-CHECKS = ("proxy.nginx-body", "proxy.nginx-buffers", "proxy.nginx-timeouts", "proxy.forwarded-headers")
+CHECKS = ("proxy.nginx-body", "proxy.nginx-buffers", "proxy.nginx-timeouts", "proxy.forwarded-headers",
+          "proxy.nginx-tls", "proxy.nginx-auth", "proxy.nginx-recipe")
+TLS = ("ssl_protocols", "ssl_ciphers", "ssl_prefer_server_ciphers")
+API_VERSION_MAP = ("map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {",
+                   "    '' 'registry/2.0';", "}")
+API_VERSION_HEADER = "add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;"
+EDGE_CHECKS = ("proxy.nginx-tls", "proxy.nginx-auth", "proxy.nginx-recipe")
+WIRE_CHECKS = ("tls.protocols", "tls.ciphers", "tls.tls13")
 MANAGED = {
     "client_max_body_size", "client_body_temp_path", "proxy_buffering", "proxy_buffer_size", "proxy_buffers",
     "proxy_busy_buffers_size", "proxy_temp_path", "proxy_max_temp_file_size", "proxy_read_timeout",
@@ -114,9 +121,45 @@ def _find_server(parsed: list[dict[str, Any]], line: int) -> dict[str, Any] | No
     return best
 
 
+def _is_hole(d: dict[str, Any]) -> bool:
+    """`satisfy any`, `allow all` or `auth_basic off`: what lets a request past nginx's auth."""
+    args = [a.lower() for a in d.get("args") or []]
+    return ((d["directive"] == "satisfy" and args == ["any"]) or (d["directive"] == "allow" and args == ["all"])
+            or (d["directive"] == "auth_basic" and args == ["off"]))
+
+
+def _without_holes(d: dict[str, Any]) -> dict[str, Any]:
+    """A location block with the auth holes removed (nested blocks too)."""
+    out = dict(d)
+    if "block" in d:
+        out["block"] = [_without_holes(c) for c in d["block"] if not _is_hole(c)]
+    return out
+
+
+def _dropped(d: dict[str, Any], fix_tls: bool, fix_auth: bool, fix_recipe: bool) -> bool:
+    """Server-level directives the generator replaces for the checks it fixes."""
+    return ((fix_tls and d["directive"] in TLS) or (fix_recipe and d["directive"] == "chunked_transfer_encoding")
+            or (fix_auth and _is_hole(d)))
+
+
+def _tls_lines(params: dict[str, Any]) -> list[str]:
+    ciphers = ":".join(str(c) for c in params.get("allowed_tls12_ciphers") or [])
+    return [f"ssl_protocols {' '.join(str(p) for p in params.get('allowed_protocols') or [])};",
+            f"ssl_ciphers {ciphers};", "ssl_prefer_server_ciphers on;"]
+
+
 def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], largest_layer: int,
-                checks: tuple[str, ...], temp_paths: dict[str, str] | None = None) -> str:
-    """Render the hardened server block for a crossplane `server` directive."""
+                checks: tuple[str, ...], temp_paths: dict[str, str] | None = None, *,
+                edge: dict[str, Any] | None = None) -> str:
+    """Render the hardened server block for a crossplane `server` directive.
+
+    `edge` (nginx terminating TLS): {"tls_params": proxy.nginx-tls params, "user_file": the password
+    file for auth_basic or None, "map": whether to emit the recipe's API-version map before the block}.
+    """
+    edge = edge or {}
+    fix_tls = "proxy.nginx-tls" in checks
+    fix_auth = "proxy.nginx-auth" in checks
+    fix_recipe = "proxy.nginx-recipe" in checks
     values: dict[str, list[str]] = {}
     head: list[str] = []
     kept: list[str] = []
@@ -127,22 +170,35 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
             head.append(_line(d))
         elif d["directive"] in MANAGED:
             values[d["directive"]] = d["args"]
+        elif _dropped(d, fix_tls, fix_auth, fix_recipe):
+            continue
         elif d["directive"] == "location" and d["args"] and d["args"][-1] in ("/v2/", "/v2", "/") and location is None:
             location = d
         elif "block" in d:
-            other_blocks += _block_lines(d)
+            other_blocks += _block_lines(_without_holes(d) if fix_auth and d["directive"] == "location" else d)
         else:
             kept.append(_line(d))
     location_lines: list[str] = []
     headers_seen: set[str] = set()
     loc_args = " ".join(location["args"]) if location else "/v2/"
+    authenticated = any(d["directive"] in ("auth_basic", "auth_request") and not _is_hole(d)
+                        for d in [*server.get("block", []), *(location or {}).get("block", [])])
     for d in (location or {}).get("block", []):
         if d["directive"] in MANAGED:
             values.setdefault(d["directive"], d["args"])
             continue
+        if fix_auth and _is_hole(d):
+            continue
+        if fix_recipe and d["directive"] == "add_header" and d["args"] and \
+                d["args"][0].strip("'\"").lower() == "docker-distribution-api-version":
+            continue
         if d["directive"] == "proxy_set_header" and d["args"]:
             headers_seen.add(d["args"][0].lower())
-        location_lines += _block_lines(d) if "block" in d else [_line(d)]
+        location_lines += _block_lines(_without_holes(d) if fix_auth else d) if "block" in d else [_line(d)]
+    if fix_auth and not authenticated and edge.get("user_file"):
+        location_lines[:0] = ['auth_basic "Registry realm";', f"auth_basic_user_file {edge['user_file']};"]
+    if fix_recipe:
+        location_lines.append(API_VERSION_HEADER)
     for name, value in GUIDE_HEADERS:
         if name.lower() not in headers_seen:
             location_lines.append(f"proxy_set_header {name} {value};")
@@ -151,8 +207,11 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
     need = size_bytes(max_temp) or 0
     if largest_layer > need:
         max_temp = f"{math.ceil(largest_layer / MIB)}m"
-    return render(
+    before = [f"{indent}{line}\n" for line in API_VERSION_MAP] + ["\n"] if fix_recipe and edge.get("map") else []
+    return "".join(before) + render(
         "nginx-server.conf.j2", NAME, checks, indent=indent, head=head, kept=kept, other_blocks=other_blocks,
+        tls_lines=_tls_lines(edge.get("tls_params") or {}) if fix_tls else [],
+        chunked=fix_recipe,
         location_args=loc_args, location_lines=location_lines,
         client_body_temp_path=(temp_paths or {}).get("client_body_temp_path")
         or (values.get("client_body_temp_path") or [""])[0],
@@ -170,7 +229,8 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
 
 
 def rewrite(path: str, text: str, at_line: int, params: dict[str, Any], largest_layer: int,
-            checks: tuple[str, ...], temp_paths: dict[str, str] | None = None) -> str:
+            checks: tuple[str, ...], temp_paths: dict[str, str] | None = None, *,
+            edge: dict[str, Any] | None = None) -> str:
     """The file `text` with the server block around `at_line` replaced by the hardened one."""
     parsed = crossplane.parse(path, single=True, comments=False, catch_errors=False)
     server = _find_server(parsed["config"][0]["parsed"], at_line)
@@ -181,7 +241,7 @@ def rewrite(path: str, text: str, at_line: int, params: dict[str, Any], largest_
     end = find_block_end(lines, start)
     opening = lines[start]
     indent = opening[: len(opening) - len(opening.lstrip())]
-    block = server_text(server, indent, params, largest_layer, checks, temp_paths)
+    block = server_text(server, indent, params, largest_layer, checks, temp_paths, edge=edge)
     return "".join(lines[:start]) + block + "".join(lines[end + 1:])
 
 
@@ -217,7 +277,21 @@ def generate(site: Site, plan: Plan) -> None:
     largest = int(((layout.get("largest_layer") or {}).get("bytes")) or 0)
     params = site.params("proxy.nginx-buffers")
     changed: dict[str, str] = {}
+    wire: list[str] = []
+    fixed: list[str] = []
+    has_map = any(m.get("variable") == "$docker_distribution_api_version" for m in facts.get("maps") or [])
     for server in servers:
+        edge = {"tls_params": site.params("proxy.nginx-tls"), "user_file": _user_file(site, server),
+                "map": not has_map}
+        mine = claimed if _is_edge(server) else tuple(c for c in claimed if c not in EDGE_CHECKS)
+        if "proxy.nginx-auth" in mine and not edge["user_file"]:
+            plan.notes.append(f"{NAME}: no password file is known for {server.get('where')} (give --htpasswd): "
+                              "auth_basic not added")
+            mine = tuple(c for c in mine if c != "proxy.nginx-auth")
+        if "proxy.nginx-recipe" in mine:
+            has_map = True  # one map per http block
+        wire += _wire_claims(server, mine, failing)
+        fixed += mine
         where = split_where((server.get("location") or {}).get("where") or server.get("where"))
         if where is None:
             continue
@@ -229,7 +303,7 @@ def generate(site: Site, plan: Plan) -> None:
                 continue
             changed[path] = live.decode()
         try:
-            changed[path] = rewrite_text(path, changed[path], line, params, largest, claimed, moves)
+            changed[path] = rewrite_text(path, changed[path], line, params, largest, mine, moves, edge=edge)
         except (ValueError, crossplane.errors.NgxParserBaseException) as exc:
             plan.notes.append(f"{NAME}: cannot rewrite {path}: {exc}")
     for path, text in changed.items():
@@ -238,21 +312,48 @@ def generate(site: Site, plan: Plan) -> None:
             note = "server block for /v2/ re-rendered; the rest of the file kept"
             if moves:
                 note += "; " + ", ".join(f"{k} -> {v} (on the tmpfs, ERRATA 4)" for k, v in sorted(moves.items()))
-            plan.files.append(FileChange(path=path, generator=NAME, checks=claimed, content=text.encode(),
+            checks = tuple(dict.fromkeys([*fixed, *wire]))
+            plan.files.append(FileChange(path=path, generator=NAME, checks=checks, content=text.encode(),
                                          validate="nginx", service="nginx", note=note))
-            plan.expected |= set(claimed)
+            plan.expected |= set(checks)
+
+
+def _is_edge(server: dict[str, Any]) -> bool:
+    """Clients reach this server directly (an ssl or non-loopback listener), so it owns TLS and auth."""
+    tls = server.get("tls") or {}
+    return bool(tls.get("ssl_listeners")) or any(not lst.get("loopback") for lst in server.get("listen") or [])
+
+
+def _wire_claims(server: dict[str, Any], mine: tuple[str, ...], failing: set[str]) -> list[str]:
+    """The outside checks this server's rewrite fixes: the wire's TLS, anonymous access."""
+    out: list[str] = []
+    if "proxy.nginx-tls" in mine and (server.get("tls") or {}).get("ssl_listeners"):
+        out += [c for c in WIRE_CHECKS if c in failing]
+    if "proxy.nginx-auth" in mine and "auth.anonymous-denied" in failing:
+        out.append("auth.anonymous-denied")
+    return out
+
+
+def _user_file(site: Site, server: dict[str, Any]) -> str | None:
+    """The password file auth_basic should use: the server's own, else one files.stat found."""
+    named = server.get("auth_basic_user_files") or []
+    if named:
+        return str(named[0])
+    files = [str(f.get("path")) for f in (site.value("files.stat") or {}).get("htpasswd") or [] if f.get("exists")]
+    return files[0] if files else None
 
 
 def rewrite_text(path: str, text: str, line: int, params: dict[str, Any], largest: int,
-                 checks: tuple[str, ...], temp_paths: dict[str, str] | None = None) -> str:
+                 checks: tuple[str, ...], temp_paths: dict[str, str] | None = None, *,
+                 edge: dict[str, Any] | None = None) -> str:
     """`rewrite` on text that may differ from the file on disk (several servers in one file)."""
     scratch = Path(path)
     if scratch.read_text() == text:
-        return rewrite(path, text, line, params, largest, checks, temp_paths)
+        return rewrite(path, text, line, params, largest, checks, temp_paths, edge=edge)
     import tempfile
     with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as handle:
         handle.write(text)
     try:
-        return rewrite(handle.name, text, line, params, largest, checks, temp_paths)
+        return rewrite(handle.name, text, line, params, largest, checks, temp_paths, edge=edge)
     finally:
         Path(handle.name).unlink(missing_ok=True)

@@ -108,9 +108,14 @@ def _reload(info: dict[str, Any], sig: signal.Signals, reloaded: Callable[[int, 
 
 
 def reload_nginx(info: dict[str, Any]) -> dict[str, Any]:
-    return _reload(info, signal.SIGHUP, lambda pid, before: bool(children(pid)) and not (children(pid) <= before),
-                   "nginx (pid {pid}) did not start new workers after SIGHUP: the reload failed "
-                   "(see nginx's error log)")
+    """SIGHUP, new workers up, then (up to 5 s, not an error) the old workers gone: until then an old
+    worker may still take a new connection with the old TLS and auth settings."""
+    before = children(int(info["pid"]))
+    out = _reload(info, signal.SIGHUP, lambda pid, before: bool(children(pid)) and not (children(pid) <= before),
+                  "nginx (pid {pid}) did not start new workers after SIGHUP: the reload failed "
+                  "(see nginx's error log)")
+    _wait(lambda: not (children(int(info["pid"])) & before), 5)
+    return out
 
 
 def reload_apache(info: dict[str, Any]) -> dict[str, Any]:
