@@ -279,6 +279,16 @@ def forwarded_headers(ev: Evidence, params: Params) -> Iterator[Outcome]:
 # ---- Apache --------------------------------------------------------------------------------------
 
 
+def shown_where(entry: Mapping[str, Any]) -> str:
+    """Where an effective value comes from, for messages of every proxy check: 'vhost, FILE:LINE',
+    'server, FILE:LINE', or the server's default."""
+    level = str(entry.get("level") or "default")
+    where = entry.get("where")
+    if level.startswith("default"):
+        return level if level.startswith("default (") or not where else f"{level}, {where}"
+    return f"{level}, {where}" if where else level
+
+
 def _apache_vhost(ev: Evidence) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
     facts = ev[APACHE]
     vhost = facts.get("vhost")
@@ -370,12 +380,12 @@ def apache_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
     undecided: list[str] = []
     engine = vhost.get("ssl_engine") or {}
     if str(engine.get("value") or "").lower() != "on":
-        problems.append(f"SSLEngine is {engine.get('value')} ({engine.get('level')})")
+        problems.append(f"SSLEngine is {engine.get('value')} ({shown_where(engine)})")
     protocol = vhost.get("ssl_protocol") or {}
     enabled, unknown = protocols_enabled([str(a) for a in protocol.get("args") or []])
     extra = [p for p in enabled if p not in allowed_protocols]
     if extra:
-        problems.append(f"SSLProtocol {protocol.get('value')!r} ({protocol.get('level')}) enables {', '.join(extra)}")
+        problems.append(f"SSLProtocol {protocol.get('value')!r} ({shown_where(protocol)}) enables {', '.join(extra)}")
     if unknown:
         undecided.append(f"SSLProtocol keywords not understood: {', '.join(unknown)}")
     if not enabled:
@@ -395,7 +405,7 @@ def apache_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
     else:
         weak = [s for s in suites if _canonical_suite(s) not in allowed_ciphers]
         if weak:
-            problems.append(f"SSLCipherSuite {cipher.get('value')!r} ({cipher.get('level')}) enables "
+            problems.append(f"SSLCipherSuite {cipher.get('value')!r} ({shown_where(cipher)}) enables "
                             f"{len(weak)} suite(s) outside the allowlist: {', '.join(_with_flags(s) for s in weak)}")
         if not suites:
             problems.append(f"SSLCipherSuite {cipher.get('value')!r} enables no TLS 1.2 suite")
@@ -487,12 +497,13 @@ def apache_proxy(ev: Evidence, params: Params) -> Iterator[Outcome]:
     minimum = float(params["min_proxy_timeout_seconds"])
     if seconds is None or seconds < minimum:
         problems.append(f"proxy timeout {seconds if seconds is not None else timeout.get('value')}s "
-                        f"({timeout.get('level')}) < {minimum:g}s")
+                        f"({shown_where(timeout)}) < {minimum:g}s")
     for entry in access:
         limit = entry.get("limit_request_body") or {}
         if limit.get("value") is None:
             default = vhost.get("limit_request_body_default")
-            problems.append(f"LimitRequestBody unset for {entry.get('uri')}: httpd's default is {default} bytes")
+            problems.append(f"LimitRequestBody unset for {entry.get('uri')}: httpd's default is {default} bytes "
+                            f"(set it in the vhost at {vhost.get('where')})")
         elif str(limit["value"]).strip() != "0":
             problems.append(f"LimitRequestBody {limit['value']} for {entry.get('uri')} ({limit.get('where')})")
     problems = list(dict.fromkeys(problems))
@@ -560,7 +571,8 @@ def apache_auth(ev: Evidence, params: Params) -> Iterator[Outcome]:
         if not auth_type or str(auth_type).lower() == "none":
             found.append("no AuthType")
         if open_to_all:
-            found.append("`Require all granted` lets everyone in")
+            granted = [r for r in rules if [str(a).lower() for a in r.get("args") or []] == ["all", "granted"]]
+            found.append(f"`Require all granted` ({granted[-1].get('where') if granted else '?'}) lets everyone in")
         elif not required:
             shown = "; ".join(" ".join(r.get("args") or []) for r in rules) or "no Require"
             found.append(f"no `Require valid-user` ({shown})")

@@ -29,6 +29,7 @@ from .proxy import (
     _no_registry_server,
     _server_subject,
     _with_flags,
+    shown_where,
 )
 
 RECIPE = "the registry's documentation recipe (nginx terminating TLS)"
@@ -41,11 +42,10 @@ TLS_PARAMS = {"allowed_protocols": ["TLSv1.2", "TLSv1.3"], "allowed_tls12_cipher
 
 
 def _where(entry: Mapping[str, Any]) -> str:
-    """'server, /etc/nginx/x.conf:12' or "nginx's default ..." for a directive's effective value."""
-    level = str(entry.get("level") or "default")
-    if level.startswith("default"):
-        return "nginx's " + level
-    return f"{level}, {entry.get('where')}"
+    """'server, /etc/nginx/x.conf:12' or "nginx's default ..." for a directive's effective value (the
+    wording of every proxy check, Apache's included)."""
+    shown = shown_where(entry)
+    return "nginx's " + shown if shown.startswith("default") else shown
 
 
 def _args(entry: Mapping[str, Any]) -> str:

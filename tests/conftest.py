@@ -109,3 +109,34 @@ def lab_container_hardened() -> Iterator[lab.LabInfo]:
 def lab_container_weak() -> Iterator[lab.LabInfo]:
     """The containerised deployment with seeded defects (tests/lab/defects/container-weak.yaml)."""
     yield from _lab_session("container-weak")
+
+
+# Issue 18: every proxy shape (tests/lab/variants.py), and a freshly deployed empty registry.
+@pytest.fixture(scope="session")
+def lab_nginx() -> Iterator[lab.LabInfo]:
+    """nginx alone terminating TLS with auth_basic (the registry's documentation recipe), hardened."""
+    yield from _lab_session("nginx")
+
+
+@pytest.fixture(scope="session")
+def lab_nginx_weak() -> Iterator[lab.LabInfo]:
+    """nginx alone with seeded defects (tests/lab/defects/nginx-weak.yaml)."""
+    yield from _lab_session("nginx-weak")
+
+
+@pytest.fixture(scope="session")
+def lab_apache() -> Iterator[lab.LabInfo]:
+    """Apache alone terminating TLS and proxying straight to the registry (the guide's main path), hardened."""
+    yield from _lab_session("apache")
+
+
+@pytest.fixture(scope="session")
+def lab_apache_weak() -> Iterator[lab.LabInfo]:
+    """Apache alone with seeded defects (tests/lab/defects/apache-weak.yaml)."""
+    yield from _lab_session("apache-weak")
+
+
+@pytest.fixture(scope="session")
+def lab_empty() -> Iterator[lab.LabInfo]:
+    """The hardened stack freshly deployed: nothing pushed, the storage root never written to."""
+    yield from _lab_session("empty")

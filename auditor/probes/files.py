@@ -45,7 +45,9 @@ def key_paths(src: dict[str, Any]) -> list[tuple[str, str]]:
     nginx = src.get("config.nginx") or {}
     for server in nginx.get("registry_servers") or []:
         for path in server.get("ssl_certificate_key") or []:
-            out.append((_resolve(str(path), nginx.get("prefix")), f"nginx ssl_certificate_key ({server.get('where')})"))
+            # nginx resolves a relative key path from its config's directory (the conf prefix)
+            out.append((_resolve(str(path), os.path.dirname(str(nginx.get("path") or "/"))),
+                        f"nginx ssl_certificate_key ({server.get('where')})"))
     registry = src.get("config.registry") or {}
     http = (registry.get("config") or {}).get("http") or {}
     tls = http.get("tls") if isinstance(http, dict) else None

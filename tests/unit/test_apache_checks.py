@@ -133,13 +133,15 @@ def test_cipher_string_without_openssl_is_judged_only_when_explicit() -> None:
 def test_weak_lab_require_all_granted_fails_apache_auth() -> None:
     status, message = verdict("proxy.apache-auth", "open-v2")
     assert status is Status.FAIL
-    assert "`Require all granted` lets everyone in on /v2/, /v2/_catalog, /v2/myapp/backend/blobs/uploads/" in message
+    assert "open-v2/apache2.conf:35) lets everyone in on /v2/, /v2/_catalog, /v2/myapp/backend/blobs/uploads/" in message
+    assert message.startswith("`Require all granted` (")
 
 
 def test_later_location_opening_catalog_fails_apache_auth() -> None:
     status, message = verdict("proxy.apache-auth", "catalog-open")
     assert status is Status.FAIL
-    assert message == "`Require all granted` lets everyone in on /v2/_catalog"
+    assert message.startswith("`Require all granted` (") and message.endswith(
+        "catalog-open/apache2.conf:38) lets everyone in on /v2/_catalog")
 
 
 def test_auth_inside_ifmodule_of_an_unloaded_module_fails_apache_auth() -> None:
