@@ -2,9 +2,10 @@
 registry's own documentation recipe: nginx terminating TLS with auth_basic), judged on the
 effective configuration `config.nginx` records per server block proxying /v2/ to the registry.
 
-A server that listens only on loopback in plaintext sits behind another proxy (the guide's
-Apache + nginx stack): TLS and authentication are that proxy's, so these checks `skip` it with the
-reason. Protocols and ciphers share the profile parameters and the wording of proxy.apache-tls.
+A server that serves plaintext on loopback, or as the upstream of the Apache vhost, sits behind
+another proxy (the guide's Apache + nginx stack): TLS and authentication are that proxy's, so these
+checks `skip` it with the reason. Protocols and ciphers share the profile parameters and the
+wording of proxy.apache-tls.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
+from auditor.host.nginx import behind_another_proxy
 from auditor.model import Severity, Vantage
 
 from .proxy import (
+    APACHE,
     GUIDE_CIPHERS,
     GUIDE_NGINX,
     NGINX,
@@ -52,15 +55,8 @@ def _args(entry: Mapping[str, Any]) -> str:
     return " ".join(str(a) for a in entry.get("args") or []) or "(unset)"
 
 
-def _edge(server: Mapping[str, Any]) -> bool:
-    """Whether clients reach this server directly: an ssl listener, or a non-loopback one."""
-    tls = server.get("tls") or {}
-    return bool(tls.get("ssl_listeners")) or any(not lst.get("loopback") for lst in server.get("listen") or [])
-
-
-def _behind(server: Mapping[str, Any]) -> str:
-    listens = ", ".join(str(lst.get("raw")) for lst in server.get("listen") or [])
-    return f"listens only on loopback in plaintext ({listens}): it sits behind the proxy that terminates TLS"
+def _behind(server: Mapping[str, Any], apache: Any) -> str | None:
+    return behind_another_proxy(server, apache)
 
 
 def hsts_problem(headers: list[Mapping[str, Any]], params: Params, where: str) -> str | None:
@@ -85,7 +81,7 @@ def hsts_problem(headers: list[Mapping[str, Any]], params: Params, where: str) -
     severity=Severity.HIGH,
     area="proxy",
     vantage=Vantage.INSIDE,
-    needs=(NGINX,),
+    needs=(NGINX, APACHE),
     guide=f"{RECIPE}: ssl_protocols, ssl_ciphers (the guide's SSLProtocol / SSLCipherSuite values)",
     rationale="A server block's ssl_protocols and ssl_ciphers (inherited from http, or nginx's defaults: "
     "TLSv1 and TLSv1.1 before nginx 1.23.4, HIGH:!aNULL:!MD5) decide what every client can be downgraded "
@@ -94,7 +90,7 @@ def hsts_problem(headers: list[Mapping[str, Any]], params: Params, where: str) -
     "protocols (TLSv1.2, TLSv1.3) and every TLS 1.2 suite its ssl_ciphers expands to (openssl ciphers -s -v) "
     "is in the allowlist, as in effect for that block (included snippets and nginx's defaults applied); "
     "with require_hsts, it adds Strict-Transport-Security with max-age >= hsts_min_max_age. Server blocks "
-    "behind another proxy (loopback, plaintext) are skipped",
+    "behind another proxy (plaintext, on loopback or as the upstream of the Apache vhost) are skipped",
     remediation="In the server block: ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers "
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384; ssl_prefer_server_ciphers on; reload nginx.",
     generator="nginx-server",
@@ -113,8 +109,9 @@ def nginx_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
         subject = _server_subject(facts, server)
         tls = server.get("tls") or {}
         if not tls.get("ssl_listeners"):
-            reason = _behind(server) if not _edge(server) else \
-                f"serves /v2/ without TLS on {', '.join(tls.get('plaintext_listeners') or [])} (proxy.nginx-listen)"
+            reason = _behind(server, ev.get(APACHE)) or \
+                f"serves /v2/ in plaintext on {', '.join(tls.get('plaintext_listeners') or [])} (the wire: " \
+                "auth.challenge-over-tls, net.registry-port-exposed)"
             yield skipped(subject, f"no TLS in this server block: it {reason}")
             continue
         problems: list[str] = []
@@ -222,7 +219,7 @@ def _uri_problems(entry: Mapping[str, Any], user_files: Mapping[str, Mapping[str
     severity=Severity.CRITICAL,
     area="proxy",
     vantage=Vantage.INSIDE,
-    needs=(NGINX, REGISTRY),
+    needs=(NGINX, REGISTRY, APACHE),
     guide=f"{RECIPE}: auth_basic, auth_basic_user_file",
     rationale="Without it anyone who reaches nginx can pull every image and, with the registry's defaults, "
     "push and delete. nginx picks one location per request (exact, longest prefix, ^~, regex): a "
@@ -231,7 +228,8 @@ def _uri_problems(entry: Mapping[str, Any], user_files: Mapping[str, Mapping[str
     passes_when="for /v2/, /v2/_catalog, tags, manifests, blobs and blob uploads, the location nginx selects "
     "either refuses the request or authenticates it (auth_basic with an existing auth_basic_user_file, or "
     "auth_request to a token service) with no `satisfy any` + `allow` hole; or the registry config has "
-    "token authentication (auth.token). Server blocks behind another proxy (loopback, plaintext) are skipped",
+    "token authentication (auth.token). Server blocks behind another proxy (plaintext, on loopback or as the "
+    "upstream of the Apache vhost) are skipped",
     remediation="In the server block (or location /v2/): auth_basic \"Registry realm\"; auth_basic_user_file "
     "/etc/nginx/conf.d/nginx.htpasswd; remove `satisfy any`, `allow all` and `auth_basic off` from "
     "locations matching /v2/.",
@@ -249,9 +247,9 @@ def nginx_auth(ev: Evidence, params: Params) -> Iterator[Outcome]:
                "satisfy any + allow hole (or registry auth.token)"
     for server in servers:
         subject = _server_subject(facts, server)
-        if not _edge(server):
-            yield skipped(subject, f"not judged: this server block {_behind(server)}, which authenticates "
-                          "(proxy.apache-auth)")
+        behind = _behind(server, ev.get(APACHE))
+        if behind:
+            yield skipped(subject, f"not judged: this server block {behind} (proxy.apache-auth judges Apache)")
             continue
         if token:
             yield passed(subject, "the registry authenticates with tokens (auth.token in "
@@ -327,7 +325,7 @@ def _api_version_header(server: Mapping[str, Any], maps: list[Mapping[str, Any]]
     severity=Severity.MEDIUM,
     area="proxy",
     vantage=Vantage.INSIDE,
-    needs=(NGINX,),
+    needs=(NGINX, APACHE),
     guide=f"{RECIPE}: map $upstream_http_docker_distribution_api_version, add_header ... always, "
     "chunked_transfer_encoding on",
     rationale="Docker clients look for Docker-Distribution-Api-Version: registry/2.0 on the /v2/ answer; "
@@ -351,9 +349,9 @@ def nginx_recipe(ev: Evidence, params: Params) -> Iterator[Outcome]:
         return
     for server in servers:
         subject = _server_subject(facts, server)
-        if not _edge(server):
-            yield skipped(subject, f"not judged: this server block {_behind(server)}; the recipe is for nginx "
-                          "at the edge")
+        behind = _behind(server, ev.get(APACHE))
+        if behind:
+            yield skipped(subject, f"not judged: this server block {behind}; the recipe is for nginx at the edge")
             continue
         problems: list[str] = []
         header_problem, observed = _api_version_header(server, list(facts.get("maps") or []))

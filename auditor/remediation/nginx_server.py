@@ -14,7 +14,7 @@ from typing import Any
 
 import crossplane
 
-from auditor.host.nginx import size_bytes, time_seconds
+from auditor.host.nginx import behind_another_proxy, size_bytes, time_seconds
 
 from .model import FileChange, Plan
 from .render import render
@@ -283,7 +283,8 @@ def generate(site: Site, plan: Plan) -> None:
     for server in servers:
         edge = {"tls_params": site.params("proxy.nginx-tls"), "user_file": _user_file(site, server),
                 "map": not has_map}
-        mine = claimed if _is_edge(server) else tuple(c for c in claimed if c not in EDGE_CHECKS)
+        edge_server = behind_another_proxy(server, site.value("config.apache")) is None
+        mine = claimed if edge_server else tuple(c for c in claimed if c not in EDGE_CHECKS)
         if "proxy.nginx-auth" in mine and not edge["user_file"]:
             plan.notes.append(f"{NAME}: no password file is known for {server.get('where')} (give --htpasswd): "
                               "auth_basic not added")
@@ -318,10 +319,6 @@ def generate(site: Site, plan: Plan) -> None:
             plan.expected |= set(checks)
 
 
-def _is_edge(server: dict[str, Any]) -> bool:
-    """Clients reach this server directly (an ssl or non-loopback listener), so it owns TLS and auth."""
-    tls = server.get("tls") or {}
-    return bool(tls.get("ssl_listeners")) or any(not lst.get("loopback") for lst in server.get("listen") or [])
 
 
 def _wire_claims(server: dict[str, Any], mine: tuple[str, ...], failing: set[str]) -> list[str]:

@@ -251,3 +251,19 @@ def test_an_inner_add_header_hides_the_server_level_header(tmp_path):
     server = RECIPE_SERVER + "        add_header 'Docker-Distribution-Api-Version' 'registry/2.0' always;\n"
     status, message = one("proxy.nginx-recipe", evidence(write_conf(tmp_path, server=server, location=location)))
     assert status is Status.FAIL and "location level" in message
+
+
+@pytest.mark.parametrize("check_id", EDGE)
+def test_a_plaintext_nginx_fronted_by_the_apache_vhost_is_skipped_even_on_all_addresses(tmp_path, check_id):
+    conf = write_conf(tmp_path, server="client_max_body_size 0;", listen="8080",
+                      location=RECIPE_LOCATION.replace('auth_basic "Registry realm";', ""))
+    ev = evidence(conf)
+    apache = {"path": "/etc/apache2/apache2.conf", "vhost": {"where": "/etc/apache2/sites-enabled/registry.conf:1",
+                                                              "v2_proxy_pass": {"url": "http://127.0.0.1:8080/"}}}
+    ev["config.apache"] = ProbeRecord("config.apache", "ok", apache)
+    status, message = one(check_id, ev)
+    assert status is Status.SKIP and "behind Apache's vhost at /etc/apache2/sites-enabled/registry.conf:1" in message
+    del ev["config.apache"]
+    status, message = one(check_id, ev)
+    expected = {"proxy.nginx-tls": Status.SKIP, "proxy.nginx-auth": Status.FAIL, "proxy.nginx-recipe": Status.PASS}
+    assert status is expected[check_id], message
