@@ -3,7 +3,22 @@
 # each from two vantages (outside and content from the outsider host's network; inside on the
 # registry host), judge the merged evidence under the lab's seed-hardened profile, and write every
 # report format. Prints where the reports are. The labs stay up (tests/lab/labctl down all).
+#
+#   scripts/demo.sh                                   # hardened and weak (Apache -> nginx -> registry)
+#   scripts/demo.sh --variant nginx --variant nginx-weak   # any lab variants, in order:
+#     nginx, nginx-weak (nginx alone, the registry's recipe); apache, apache-weak (Apache alone, the
+#     guide's main path); empty (hardened, nothing pushed); token; firewall
 set -uo pipefail
+variants=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --variant) [ $# -ge 2 ] || { echo "demo: --variant needs a name" >&2; exit 2; }; variants+=("$2"); shift 2 ;;
+    --variant=*) variants+=("${1#--variant=}"); shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "demo: unknown argument $1 (use --variant NAME)" >&2; exit 2 ;;
+  esac
+done
+[ ${#variants[@]} -gt 0 ] || variants=(hardened weak)
 cd "$(dirname "$0")/.."
 scripts/setup.sh || exit 1
 OUT="${REGAUDIT_DEMO_OUT:-$PWD/regaudit-reports}"
@@ -11,7 +26,7 @@ PROFILE="$PWD/tests/lab-profile.yaml"
 export REGAUDIT_STATE_DIR="${REGAUDIT_STATE_DIR:-$OUT/state}"
 mkdir -p "$OUT"
 
-for variant in hardened weak; do
+for variant in "${variants[@]}"; do
   echo "== lab $variant: bringing it up"
   tests/lab/labctl up "$variant" >/dev/null || { echo "demo: lab $variant failed to start" >&2; exit 1; }
   state="/var/lib/regaudit-lab/$variant/lab.json"
@@ -37,6 +52,6 @@ for variant in hardened weak; do
 done
 echo
 echo "Reports:"
-for variant in hardened weak; do
+for variant in "${variants[@]}"; do
   echo "  $variant: $OUT/$variant/regaudit.html (and .json .sarif .junit.xml .md .prom)"
 done
