@@ -24,7 +24,7 @@ from typing import Any
 import lab
 import pytest
 import yaml
-from lab import variants
+from lab import selftest, variants
 
 from .test_lab_audit import PROFILE, REPO, Audit, audit_lab
 
@@ -131,6 +131,22 @@ def test_a_fresh_empty_registry_passes_the_ci_gate(lab_empty, tmp_path: Path) ->
     content = inside["probes"]["registry.content"] if "probes" in inside else None
     if isinstance(content, dict) and content.get("value"):
         assert content["value"]["tags"] == []
+
+
+FIXTURES = {"nginx": "lab_nginx", "nginx-weak": "lab_nginx_weak", "apache": "lab_apache",
+            "apache-weak": "lab_apache_weak", "empty": "lab_empty"}
+
+
+@pytest.mark.parametrize("variant", sorted(FIXTURES))
+def test_selftest_of_each_shape_verifies_its_properties_and_every_seeded_defect(
+        variant: str, request: pytest.FixtureRequest) -> None:
+    info = request.getfixturevalue(FIXTURES[variant])
+    report = selftest.run(info)
+    assert report.results and report.ok, report.render()
+    assert not [r.name for r in report.results if r.skipped]
+    verified = {r.defect for r in report.results if r.defect and r.ok}
+    expected = {d["id"] for d in _defects(variant)} if (DEFECTS / f"{variant}.yaml").exists() else set()
+    assert verified == expected
 
 
 # ---- remediation on private copies (apply mutates the deployment) ----------------------------------

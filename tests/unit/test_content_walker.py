@@ -255,6 +255,7 @@ def test_storage_reader_gives_the_same_facts_as_the_api(content, tmp_path: Path)
 
 
 def test_storage_reader_refuses_a_root_without_registry_storage(tmp_path: Path):
+    (tmp_path / "not-a-registry.txt").write_text("x")  # an empty root is an empty registry, not this
     with pytest.raises(ProbeError, match="holds no registry storage"):
         StorageReader(tmp_path).walk()
 
