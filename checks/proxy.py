@@ -16,6 +16,8 @@ from auditor.host.nginx import size_bytes, time_seconds
 from auditor.model import Severity, Vantage
 from auditor.tlsprobe.suites import lookup
 
+from ._proxy_shared import TLS_PARAMS, hsts_problem
+
 NGINX = "config.nginx"
 APACHE = "config.apache"
 REGISTRY = "config.registry"
@@ -362,12 +364,13 @@ def _explicit_ciphers(text: str) -> list[str] | None:
     rationale="The vhost's SSLProtocol and SSLCipherSuite decide what every client can be downgraded to; "
     "tls.protocols and tls.ciphers see the wire, this check names the config line to fix.",
     passes_when="SSLEngine on; SSLProtocol enables only the allowed protocols (TLSv1.2, TLSv1.3); every "
-    "TLS 1.2 suite the SSLCipherSuite string expands to (openssl ciphers -s -v) is in the allowlist",
+    "TLS 1.2 suite the SSLCipherSuite string expands to (openssl ciphers -s -v) is in the allowlist; with "
+    "require_hsts, `Header always set Strict-Transport-Security` with max-age >= hsts_min_max_age",
     remediation="In the vhost: SSLEngine on; SSLProtocol -all +TLSv1.2 +TLSv1.3; SSLCipherSuite "
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384.",
     generator="apache-vhost",
     references=REFS_TLS,
-    params={"allowed_protocols": ["TLSv1.2", "TLSv1.3"], "allowed_tls12_ciphers": GUIDE_CIPHERS},
+    params=TLS_PARAMS,
 )
 def apache_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
     facts, vhost, subject = _apache_vhost(ev)
@@ -409,6 +412,12 @@ def apache_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
                             f"{len(weak)} suite(s) outside the allowlist: {', '.join(_with_flags(s) for s in weak)}")
         if not suites:
             problems.append(f"SSLCipherSuite {cipher.get('value')!r} enables no TLS 1.2 suite")
+    headers = [{"name": h["args"][-2], "value": h["args"][-1], "where": h.get("where")}
+               for h in vhost.get("response_headers") or []
+               if len(h.get("args") or []) >= 3 and str(h["args"][-3]).lower() == "set"]
+    hsts = hsts_problem(headers, params, f"Header in the vhost at {vhost.get('where')}")
+    if hsts:
+        problems.append(hsts)
     observed = {"SSLEngine": engine, "SSLProtocol": protocol, "protocols_enabled": enabled,
                 "SSLCipherSuite": cipher, "tls12_suites": suites, "SSLOpenSSLConfCmd": conf_cmds,
                 "expansion_tool": expansion.get("tool")}

@@ -17,9 +17,9 @@ from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, 
 from auditor.host.nginx import behind_another_proxy
 from auditor.model import Severity, Vantage
 
+from ._proxy_shared import HSTS, TLS_PARAMS, hsts_problem
 from .proxy import (
     APACHE,
-    GUIDE_CIPHERS,
     GUIDE_NGINX,
     NGINX,
     REFS,
@@ -37,11 +37,8 @@ from .proxy import (
 
 RECIPE = "the registry's documentation recipe (nginx terminating TLS)"
 NGINX_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-HSTS = "strict-transport-security"
 API_VERSION_HEADER = "docker-distribution-api-version"
 API_VERSION_SOURCE = "$upstream_http_docker_distribution_api_version"
-TLS_PARAMS = {"allowed_protocols": ["TLSv1.2", "TLSv1.3"], "allowed_tls12_ciphers": GUIDE_CIPHERS,
-              "require_hsts": False, "hsts_min_max_age": 31536000}
 
 
 def _where(entry: Mapping[str, Any]) -> str:
@@ -57,22 +54,6 @@ def _args(entry: Mapping[str, Any]) -> str:
 
 def _behind(server: Mapping[str, Any], apache: Any) -> str | None:
     return behind_another_proxy(server, apache)
-
-
-def hsts_problem(headers: list[Mapping[str, Any]], params: Params, where: str) -> str | None:
-    """The HSTS shortfall of the response headers a proxy adds, when the profile requires HSTS."""
-    if not params.get("require_hsts"):
-        return None
-    minimum = int(params.get("hsts_min_max_age") or 0)
-    found = [h for h in headers if str(h.get("name", "")).lower() == HSTS]
-    if not found:
-        return f"no Strict-Transport-Security header ({where}); the profile requires max-age >= {minimum}"
-    value = str(found[-1].get("value") or "").strip("'\"")
-    age = next((int(p.split("=", 1)[1]) for p in value.replace(" ", "").split(";")
-                if p.lower().startswith("max-age=") and p.split("=", 1)[1].isdigit()), None)
-    if age is None or age < minimum:
-        return f"Strict-Transport-Security {value!r} ({found[-1].get('where')}): max-age below {minimum}"
-    return None
 
 
 @check(

@@ -507,11 +507,13 @@ def is_loopback_url(url: str) -> bool:
         return False
 
 
-def _request_headers(scopes: Sequence[tuple[str, Sequence[Node]]], uri: str) -> list[dict[str, JSON]]:
-    nodes: list[tuple[str, Node]] = [(lvl, n) for lvl, ns in scopes for n in ns if n.key == "requestheader"]
+def _request_headers(scopes: Sequence[tuple[str, Sequence[Node]]], uri: str,
+                     key: str = "requestheader") -> list[dict[str, JSON]]:
+    """RequestHeader (or, with key="header", the response Header) directives in effect for `uri`."""
+    nodes: list[tuple[str, Node]] = [(lvl, n) for lvl, ns in scopes for n in ns if n.key == key]
     for lvl, section in _sections(scopes, uri):
         nodes += [(f"{lvl} <{section.name} {' '.join(section.args)}>", n) for n in section.block or []
-                  if n.key == "requestheader"]
+                  if n.key == key]
     out = []
     for level, n in nodes:
         args = list(n.args)
@@ -584,6 +586,7 @@ def registry_facts(config: Config, host: str | None, port: int) -> dict[str, JSO
         "v2_upstream_loopback": is_loopback_url(str(chosen["url"])) if chosen and chosen["url"] != "!" else None,
         "proxy_pass_reverse": reverse,
         "request_headers": _request_headers(levels, SAMPLE_URIS[0]),
+        "response_headers": _request_headers(levels, SAMPLE_URIS[0], "header"),
         "proxy_preserve_host": _value(levels, "ProxyPreserveHost", "off"),
         "proxy_add_headers": _value(levels, "ProxyAddHeaders", "on"),
         "limit_request_body_default": DEFAULT_LIMIT_REQUEST_BODY,

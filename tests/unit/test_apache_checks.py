@@ -231,3 +231,23 @@ def test_allowlist_accepts_iana_spelling_and_failures_name_weaknesses() -> None:
     params = {"allowed_protocols": ["TLSv1.2", "TLSv1.3"], "allowed_tls12_ciphers": iana}
     evidence = Evidence(records(apache_value("guide")), NOW)
     assert [o.status for o in apache_tls.judge(evidence, params)] == [Status.PASS]
+
+
+def test_hsts_shares_the_nginx_parameters_and_is_judged_only_when_the_profile_asks(tmp_path: Path) -> None:
+    from auditor.profile import load_profile
+
+    profile_file = tmp_path / "hsts.yaml"
+    profile_file.write_text("name: hsts\nextends: seed-hardened\nparams:\n"
+                            "  proxy.apache-tls: {require_hsts: true, hsts_min_max_age: 31536000}\n")
+    strict = load_profile(str(profile_file))
+    guide = (FIXTURES / "apache" / "guide" / "apache2.conf").read_text()
+    assert judge("proxy.apache-tls", records(apache_value("guide")))[0].status is Status.PASS
+    results = judge("proxy.apache-tls", records(apache_value("guide")), strict)
+    assert results[0].status is Status.FAIL and "no Strict-Transport-Security header" in results[0].message
+    with_hsts = tmp_path / "apache2.conf"
+    with_hsts.write_text(guide.replace('    RequestHeader set X-Forwarded-Proto "https"',
+                                       '    RequestHeader set X-Forwarded-Proto "https"\n'
+                                       '    Header always set Strict-Transport-Security "max-age=63072000"'))
+    value = run_probe(Target(url="https://registry.example.com", paths={"apache_config": str(with_hsts)}))
+    results = judge("proxy.apache-tls", records(value), strict)
+    assert results[0].status is Status.PASS, results[0].message
