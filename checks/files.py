@@ -140,8 +140,9 @@ def htpasswd(ev: Evidence, params: Params) -> Iterator[Outcome]:
     guide="beyond the guide (file permissions)",
     rationale="Whoever can write the registry or proxy config can disable auth, redirect traffic or load "
     "a module at the next restart.",
-    passes_when="the registry config and the nginx and Apache configs, includes and all, are owned by root "
-    "and have no write bit for group or others",
+    passes_when="the registry config and the nginx and Apache configs, includes and all, and the TLS "
+    "certificates any of them names (SSLCertificateFile, ssl_certificate, http.tls.certificate), are owned "
+    "by root and have no write bit for group or others",
     remediation="chown root:root <file> && chmod go-w <file>",
     generator="file-permissions",
     references=("CIS Apache HTTP Server 2.4 Benchmark 3.x (config ownership and permissions)",),

@@ -81,8 +81,30 @@ def htpasswd_paths(src: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def certificate_paths(src: dict[str, Any]) -> list[tuple[str, str]]:
+    """(path, where it was named) of every TLS certificate file: Apache SSLCertificateFile, nginx
+    ssl_certificate, registry http.tls.certificate (judged with the configs: whoever writes them
+    swaps the identity clients trust)."""
+    out: list[tuple[str, str]] = []
+    apache = src.get("config.apache") or {}
+    for path in (apache.get("vhost") or {}).get("ssl_certificate_file") or []:
+        out.append((_resolve(str(path), apache.get("server_root")), "Apache SSLCertificateFile"))
+    nginx = src.get("config.nginx") or {}
+    for server in nginx.get("registry_servers") or []:
+        for path in server.get("ssl_certificate") or []:
+            out.append((_resolve(str(path), os.path.dirname(str(nginx.get("path") or "/"))),
+                        f"nginx ssl_certificate ({server.get('where')})"))
+    registry = src.get("config.registry") or {}
+    http = (registry.get("config") or {}).get("http") or {}
+    tls = http.get("tls") if isinstance(http, dict) else None
+    if isinstance(tls, dict) and tls.get("certificate"):
+        out.append((str(tls["certificate"]), f"registry http.tls.certificate ({registry.get('path')})"))
+    return out
+
+
 def config_paths(src: dict[str, Any]) -> list[tuple[str, str]]:
-    """(path, role) of every config file: the registry's, and nginx's and Apache's with includes."""
+    """(path, role) of every config file: the registry's, and nginx's and Apache's with includes,
+    and the TLS certificates they name."""
     out: list[tuple[str, str]] = []
     registry = src.get("config.registry") or {}
     if registry.get("path"):
@@ -93,7 +115,7 @@ def config_paths(src: dict[str, Any]) -> list[tuple[str, str]]:
         if not listed and facts.get("path"):
             listed = [str(facts["path"])]
         out += [(path, role) for path in listed]
-    return out
+    return out + certificate_paths(src)
 
 
 def _unique(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:

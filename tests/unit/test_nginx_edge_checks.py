@@ -267,3 +267,17 @@ def test_a_plaintext_nginx_fronted_by_the_apache_vhost_is_skipped_even_on_all_ad
     status, message = one(check_id, ev)
     expected = {"proxy.nginx-tls": Status.SKIP, "proxy.nginx-auth": Status.FAIL, "proxy.nginx-recipe": Status.PASS}
     assert status is expected[check_id], message
+
+
+def test_nginx_certificates_and_keys_are_found_for_files_checks(tmp_path):
+    from auditor.probes.files import config_paths, key_paths
+
+    location = RECIPE_LOCATION.replace("{htpasswd}", "nginx.htpasswd")
+    conf = write_conf(tmp_path, location=location)
+    text = conf.read_text().replace(f"{tmp_path}/cert.pem", "pki/cert.pem").replace(f"{tmp_path}/key.pem",
+                                                                                  "pki/key.pem")
+    conf.write_text(text)
+    src = {"config.nginx": evidence(conf)["config.nginx"].value}
+    assert [p for p, _ in key_paths(src)] == [str(tmp_path / "pki" / "key.pem")]
+    certs = [(p, role) for p, role in config_paths(src) if "ssl_certificate" in role]
+    assert [p for p, _ in certs] == [str(tmp_path / "pki" / "cert.pem")]
