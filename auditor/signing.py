@@ -132,7 +132,7 @@ def verify(data: bytes, envelope: dict[str, Any], public: PublicKey) -> tuple[bo
             public.verify(signature, data)
         else:
             public.verify(signature, data, ec.ECDSA(hashes.SHA256()))
-    except (KeyError, binascii.Error):
+    except (KeyError, TypeError, ValueError):  # binascii.Error is a ValueError; so are non-ASCII strings
         return False, "signature field missing or not base64"
     except InvalidSignature:
         return False, "signature does not match the report (edited after signing?)"

@@ -234,8 +234,12 @@ def host_https(ev: Evidence, params: Params) -> Iterator[Outcome]:
         yield failed(subject(facts), "http.host is not set", observed="http.host absent",
                      expected="https://<registry host>")
         return
-    parts = urlsplit(str(host))
-    if parts.scheme == "https" and parts.hostname:
+    try:
+        parts = urlsplit(str(host))
+        valid = parts.scheme == "https" and bool(parts.hostname)
+    except ValueError:  # e.g. an unbalanced [ in the host part
+        valid = False
+    if valid:
         yield passed(subject(facts), f"http.host is {host}", observed=host)
     else:
         yield failed(subject(facts), f"http.host {host!r} is not an https URL", observed=host,

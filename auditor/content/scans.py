@@ -107,15 +107,19 @@ def parse_trivyignore_yaml(text: str) -> list[dict[str, Any]]:
     if not isinstance(doc, dict):
         raise ValueError("top level is not a mapping")
     rules = []
-    for entry in doc.get("vulnerabilities") or []:
+    entries = doc.get("vulnerabilities") or []
+    if not isinstance(entries, list):
+        raise ValueError("vulnerabilities is not a list")
+    for entry in entries:
         if not isinstance(entry, dict) or not entry.get("id"):
             continue
         rule: dict[str, Any] = {"id": str(entry["id"]), "source": ".trivyignore.yaml"}
         if entry.get("expired_at") is not None:
             rule["expired_at"] = str(entry["expired_at"])
         for key in ("paths", "purls"):
-            if entry.get(key):
-                rule[key] = [str(v) for v in entry[key]]
+            value = entry.get(key)
+            if value:
+                rule[key] = [str(v) for v in value] if isinstance(value, list) else [str(value)]
         if entry.get("statement"):
             rule["statement"] = str(entry["statement"])
         rules.append(rule)

@@ -216,6 +216,9 @@ class _Loader:
         optional = node.key == "includeoptional"
         pattern = self.resolve(node.args[0]) if node.args else ""
         paths: list[str] = []
+        if "\0" in pattern:
+            self.config.errors.append(f"{node.where()}: Include {pattern!r}: a path cannot hold a NUL byte")
+            return []
         if any(c in pattern for c in "*?["):
             paths = sorted(globmod.glob(pattern))
         elif os.path.exists(pattern):

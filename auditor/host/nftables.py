@@ -384,7 +384,18 @@ def _vmap(matches: list[Match], val: dict[str, Any], ctx: _Context, text: str) -
 
 
 def parse_ruleset(data: Any, exclude: Iterable[tuple[str, str]] = ()) -> NftRuleset:
-    """Tables and base chains from `nft -j list ruleset` output (parsed JSON or its text)."""
+    """Tables and base chains from `nft -j list ruleset` output (parsed JSON or its text).
+
+    Raises NftParseError for anything that is not nft's JSON shape (a missing key, an object where
+    a list belongs ...): the firewall verdict is then `error` naming the problem.
+    """
+    try:
+        return _parse_ruleset(data, exclude)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise NftParseError(f"not the JSON shape nft prints ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_ruleset(data: Any, exclude: Iterable[tuple[str, str]] = ()) -> NftRuleset:
     if isinstance(data, str):
         try:
             data = bounded.load_json(data, "nft -j output") if data.strip() else {"nftables": []}

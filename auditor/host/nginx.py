@@ -342,13 +342,17 @@ def proxy_targets(url: str, named: dict[str, list[str]]) -> tuple[list[str], str
     """host:port addresses a proxy_pass URL reaches, and how they were found."""
     if "$" in url:
         return [], "contains variables (resolved at request time)"
-    parts = urlsplit(url if "://" in url else "http://" + url)
+    try:
+        parts = urlsplit(url if "://" in url else "http://" + url)
+        explicit_port = None if parts.netloc.startswith("unix:") else parts.port
+    except ValueError as exc:  # unbalanced [ ], a port that is not a number or out of range
+        return [], f"not a valid URL ({exc})"
     if parts.netloc.startswith("unix:"):
         return [parts.netloc], "unix socket"
     host = parts.hostname or ""
-    if host in named and parts.port is None:
+    if host in named and explicit_port is None:
         return list(named[host]), f"upstream {host}"
-    port = parts.port or (443 if parts.scheme == "https" else 80)
+    port = explicit_port or (443 if parts.scheme == "https" else 80)
     shown = f"[{host}]" if ":" in host else host
     return [f"{shown}:{port}"], "address in proxy_pass"
 
