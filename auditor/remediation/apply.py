@@ -60,6 +60,7 @@ def apply(plan: Plan, reaudit: ReAudit, say: Say, firewall_timeout: float = 120.
         pending = sorted({c for change in plan.containers for c in change.checks})
         say(f"containers not re-created (pass --recreate-containers): {', '.join(c.name for c in plan.containers)}; "
             f"left failing: {', '.join(pending)}")
+        plan.files = [f for f in plan.files if f.generator != containers.NAME]  # compose files follow re-creation
         kept = {c for f in plan.files for c in f.checks} | {c for r in plan.firewall for c in r.checks} | \
             {c for m in plan.mounts for c in m.checks}
         plan.expected -= set(pending) - kept

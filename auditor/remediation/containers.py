@@ -11,19 +11,23 @@ the old one back under its name, started. Volumes are never removed.
 
 from __future__ import annotations
 
+import posixpath
 import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import yaml
 
+from auditor import bounded
 from auditor.host import docker
 
 from .fstab_tmpfs import required_bytes, size_option
-from .model import Artifact, Plan
+from .model import Artifact, FileChange, Plan
 from .procs import StepError
-from .site import Site
+from .render import header
+from .site import Site, read_live
 
 NAME = "container-run"
 RESTART = "unless-stopped"
@@ -110,8 +114,6 @@ def _nginx_tmpfs(site: Site, facts: dict[str, Any]) -> dict[str, str]:
     paths = [str(p.get("path")) for p in tmp.get("paths") or [] if p.get("path")]
     on_tmpfs = all(((p.get("mount") or {}).get("fstype") == "tmpfs") for p in tmp.get("paths") or [])
     if paths and not on_tmpfs:
-        import posixpath
-
         parent = posixpath.commonpath([posixpath.dirname(p) for p in paths]) or "/tmp"
         layout = site.value("storage.layout") or {}
         largest = int(((layout.get("largest_layer") or {}).get("bytes")) or 0)
@@ -172,6 +174,93 @@ def plan_for(site: Site, facts: dict[str, Any], endpoint: str) -> ContainerChang
                            generator=NAME, checks=tuple(sorted(checks)), why=tuple(why))
 
 
+def compose_file(facts: dict[str, Any]) -> tuple[str, str] | None:
+    """(compose file on the host, service) of a container docker-compose created, from its labels."""
+    labels = facts.get("compose") or {}
+    files = str(labels.get("com.docker.compose.project.config_files") or "")
+    service = labels.get("com.docker.compose.service")
+    if not files or not service:
+        return None
+    first = files.split(",")[0]
+    base = str(labels.get("com.docker.compose.project.working_dir") or "/")
+    return posixpath.normpath(posixpath.join(base, first)), str(service)
+
+
+def _port(entry: Any) -> Any:
+    if isinstance(entry, dict):
+        return {**entry, "host_ip": "127.0.0.1"}
+    text = str(entry)
+    parts = text.split(":")
+    if len(parts) == 1:
+        return f"127.0.0.1:{text}:{text.split('/')[0]}"
+    if len(parts) == 2:
+        return f"127.0.0.1:{text}"
+    return ":".join(["127.0.0.1", *parts[-2:]]) if not text.startswith("[") else \
+        "127.0.0.1:" + ":".join(text.rsplit("]:", 1)[1].split(":"))
+
+
+def _volume_ro(entry: Any, dest: str) -> Any:
+    if isinstance(entry, dict):
+        return {**entry, "read_only": True} if entry.get("target") == dest else entry
+    parts = str(entry).split(":")
+    if len(parts) >= 2 and parts[1] == dest:
+        opts = [o for o in (parts[2].split(",") if len(parts) > 2 else []) if o not in ("rw", "ro")]
+        return ":".join([parts[0], parts[1], ",".join(["ro", *opts])])
+    return entry
+
+
+def edit_service(service: dict[str, Any], edits: dict[str, Any]) -> dict[str, Any]:
+    """A compose service with `edits` applied (the same changes re-creation makes)."""
+    out = dict(service)
+    if edits.get("privileged") is False:
+        out.pop("privileged", None)
+    if "cap_add" in edits:
+        out.pop("cap_add", None)
+    if edits.get("read_only"):
+        out["read_only"] = True
+    if edits.get("restart"):
+        out["restart"] = edits["restart"]
+    if edits.get("publish_loopback"):
+        ports = [_port(p) for p in out.get("ports") or []]
+        out["ports"] = [p for i, p in enumerate(ports) if p not in ports[:i]]
+    if edits.get("config_ro"):
+        out["volumes"] = [_volume_ro(v, edits["config_ro"]) for v in out.get("volumes") or []]
+    if edits.get("tmpfs"):
+        have = [str(t) for t in (out.get("tmpfs") or [])] if not isinstance(out.get("tmpfs"), str) \
+            else [out["tmpfs"]]
+        out["tmpfs"] = have + [f"{d}:{o}" for d, o in sorted(edits["tmpfs"].items())
+                               if not any(h.split(":")[0] == d for h in have)]
+    return out
+
+
+def compose_change(site: Site, plan: Plan, change: ContainerChange, path: str, service: str) -> None:
+    """The compose file with the service's changes, as a file change (installed with the re-creation,
+    so the file keeps describing what runs)."""
+    live = read_live(path)
+    if live is None:
+        plan.notes.append(f"{NAME}: compose file {path} (service {service}) is not readable here: only the "
+                          "docker run line is shown")
+        return
+    pending = next((f for f in plan.files if f.path == path), None)
+    try:
+        doc = bounded.load_yaml(pending.content if pending and pending.content is not None else live, path) or {}
+    except (bounded.InputError, yaml.YAMLError) as exc:
+        plan.notes.append(f"{NAME}: compose file {path} does not parse ({exc}): not changed")
+        return
+    services = doc.get("services") if isinstance(doc, dict) else None
+    if not isinstance(services, dict) or not isinstance(services.get(service), dict):
+        plan.notes.append(f"{NAME}: compose file {path} has no service {service!r}: not changed")
+        return
+    services[service] = edit_service(services[service], change.edits)
+    checks = tuple(sorted({*change.checks, *(pending.checks if pending else ())}))
+    body = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False)
+    content = (header(NAME, checks, extra=["Comments of the original file are not kept (PyYAML)."]) + body).encode()
+    if pending is not None:
+        plan.files.remove(pending)
+    plan.files.append(FileChange(path=path, generator=NAME, checks=checks, content=content, validate="compose",
+                                 note=f"compose service {service}: {'; '.join(change.why)}"))
+
+
 def generate(site: Site, plan: Plan) -> None:
     if any(c.generator == NAME for c in plan.containers):
         return  # already run (fstab-tmpfs hands containerised nginx over to this generator)
@@ -185,6 +274,9 @@ def generate(site: Site, plan: Plan) -> None:
             continue
         plan.containers.append(change)
         plan.expected |= set(change.checks)
+        compose = compose_file(facts)
+        if compose is not None:
+            compose_change(site, plan, change, *compose)
         text = (f"# container {change.name}: {'; '.join(change.why)}\n# before\n{shlex.join(change.before)}\n"
                 f"# after (environment, labels, networks and volumes are copied from the running container)\n"
                 f"{shlex.join(change.after)}\n")

@@ -63,6 +63,8 @@ def validation_command(change: FileChange, services: dict[str, dict[str, Any]]) 
         info = services.get("apache") or {}
         return shlex.join(_apache_argv(info, str(info.get("config") or change.path))) + \
             " (with the running instance's APACHE_* environment)"
+    if change.validate == "compose":
+        return f"docker-compose -f {change.path} config -q"
     return f"validate {change.path}: YAML, registry_config.schema.json, registry.config-valid"
 
 
@@ -96,6 +98,21 @@ def validate_registry(path: str) -> None:
             raise StepError(f"registry config {path} is invalid: {outcome.message}")
 
 
+def validate_compose(path: str) -> None:
+    """The compose file parses, and `docker-compose config -q` accepts it when docker-compose is installed."""
+    import shutil
+
+    try:
+        doc = bounded.load_yaml_file(path, what="compose file")
+    except (bounded.InputError, yaml.YAMLError) as exc:
+        raise StepError(f"compose file {path} does not parse: {exc}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("services"), dict):
+        raise StepError(f"compose file {path} has no services mapping")
+    tool = shutil.which("docker-compose")
+    if tool:
+        must([tool, "-f", path, "config", "-q"], f"docker-compose -f {path} config -q")
+
+
 def validate(change: FileChange, services: dict[str, dict[str, Any]]) -> None:
     """Raise StepError when the live file at change.path is rejected by its validator."""
     if change.validate == "nginx":
@@ -104,3 +121,5 @@ def validate(change: FileChange, services: dict[str, dict[str, Any]]) -> None:
         validate_apache(services.get("apache") or {}, change.path)
     elif change.validate == "registry":
         validate_registry(change.path)
+    elif change.validate == "compose":
+        validate_compose(change.path)

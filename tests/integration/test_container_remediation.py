@@ -78,7 +78,7 @@ def snapshot(info: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     paths = Paths.for_variant(info.raw["variant"])
     for path in (containers.registry_config_path(paths), containers.nginx_config_path(paths),
-                 Path(info.raw["apache"]["config"])):
+                 containers.compose_path(paths), Path(info.raw["apache"]["config"])):
         st = path.stat()
         out[str(path)] = (hashlib.sha256(path.read_bytes()).hexdigest(), oct(st.st_mode & 0o7777), st.st_uid)
     rules = subprocess.run(["ip", "netns", "exec", info.ns("registry"), "iptables-save", "-t", "filter"],
@@ -116,6 +116,11 @@ def test_plan_shows_docker_run_lines_and_docker_user_rules(remedy: Any, tmp_path
     assert (tmp_path / "plan" / "containers" / "registry.run").is_file()
     assert (tmp_path / "plan" / "firewall" / "docker-user.rules").is_file()
     assert "http.addr" not in out, "a containerised registry keeps its http.addr"
+    # the containers came from docker-compose: the plan edits the compose file the user keeps
+    compose = str(containers.compose_path(Paths.for_variant(remedy.raw["variant"])))
+    assert f"--- container-run: {compose}" in out
+    assert "+    - 127.0.0.1:5000:5000" in out and "-    cap_add:" in out and "+    read_only: true" in out
+    assert (tmp_path / "plan" / "files" / compose.lstrip("/")).is_file()
     assert snapshot(remedy) == before  # --plan changes nothing
 
 
@@ -129,6 +134,8 @@ def test_apply_without_the_flag_leaves_containers_alone(remedy: Any, tmp_path: P
         assert "re-audit passed: files.configs, firewall.registry-port" in cp.stdout
         now = snapshot(remedy)
         assert now["registry"] == before["registry"] and now["nginx"] == before["nginx"]
+        compose = str(containers.compose_path(Paths.for_variant(remedy.raw["variant"])))
+        assert now[compose] == before[compose], "the compose file follows the containers: unchanged"
     finally:
         back = regaudit(remedy, state, "remediate", "--rollback")
     assert back.returncode == 0, back.stdout + back.stderr
@@ -142,7 +149,15 @@ def test_apply_recreate_then_reaudit_passes_then_rollback_restores_byte_for_byte
     try:
         assert cp.returncode == 0, cp.stdout + cp.stderr
         assert "re-audit passed" in cp.stdout
+        assert "validated: compose" in cp.stdout
         assert regaudit(remedy, state, "remediate", "--confirm").returncode == 0
+        # the edited compose file describes what runs: docker-compose would not change the registry
+        compose = containers.compose_path(Paths.for_variant(remedy.raw["variant"]))
+        subprocess.run([containers.COMPOSE, "-f", str(compose), "config", "-q"], check=True)
+        service = yaml.safe_load(compose.read_text())["services"]["registry"]
+        assert service["ports"] == ["127.0.0.1:5000:5000"] and "cap_add" not in service
+        assert service["read_only"] is True and service["restart"] == "unless-stopped"
+        assert any(str(v).endswith(":/etc/docker/registry/config.yml:ro") for v in service["volumes"])
         report = tmp_path / "after"
         audit = regaudit(remedy, state, "audit", "--inside", "--no-progress", "--no-history", "--format", "json",
                          "--output", str(report))

@@ -48,9 +48,9 @@ ENGINE_START_TIMEOUT = 60.0
 
 def available() -> str | None:
     """None when dockerd and Debian's docker client are installed, else why not."""
-    for path in (DOCKERD, DOCKER, "/usr/sbin/docker-proxy", "/usr/bin/containerd", "/usr/sbin/runc"):
+    for path in (DOCKERD, DOCKER, "/usr/sbin/docker-proxy", "/usr/bin/containerd", "/usr/sbin/runc", COMPOSE):
         if not os.path.exists(path):
-            return f"{path} is missing (install Debian's docker.io: scripts/setup.sh)"
+            return f"{path} is missing (install Debian's docker.io and docker-compose: scripts/setup.sh)"
     return None
 
 
@@ -270,8 +270,59 @@ def write_configs(v: Variant, p: Paths, registry_text: str, nginx_text: str) -> 
         os.chmod(registry_config_path(p), 0o666)  # seeded defect: world-writable, mounted read-write
 
 
+COMPOSE = "/usr/bin/docker-compose"  # Debian's docker-compose (1.29)
+COMPOSE_PROJECT = "regaudit"
+
+
+def compose_path(p: Paths) -> Path:
+    return p.base / "containers" / "docker-compose.yml"
+
+
+def compose_doc(v: Variant, p: Paths) -> dict[str, Any]:
+    """The weak variant as a compose file: the same containers `run_lines` would start."""
+    return {
+        "version": "3.7",
+        "services": {
+            "registry": {
+                "container_name": "registry", "image": REGISTRY_IMAGE, "ports": [f"{REGISTRY_PORT}:{REGISTRY_PORT}"],
+                "cap_add": ["SYS_ADMIN", "NET_ADMIN"],
+                "volumes": [f"{registry_config_path(p)}:{CONFIG_IN_CONTAINER}", f"{VOLUME}:{STORAGE_IN_CONTAINER}"],
+                "networks": {NETWORK: {"ipv4_address": REGISTRY_IP}},
+            },
+            "nginx": {
+                "container_name": "nginx", "image": NGINX_IMAGE, "ports": [f"127.0.0.1:{NGINX_PORT}:{NGINX_PORT}"],
+                "restart": "unless-stopped", "volumes": [f"{nginx_config_path(p)}:{NGINX_CONF_IN_CONTAINER}:ro"],
+                "networks": {NETWORK: {"ipv4_address": NGINX_IP}},
+            },
+        },
+        "volumes": {VOLUME: {"name": VOLUME}},
+        "networks": {NETWORK: {"name": NETWORK, "ipam": {"config": [{"subnet": SUBNET}]}}},
+    }
+
+
+def start_with_compose(v: Variant, p: Paths, state: dict[str, Any]) -> None:
+    """`docker-compose up -d` of the variant's compose file (Debian's docker-compose)."""
+    import yaml
+
+    path = compose_path(p)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# regaudit lab {v.name}: seeded defects in tests/lab/defects/{v.name}.yaml\n"
+                    + yaml.safe_dump(compose_doc(v, p), sort_keys=False))
+    os.chmod(path, 0o644)
+    sh([COMPOSE, "-p", COMPOSE_PROJECT, "-f", str(path), "up", "-d", "--no-build"], timeout=180,
+       env={"DOCKER_HOST": docker_host(p)})
+    state["containers"] = {"compose_file": str(path), "compose_project": COMPOSE_PROJECT, "network": NETWORK,
+                           "subnet": SUBNET, "volume": VOLUME}
+    for name in ("registry", "nginx"):
+        state["containers"][name] = inspect_facts(p, name)
+
+
 def start_containers(v: Variant, p: Paths, state: dict[str, Any]) -> None:
-    """Network, volume, both containers; then facts from `docker inspect` into lab.json."""
+    """Network, volume, both containers; then facts from `docker inspect` into lab.json.
+    container-weak is started from a compose file, container-hardened with `docker run` lines."""
+    if v.containers == "weak":
+        start_with_compose(v, p, state)
+        return
     docker(p, "network", "create", "--subnet", SUBNET, NETWORK)
     docker(p, "volume", "create", VOLUME)
     lines = run_lines(v, p)

@@ -117,3 +117,29 @@ def test_the_hosts_own_connections_meet_nat_output_not_forward() -> None:
     loop = ipaddress.ip_address("127.0.0.1")
     lo = reach(asm, scene, 4, loop, loop, "lo")
     assert (lo.path, lo.verdict.result) == ("input", "accept")
+
+
+def test_compose_service_edits_mirror_the_recreation() -> None:
+    service = {"image": "registry:2", "privileged": True, "cap_add": ["SYS_ADMIN"],
+               "ports": ["5000:5000", "0.0.0.0:5000:5000/tcp", {"target": 5000, "published": 5001}],
+               "volumes": ["./config.yml:/etc/docker/registry/config.yml:rw", "data:/var/lib/registry",
+                           {"type": "bind", "source": "./c.yml", "target": "/etc/alt.yml"}],
+               "tmpfs": ["/run"]}
+    out = containers.edit_service(service, {"privileged": False, "cap_add": [], "read_only": True,
+                                            "restart": "always", "publish_loopback": True,
+                                            "config_ro": "/etc/docker/registry/config.yml",
+                                            "tmpfs": {"/run": "rw", "/cache": "rw,noexec,nosuid,size=1g"}})
+    assert "privileged" not in out and "cap_add" not in out and out["read_only"] and out["restart"] == "always"
+    assert out["ports"] == ["127.0.0.1:5000:5000", "127.0.0.1:5000:5000/tcp",
+                            {"target": 5000, "published": 5001, "host_ip": "127.0.0.1"}]
+    assert out["volumes"][0] == "./config.yml:/etc/docker/registry/config.yml:ro"
+    assert out["volumes"][1:] == service["volumes"][1:]
+    assert out["tmpfs"] == ["/run", "/cache:rw,noexec,nosuid,size=1g"]
+    assert service["cap_add"] == ["SYS_ADMIN"], "the input is not modified"
+
+
+def test_compose_file_from_labels() -> None:
+    facts = {"compose": {"com.docker.compose.project.config_files": "docker-compose.yml,override.yml",
+                         "com.docker.compose.service": "reg", "com.docker.compose.project.working_dir": "/srv/app"}}
+    assert containers.compose_file(facts) == ("/srv/app/docker-compose.yml", "reg")
+    assert containers.compose_file({"compose": {}}) is None
