@@ -18,7 +18,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from auditor import bounded
@@ -156,6 +155,10 @@ def _parse(source: str, text: str) -> dict[str, Any]:
         raise UsageError(f"profile {source}: invalid YAML value: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError(f"profile {source}: must be a YAML mapping, not {type(data).__name__}")
+    if source.startswith("builtin:"):
+        return data  # shipped profiles are validated by the test suite (tests/unit/test_startup.py)
+    import jsonschema  # loaded for a user's profile file only (start-up cost)
+
     validator = jsonschema.Draft202012Validator(_schema(), format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(_plain(data)), key=lambda e: list(e.absolute_path))
     if errors:

@@ -22,7 +22,6 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import jsonschema
 import yaml
 
 from auditor.errors import UsageError
@@ -91,10 +90,22 @@ class Framework:
                 "source": self.source, "scope": self.scope}
 
 
+@cache
+def _validator() -> Any:
+    """One validator for every framework file (jsonschema.validate re-checks the schema each call)."""
+    import jsonschema  # loaded when a framework is read
+
+    return jsonschema.Draft202012Validator(FRAMEWORK_SCHEMA)
+
+
 def _parse(name: str, text: str) -> Framework:
+    import jsonschema
+
     data = yaml.safe_load(text)
     try:
-        jsonschema.validate(data, FRAMEWORK_SCHEMA)
+        error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+        if error is not None:
+            raise error
     except jsonschema.ValidationError as exc:
         where = ".".join(str(p) for p in exc.absolute_path) or "(top level)"
         raise UsageError(f"compliance framework {name}: at {where}: {exc.message}") from None

@@ -13,6 +13,7 @@ import ssl
 import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-b
                   "/etc/ssl/cert.pem")
 
 
-def _system_store() -> tuple[list[x509.Certificate], str]:
+@cache
+def _system_store() -> tuple[tuple[x509.Certificate, ...], str]:
+    """The system bundle's certificates, read once per process (every scanned address shares it)."""
     paths = ssl.get_default_verify_paths()
     for candidate in (paths.cafile, paths.openssl_cafile, *SYSTEM_BUNDLES):
         if candidate and Path(candidate).is_file():
@@ -36,10 +39,10 @@ def _system_store() -> tuple[list[x509.Certificate], str]:
                 with warnings.catch_warnings():  # some system roots have non-positive serials
                     warnings.simplefilter("ignore")
                     certs = x509.load_pem_x509_certificates(Path(candidate).read_bytes())
-                return certs, candidate
+                return tuple(certs), candidate
             except ValueError:
                 continue
-    return [], "no system trust store"
+    return (), "no system trust store"
 
 
 def load_trust_store(ca_bundle: str | None = None) -> tuple[list[x509.Certificate], str]:
@@ -49,8 +52,8 @@ def load_trust_store(ca_bundle: str | None = None) -> tuple[list[x509.Certificat
     certs, source = _system_store()
     if ca_bundle:
         extra = x509.load_pem_x509_certificates(Path(ca_bundle).read_bytes())
-        return extra + certs, f"{ca_bundle} + {source}"
-    return certs, source
+        return extra + list(certs), f"{ca_bundle} + {source}"
+    return list(certs), source
 
 
 def _key_facts(cert: x509.Certificate) -> dict[str, object]:
@@ -159,6 +162,12 @@ def verify_chain(chain: Sequence[x509.Certificate], anchors: Sequence[x509.Certi
     return True, "chain verifies"
 
 
+@lru_cache(maxsize=4096)
+def _subject(cert: x509.Certificate) -> x509.Name:
+    """A certificate's subject, parsed once (the system store's ~140 roots are compared per chain)."""
+    return cert.subject
+
+
 def find_anchors(chain: Sequence[x509.Certificate],
                  store: Sequence[x509.Certificate]) -> list[x509.Certificate]:
     """Store certificates whose subject issued (or is) one of the chain's certificates."""
@@ -166,7 +175,7 @@ def find_anchors(chain: Sequence[x509.Certificate],
     seen: set[bytes] = set()
     anchors = []
     for cert in store:
-        if cert.subject in wanted:
+        if _subject(cert) in wanted:
             der = cert.public_bytes(serialization.Encoding.DER)
             if der not in seen:
                 seen.add(der)

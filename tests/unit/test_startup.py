@@ -68,3 +68,22 @@ def test_command_table_names_every_registered_command() -> None:
         __import__(f"auditor.commands.{name}", fromlist=["register"]).register(sub)
         registered.update({command: name for command in sub.choices})
     assert registered == cli.COMMAND_MODULES, "a new command: add it to auditor.cli.COMMAND_MODULES"
+
+
+def test_builtin_profiles_are_valid_against_the_schema() -> None:
+    """The run skips the JSON Schema for shipped profiles (start-up cost): this test is the validation."""
+    from importlib import resources
+
+    import jsonschema
+    import yaml
+
+    from auditor import profile
+
+    validator = jsonschema.Draft202012Validator(profile._schema(), format_checker=jsonschema.FormatChecker())
+    names = profile.builtin_names()
+    assert names
+    for name in names:
+        text = resources.files(profile.BUILTIN_PACKAGE).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+        data = profile._plain(yaml.safe_load(text))
+        assert not list(validator.iter_errors(data)), name
+        assert profile.load_profile(name).name
