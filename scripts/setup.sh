@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 DEBIAN_PACKAGES=(
   docker-registry nginx apache2 apache2-utils iptables nftables iproute2 testssl.sh
   chromium wrk curl openssl netcat-openbsd procps psmisc systemd jq ca-certificates shellcheck
-  docker.io docker-compose
+  docker.io docker-compose podman
   openssh-server openssh-client
 )
 missing=()
