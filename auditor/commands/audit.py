@@ -238,6 +238,11 @@ def say_rescan(evidence: EvidenceFile) -> None:
     else:
         print(f"regaudit: --rescan-stale: {rescan.get('rescanned')} tag(s) rescanned with {rescan.get('trivy')}, "
               f"{rescan.get('failed')} failed", file=sys.stderr)
+        failures = [t for t in rescan.get("tags") or [] if isinstance(t, dict) and t.get("error")]
+        if failures:
+            first = failures[0]
+            print(f"regaudit: --rescan-stale: {first.get('repo')}:{first.get('tag')}: {first['error']}",
+                  file=sys.stderr)
 
 
 def load_sign_key(path: str) -> PrivateKey:

@@ -112,6 +112,18 @@ async def rescan(stale: list[Stale], *, trivy: str, registry_host: str, scan_dir
     return list(await asyncio.gather(*(one(item) for item in stale)))
 
 
+def trivy_failure(code: int | None, stderr: str) -> str:
+    """One line saying why trivy failed: its FATAL line, and what to do when it is the database."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    fatal = next((ln for ln in lines if "FATAL" in ln), lines[-1] if lines else "")
+    fatal = fatal.split("\tFatal error\t", 1)[-1].split("FATAL", 1)[-1].strip()
+    if "failed to download vulnerability DB" in stderr or "DB error" in stderr:
+        return (f"trivy exited {code}: it could not get its vulnerability database (offline? point "
+                "TRIVY_DB_REPOSITORY at a mirror, or pre-fill TRIVY_CACHE_DIR and set TRIVY_SKIP_DB_UPDATE=true; "
+                f"TRIVY_SCANNERS=secret needs no database): {fatal[:200]}")
+    return f"trivy exited {code}: {fatal[:300]}"
+
+
 async def _run_trivy(trivy: str, reference: str, destination: Path, env: dict[str, str],
                      timeout: float) -> dict[str, Any]:
     fd, temp = tempfile.mkstemp(prefix=".regaudit-rescan-", suffix=".json", dir=destination.parent)
@@ -128,8 +140,7 @@ async def _run_trivy(trivy: str, reference: str, destination: Path, env: dict[st
             await proc.wait()
             return {"result": "failed", "error": f"trivy did not finish within {timeout:.0f}s"}
         if proc.returncode != 0 or os.path.getsize(temp) == 0:
-            tail = stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or [""]
-            return {"result": "failed", "error": f"trivy exited {proc.returncode}: {tail[0][:300]}"}
+            return {"result": "failed", "error": trivy_failure(proc.returncode, stderr.decode("utf-8", "replace"))}
         os.chmod(temp, 0o644)
         os.replace(temp, destination)
         return {"result": "rescanned"}
