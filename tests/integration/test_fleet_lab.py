@@ -266,10 +266,11 @@ def test_history_records_each_target_under_its_name(fleet: Fleet) -> None:
     summary = json.loads((fleet.base / "again" / "fleet.json").read_text())
     trends = {t["name"]: t["trend"] for t in summary["targets"]}
     assert len(trends["hardened"]) == 2 and len(trends["weak"]) == 2 and trends["gone"] == []
-    listed = subprocess.run(["regaudit", "history", "list", "--target", "weak", "--json"], capture_output=True,
+    listed = subprocess.run(["regaudit", "history", "--target", "weak", "--format", "json"], capture_output=True,
                             text=True, env=fleet.env)
-    if listed.returncode == 0 and listed.stdout.strip().startswith("["):
-        assert {r["target"] for r in json.loads(listed.stdout)} == {"weak"}
+    assert listed.returncode == 0, listed.stderr
+    runs = json.loads(listed.stdout)
+    assert len(runs) == 2 and {r["target"] for r in runs} == {"weak"} and {r["grade"] for r in runs} == {"F"}
 
 
 def test_evidence_altered_after_signing_fails_verification(fleet: Fleet) -> None:
