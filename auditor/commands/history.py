@@ -11,7 +11,8 @@ from ._common import print_json
 
 def register(sub: argparse._SubParsersAction) -> None:
     hist = sub.add_parser("history", help="scores of past audits, newest first")
-    hist.add_argument("--target", help="only runs of this target URL (or inside://HOST, or a fleet target's inventory name)")
+    hist.add_argument("--target",
+                      help="only runs of this target URL (or inside://HOST, or a fleet target's inventory name)")
     hist.add_argument("--limit", type=int, default=20)
     hist.add_argument("--format", choices=("table", "json"), default="table")
     hist.set_defaults(func=show_history)
