@@ -121,6 +121,17 @@ def stop_engine(state: dict[str, Any]) -> list[str]:
     return done
 
 
+def running(state: dict[str, Any]) -> bool:
+    """Whether the variant's registry and nginx containers are running (a container variant is up
+    only then)."""
+    host = (state.get("docker") or {}).get("host")
+    if not host:
+        return False
+    cp = sh([DOCKER, "-H", host, "inspect", "--format", "{{.State.Running}}", "registry", "nginx"], check=False,
+            timeout=30)
+    return cp.returncode == 0 and cp.stdout.split() == ["true", "true"]
+
+
 def unmount_below(base: Path) -> list[str]:
     """Lazily unmount anything still mounted below `base` (a dockerd that died mid-way)."""
     prefix = str(base).rstrip("/") + "/"

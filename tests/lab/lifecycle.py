@@ -112,7 +112,9 @@ def is_up(name: str) -> bool:
         return False
     if not set(data["namespaces"].values()) <= netns.existing():
         return False
-    return all(procs.alive(rec) for rec in data.get("processes", []))
+    if not all(procs.alive(rec) for rec in data.get("processes", [])):
+        return False
+    return containers.running(data) if data.get("docker") else True
 
 
 def up(name: str, content: bool = True, recreate: bool = False) -> LabInfo:
