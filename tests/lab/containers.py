@@ -74,7 +74,19 @@ def docker(p: Paths, *args: str, timeout: float = 120.0, check: bool = True,
 
 # ---------------------------------------------------------------- the engine
 def start_engine(v: Variant, p: Paths, state: dict[str, Any]) -> int:
-    """Start dockerd in the registry namespace; returns its PID once the API answers."""
+    """Start dockerd in the registry namespace; returns its PID once the API answers. A dockerd that
+    exits at once is started a second time (seen once under load, with an empty log), never more."""
+    try:
+        return _start_engine(v, p, state)
+    except LabError as exc:
+        if "exited at start" not in str(exc):
+            raise
+        print(f"[lab] {v.name}: {exc}; starting dockerd again", flush=True)
+        state["processes"] = [r for r in state["processes"] if r.get("name") != "dockerd"]
+        return _start_engine(v, p, state)
+
+
+def _start_engine(v: Variant, p: Paths, state: dict[str, Any]) -> int:
     d = engine_dir(p)
     for sub in ("data", "exec"):
         (d / sub).mkdir(parents=True, exist_ok=True)
@@ -97,7 +109,7 @@ def start_engine(v: Variant, p: Paths, state: dict[str, Any]) -> int:
     while time.monotonic() < deadline:
         if not procs.alive(rec):
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise LabError("dockerd exited at start: " + " | ".join(tail))
+            raise LabError(f"dockerd exited at start (exit status {proc.poll()}): " + " | ".join(tail))
         if socket_path(p).exists() and docker(p, "version", "--format", "{{.Server.Version}}",
                                               check=False, timeout=10).returncode == 0:
             return proc.pid
