@@ -37,7 +37,7 @@ def container_problems(container: dict[str, Any], params: Params) -> list[str]:
 
 def _observed(container: dict[str, Any]) -> dict[str, Any]:
     keys = ("name", "image", "role", "privileged", "cap_add", "cap_drop", "read_only_rootfs", "restart_policy",
-            "config_in_container", "config_mount", "tmpfs", "security_opt")
+            "config_in_container", "config_mount", "tmpfs", "security_opt", "listening")
     return {k: container.get(k) for k in keys}
 
 

@@ -124,3 +124,18 @@ def listening(proc: str = procfs.PROC) -> list[dict[str, JSON]]:
             }
         )
     return rows
+
+
+def of_process(pid: int, proc: str = procfs.PROC) -> list[dict[str, JSON]]:
+    """Listening sockets process `pid` holds, read in its own network namespace (/proc/PID/net):
+    a container's sockets, seen from the host. [] when the process is gone or unreadable."""
+    held = procfs.socket_inodes(pid, proc)
+    found: list[Socket] = []
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(f"{proc}/{pid}/net/{table}", encoding="ascii", errors="replace") as handle:
+                found += parse_table(handle.read(), table)
+        except OSError:
+            continue
+    return [{"endpoint": s.endpoint, "address": s.address, "port": s.port, "loopback": s.loopback}
+            for s in sorted(found, key=lambda s: (s.port, s.table, s.address)) if s.inode in held]

@@ -100,6 +100,9 @@ async def host_discovery(ctx: ProbeContext) -> JSON:
     else:
         procs, engine = await asyncio.gather(asyncio.to_thread(discovery.discover_processes),
                                              _containers(endpoints))
+        for container in engine.get("runtime") or []:
+            if container.get("pid"):  # the container's own network namespace, read through /proc/PID/net
+                container["listening"] = await asyncio.to_thread(sockets.of_process, int(container["pid"]))
     paths = {k: v for k, v in ctx.target.paths.items() if v}
     return merge(procs, engine, paths)
 

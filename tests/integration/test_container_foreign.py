@@ -144,6 +144,10 @@ def test_the_configs_the_containers_use_are_judged(foreign: dict[str, Any], tmp_
     discovery = records["host.discovery"]["value"]
     assert discovery["docker"]["endpoint_source"] == "DOCKER_HOST"
     assert {c["name"] for c in discovery["container_runtime"]} == {"hub", "edge"}
+    # each container's own sockets, read in its network namespace through /proc/PID/net
+    listening = {c["name"]: {s["endpoint"] for s in c["listening"]} for c in discovery["container_runtime"]}
+    assert any(e.endswith(f":{PORT}") for e in listening["hub"]), listening
+    assert "0.0.0.0:8088" in listening["edge"], listening
     results = out["report"]["results"]
     by = {(r["check"], r["subject"]): r for r in results}
     assert by[("container.runtime", "container hub (registry)")]["status"] == "pass"

@@ -60,3 +60,18 @@ def test_real_listeners_of_this_process_are_found_with_their_pid() -> None:
     finally:
         v4.close()
         v6.close()
+
+
+def test_a_processes_own_listening_sockets_through_proc_pid_net() -> None:
+    import os
+    import socket as pysocket
+
+    from auditor.host import sockets as host_sockets
+
+    with pysocket.socket(pysocket.AF_INET, pysocket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        found = host_sockets.of_process(os.getpid())
+    assert {"endpoint": f"127.0.0.1:{port}", "address": "127.0.0.1", "port": port, "loopback": True} in found
+    assert host_sockets.of_process(2**22 + 7) == []
