@@ -7,6 +7,7 @@ each check testable on recorded evidence and every audit reproducible offline.
 
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -119,6 +120,19 @@ class Check:
     @property
     def id(self) -> str:
         return self.meta.id
+
+    @property
+    def module(self) -> str:
+        """The module that defines the check (a built-in's follows its id: docs/architecture.md)."""
+        return str(self.judge_fn.__module__)
+
+    @property
+    def source(self) -> str:
+        """Where the check is written: checks/<path>.py for a built-in, the file's path otherwise."""
+        builtin = "auditor.checks."
+        if self.module.startswith(builtin):
+            return "checks/" + "/".join(self.module[len(builtin):].split(".")) + ".py"
+        return inspect.getsourcefile(self.judge_fn) or self.module
 
     def judge(self, evidence: Evidence, params: Params) -> Iterator[Outcome]:
         yield from self.judge_fn(evidence, params)

@@ -24,11 +24,13 @@ T = TypeVar("T")
 
 
 def _walk(package: str) -> Iterator[ModuleType]:
+    """Every public module of `package` and its subpackages (a name part starting with _ is private)."""
     pkg = importlib.import_module(package)
-    for info in sorted(pkgutil.iter_modules(pkg.__path__), key=lambda i: i.name):
-        if info.name.startswith("_"):
+    infos = pkgutil.walk_packages(pkg.__path__, prefix=f"{package}.")
+    for info in sorted(infos, key=lambda i: i.name):
+        if any(part.startswith("_") for part in info.name[len(package) + 1:].split(".")):
             continue
-        yield importlib.import_module(f"{package}.{info.name}")
+        yield importlib.import_module(info.name)
 
 
 def _members(obj: Any, kind: type[T]) -> list[T]:

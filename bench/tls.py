@@ -37,8 +37,8 @@ sys.path.insert(0, str(REPO / "tests"))
 from tlspeer.compare import from_prober, from_testssl, testssl_argv  # noqa: E402
 from tlspeer.servers import nginx, nginx_available, s_server, write_pki  # noqa: E402
 
+from auditor.judge.suites import lookup  # noqa: E402
 from auditor.tlsprobe.records import SSLV2_CIPHERS  # noqa: E402
-from auditor.tlsprobe.suites import lookup  # noqa: E402
 
 SSLYZE_VERSIONS = {"ssl_2_0_cipher_suites": "SSLv2", "ssl_3_0_cipher_suites": "SSLv3",
                    "tls_1_0_cipher_suites": "TLSv1.0", "tls_1_1_cipher_suites": "TLSv1.1",

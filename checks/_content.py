@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, errored, skipped
-from auditor.content import manifests as mf
-from auditor.content.cosign import (
+from auditor.judge import manifests as mf
+from auditor.judge.cosign import (
     INVALID,
     UNVERIFIABLE,
     TrustedKeys,
@@ -22,7 +22,7 @@ from auditor.content.cosign import (
     verify_bundle_keyed,
     verify_legacy,
 )
-from auditor.content.sigstore_verify import KeylessVerifier
+from auditor.judge.sigstore_verify import KeylessVerifier
 
 CONTENT = "registry.content"
 TRUST = "signatures.trust"

@@ -1,6 +1,6 @@
 """firewall.registry-port: who can open a TCP connection to the registry port, judged from the ruleset.
 
-The judgement re-runs the evaluator (auditor.host.fweval) on the recorded rulesets, so
+The judgement re-runs the evaluator (auditor.judge.firewall.evaluate) on the recorded rulesets, so
 `regaudit evaluate` re-judges with another profile's allowed sources. Outcomes, one per subject:
 - `IPv4`, `IPv6`: every allowed network is accepted (all of it, on the interface the host routes
   it to) and no other source is (the source space is split on every rule boundary, so this is
@@ -21,7 +21,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
-from auditor.host.fweval import Assembly, Scene, assemble, judge_family, judge_local, parse_routes
+from auditor.judge.firewall.assemble import Assembly, assemble
+from auditor.judge.firewall.reach import Scene, judge_family, judge_local, parse_routes
 from auditor.model import Severity, Vantage
 
 PROBE = "host.firewall"

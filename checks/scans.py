@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
-from auditor.content.cosign import VALID, split_reference
-from auditor.content.scans import ignored_by, parse_time, rules_from_param, scan_filename
+from auditor.judge.cosign import VALID, split_reference
+from auditor.judge.scans import ignored_by, parse_time, rules_from_param, scan_filename
 from auditor.model import Severity, Vantage
 
 from ._content import CONTENT, REPORTS, TRUST, Verification, judge_tags, subject, tags

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
-from auditor.content.cosign import UNTRUSTED, UNVERIFIABLE, VALID
+from auditor.judge.cosign import UNTRUSTED, UNVERIFIABLE, VALID
 from auditor.model import Severity, Vantage
 
 from ._content import CONTENT, TRUST, discovery_errors, found_signatures, judge_tags, signature_verdicts

@@ -12,10 +12,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
+from auditor.judge.certs_policy import WEAK_HASHES
+from auditor.judge.suites import ALL_VERSIONS, lookup
 from auditor.model import Severity, Vantage
-from auditor.tlsprobe.certs_policy import WEAK_HASHES
-from auditor.tlsprobe.records import ALL_VERSIONS
-from auditor.tlsprobe.suites import lookup
 
 if TYPE_CHECKING:
     from cryptography import x509
@@ -265,7 +264,7 @@ def judge_chain(chain_facts: Mapping[str, Any], now: datetime,
     broken = [str(c["error"]) for c in facts if "error" in c]
     if broken or not facts:
         return broken or ["no certificate was presented"], {"source": chain_facts.get("source")}
-    from auditor.tlsprobe.certs import load_pems, name_matches, verify_chain  # X.509: only when judged
+    from auditor.judge.certs import load_pems, name_matches, verify_chain  # X.509: only when judged
 
     certs: list[x509.Certificate] = load_pems([str(c["pem"]) for c in facts])
     anchors = load_pems([str(p) for p in chain_facts.get("anchors") or []])

@@ -52,6 +52,7 @@ def explain_check(args: argparse.Namespace) -> int:
     print(f"{meta.id}: {meta.title}")
     print(f"  severity {meta.severity.label}, vantage {meta.vantage.value}, area {meta.area}")
     print(f"  guide: {meta.guide}")
+    print(f"  source: {item.source}")
     for label, text in (("Why", meta.rationale), ("Passes when", meta.passes_when),
                         ("Remediation", meta.remediation)):
         print(f"\n{label}:")

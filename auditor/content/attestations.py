@@ -9,9 +9,8 @@ import base64
 from typing import Any
 
 from auditor import bounded
-
-from . import manifests as mf
-from .scans import compact_vulns
+from auditor.judge import manifests as mf
+from auditor.judge.scans import compact_vulns
 
 
 def legacy_layer_facts(layer: mf.Descriptor) -> dict[str, Any]:

@@ -24,8 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from auditor.credentials import Credentials
-
-from .scans import parse_time, scan_filename
+from auditor.judge.scans import parse_time, scan_filename
 
 TRIVY_TIMEOUT = 600.0
 MAX_PARALLEL = 2

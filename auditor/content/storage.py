@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from auditor.errors import ProbeError
+from auditor.judge import manifests as mf
 
-from . import manifests as mf
 from .attestations import attestation_facts, bundle_attestation_facts, legacy_layer_facts
 
 MAX_BLOB = 4 * 1024 * 1024

@@ -34,8 +34,8 @@ import httpx
 from auditor import bounded
 from auditor.errors import ProbeError
 from auditor.httpclient import BoundedResponse, safe_url, same_origin
+from auditor.judge import manifests as mf
 
-from . import manifests as mf
 from .attestations import attestation_facts, bundle_attestation_facts, legacy_layer_facts
 from .auth import RegistryAuth
 from .transport import Fetcher, HttpxFetcher

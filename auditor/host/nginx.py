@@ -16,7 +16,7 @@ import os
 import posixpath
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -224,31 +224,6 @@ def load_from_dump(text: str, conf: str) -> Tree:
 
 
 # ---- values --------------------------------------------------------------------------------------
-
-_SIZE = re.compile(r"^(\d+)([kKmMgG]?)$")
-_TIME = re.compile(r"(\d+)(ms|s|m|h|d|w|M|y)?")
-_TIME_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
-
-
-def size_bytes(text: str) -> int | None:
-    """nginx size syntax ("0", "32k", "4096m", "1g") in bytes; None when it is not a size."""
-    match = _SIZE.match(text.strip())
-    if not match:
-        return None
-    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
-    return int(match.group(1)) * factor
-
-
-def time_seconds(text: str) -> float | None:
-    """nginx time syntax ("900s", "15m", "1h 30m", "900") in seconds; None when it is not a time."""
-    raw = text.strip().replace(" ", "")
-    if not raw or not re.fullmatch(r"(\d+(ms|s|m|h|d|w|M|y)?)+", raw):
-        return None
-    total = 0.0
-    for number, unit in _TIME.findall(raw):
-        total += int(number) * _TIME_UNITS[unit or "s"]
-    return total
-
 
 # ---- listen, locations, upstreams ----------------------------------------------------------------
 
@@ -572,35 +547,6 @@ def _auth_facts(block: Sequence[Node], http: Node, uri: str, registry: dict[str,
     if user_file.get("args"):
         user_file["path"] = str(user_file["args"][0])
     return entry
-
-
-def _apache_in_front(server: Mapping[str, JSON], apache: JSON) -> str | None:
-    """The Apache vhost that proxies /v2/ to one of this server's plaintext ports, if any."""
-    vhost = apache.get("vhost") if isinstance(apache, dict) else None
-    if not isinstance(vhost, dict):
-        return None
-    rule = vhost.get("v2_proxy_pass") or {}
-    url = str(rule.get("url") or "")
-    if not url.startswith("http://"):
-        return None
-    port = urlsplit(url).port or 80
-    if any(lst.get("port") == port and not lst.get("ssl") for lst in server.get("listen") or []):
-        return f"Apache's vhost at {vhost.get('where')} (ProxyPass {url})"
-    return None
-
-
-def behind_another_proxy(server: Mapping[str, JSON], apache: JSON) -> str | None:
-    """Why this server sits behind another proxy (which owns TLS and authentication), or None when
-    clients reach it directly (an ssl listener, or a non-loopback one nothing is known to front)."""
-    if (server.get("tls") or {}).get("ssl_listeners"):
-        return None
-    listens = ", ".join(str(lst.get("raw")) for lst in server.get("listen") or [])
-    front = _apache_in_front(server, apache)
-    if front:
-        return f"serves plaintext on {listens} behind {front}, which terminates TLS and authenticates"
-    if all(lst.get("loopback") for lst in server.get("listen") or []):
-        return f"listens only on loopback in plaintext ({listens}): it sits behind the proxy that terminates TLS"
-    return None
 
 
 def registry_facts(tree: Tree, registry: dict[str, JSON], build: Build, prefix: str | None = None) -> dict[str, JSON]:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from auditor.content.manifests import ManifestFacts, parse_manifest
+from auditor.judge.manifests import ManifestFacts, parse_manifest
 from auditor.model import JSON
 
 V2 = Path("docker/registry/v2")

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from auditor.content.scans import read_scan_dir
+from auditor.content.scandir import read_scan_dir
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host.discovery import registry_running
 from auditor.model import JSON

@@ -17,8 +17,8 @@ from typing import Any
 from auditor import bounded
 from auditor.errors import NotApplicable
 from auditor.host.discovery import registry_running
+from auditor.judge.netaddr import parse_listen
 from auditor.model import JSON
-from auditor.netaddr import parse_listen
 from auditor.probeapi import ProbeContext, probe
 
 DEFAULT_PORT = 5000

@@ -1,6 +1,6 @@
 """Outside authentication facts: anonymous access, plaintext endpoints, the token protocol, headers.
 
-Probes (facts only; checks/auth.py and checks/http_headers.py judge):
+Probes (facts only; checks/auth.py and checks/http.py judge):
 - `auth.anonymous`: anonymous GET /v2/, /v2/_catalog and a manifest of a known repository.
 - `auth.plaintext`: what plain-HTTP endpoints (port 80, the http:// form of the target) answer.
 - `auth.token`: the Bearer token protocol (realm, service, bad credentials, anonymous and

@@ -32,8 +32,8 @@ from typing import Any
 
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host import apache, nginx
+from auditor.judge.netaddr import parse_listen
 from auditor.model import JSON
-from auditor.netaddr import parse_listen
 from auditor.probeapi import ProbeContext, probe
 from auditor.probes.registry_config import file_facts, read_registry_config
 

@@ -10,8 +10,8 @@ from typing import Any
 
 from auditor.errors import NotApplicable
 from auditor.host.localhttp import get_url
+from auditor.judge.netaddr import parse_listen
 from auditor.model import JSON
-from auditor.netaddr import parse_listen
 from auditor.probeapi import ProbeContext, probe
 
 MAX_BODY = 4096

@@ -14,7 +14,7 @@ from auditor.errors import NotApplicable, ProbeError
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 from auditor.tlsprobe import ScanOptions, scan
-from auditor.tlsprobe.certs import load_trust_store
+from auditor.tlsprobe.truststore import load_trust_store
 
 PROBE_TIMEOUT = 120.0
 HANDSHAKE_TIMEOUT = 5.0

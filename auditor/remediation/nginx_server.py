@@ -14,7 +14,8 @@ from typing import Any
 
 import crossplane
 
-from auditor.host.nginx import behind_another_proxy, size_bytes, time_seconds
+from auditor.judge.proxies import behind_another_proxy
+from auditor.judge.units import size_bytes, time_seconds
 
 from .model import FileChange, Plan
 from .render import render

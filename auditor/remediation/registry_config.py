@@ -17,8 +17,8 @@ from typing import Any
 import yaml
 
 from auditor import bounded
-from auditor.durations import parse_duration
-from auditor.netaddr import parse_listen
+from auditor.judge.netaddr import parse_listen
+from auditor.judge.units import parse_duration
 
 from .model import FileChange, MoveAside, Plan, TextRemedy
 from .render import header

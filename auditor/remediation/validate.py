@@ -2,7 +2,7 @@
 
 nginx: `nginx -t -c <conf>` with the running master's -p/-g; Apache: `apache2 -t -d ... -f ...`
 with the running instance's environment (APACHE_* from /proc/PID/environ, as discovered); the
-registry: the YAML parses, validates against checks/registry_config.schema.json and the engine's
+registry: the YAML parses, validates against checks/registry/config.schema.json and the engine's
 registry.config-valid judgement does not fail; iptables: `iptables-restore --test --noflush`.
 """
 

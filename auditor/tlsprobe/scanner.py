@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from auditor.tlsprobe import certs as certs_mod
+from auditor.judge import certs as certs_mod
+from auditor.judge.suites import ALL_VERSIONS, SUITES, describe, suites_for
 from auditor.tlsprobe import handshake as hs
 from auditor.tlsprobe.enumerate import enumerate_chunked, server_preference
-from auditor.tlsprobe.records import ALL_VERSIONS, SSLV2_CIPHERS, is_dns_name
-from auditor.tlsprobe.suites import SUITES, describe, suites_for
+from auditor.tlsprobe.records import SSLV2_CIPHERS, is_dns_name
+from auditor.tlsprobe.truststore import load_trust_store
 
 CERT_AUTH_TYPES = ("ECDSA", "RSA", "DSS")
 
@@ -159,7 +160,7 @@ async def _certificates(scan: _Scan, address: str, suites_by_version: dict[str, 
     """Chains per authentication type from a TLS <= 1.2 flight; the leaf via ssl otherwise."""
     now = scan.options.now or datetime.now(UTC)
     try:
-        store, store_source = certs_mod.load_trust_store(scan.options.ca_bundle)
+        store, store_source = load_trust_store(scan.options.ca_bundle)
     except (OSError, ValueError) as exc:
         store, store_source = [], f"error: {exc}"
     chains: list[dict[str, Any]] = []

@@ -53,24 +53,28 @@ def main(argv: list[str]) -> None:
         import crossplane  # noqa: F401
 
         import auditor.bounded
-        import auditor.content.cosign
-        import auditor.content.manifests
-        import auditor.content.scans
+        import auditor.content.scandir
         import auditor.content.walker
         import auditor.credentials
         import auditor.evidence
         import auditor.host.apache
-        import auditor.host.fweval
-        import auditor.host.iptables
-        import auditor.host.nftables
         import auditor.host.nginx
+        import auditor.judge.certs
+        import auditor.judge.cosign
+        import auditor.judge.firewall.assemble
+        import auditor.judge.firewall.evaluate
+        import auditor.judge.firewall.iptables
+        import auditor.judge.firewall.nftables
+        import auditor.judge.firewall.reach
+        import auditor.judge.manifests
+        import auditor.judge.parse
+        import auditor.judge.scans
         import auditor.plugins
         import auditor.probes.registry_config
         import auditor.profile
         import auditor.regauth
         import auditor.runner
         import auditor.signing
-        import auditor.tlsprobe.certs
         import auditor.tlsprobe.handshake
         import auditor.tlsprobe.records  # noqa: F401
     from auditor.plugins import load_checks

@@ -234,7 +234,7 @@ def nft_json(data: bytes) -> None:
 @target("trivy_report", glob("tests/fixtures/upstream/trivy/*.golden"))
 def trivy_report(data: bytes) -> None:
     """A Trivy JSON report file in --scan-dir, read as the scans probe reads it."""
-    from auditor.content.scans import read_scan_dir
+    from auditor.content.scandir import read_scan_dir
 
     folder = SCRATCH / "scans"
     folder.mkdir(exist_ok=True)
@@ -247,7 +247,7 @@ def trivy_report(data: bytes) -> None:
 @target("trivyignore", lambda: [], extra=lambda: iter([b"CVE-2023-0001\n# c\nCVE-2024-1 exp:2026-01-01\n"]))
 def trivyignore(data: bytes) -> None:
     """`.trivyignore` lines (ids, exp: dates, comments)."""
-    from auditor.content.scans import parse_trivyignore
+    from auditor.judge.scans import parse_trivyignore
 
     parse_trivyignore(text(data))
 
@@ -260,7 +260,7 @@ def trivyignore_yaml(data: bytes) -> None:
     import yaml
 
     from auditor import bounded
-    from auditor.content.scans import parse_trivyignore_yaml
+    from auditor.judge.scans import parse_trivyignore_yaml
 
     # read_scan_dir turns these exceptions into an `errors` entry naming the file
     with contextlib.suppress(ValueError, yaml.YAMLError, bounded.InputError):
@@ -288,7 +288,7 @@ def _manifest_seeds() -> Iterator[bytes]:
 def manifest(data: bytes) -> None:
     """Image manifests and indexes (OCI and Docker v2; schema 1 refused); ValueError is the walker's
     documented refusal (the tag's result becomes `error`)."""
-    from auditor.content.manifests import parse_manifest
+    from auditor.judge.manifests import parse_manifest
 
     parse_manifest(data, "application/vnd.oci.image.manifest.v1+json")
 
@@ -302,7 +302,7 @@ def _cosign_seeds() -> Iterator[bytes]:
 @target("cosign_payload", lambda: [], extra=_cosign_seeds)
 def cosign_payload(data: bytes) -> None:
     """A simple-signing payload (the .sig layer's blob)."""
-    from auditor.content.cosign import payload_facts, reference_matches
+    from auditor.judge.cosign import payload_facts, reference_matches
 
     _digest, reference, error = payload_facts(data)
     if not error and reference:
@@ -318,8 +318,8 @@ def _dsse_seeds() -> Iterator[bytes]:
 @target("dsse_envelope", glob("tests/fixtures/upstream/cosign/vuln-predicate.json"), extra=_dsse_seeds)
 def dsse_envelope(data: bytes) -> None:
     """A DSSE envelope (the .att layer) with its in-toto statement, and a bare statement."""
-    from auditor.content.cosign import statement_digests
     from auditor.content.walker import attestation_facts
+    from auditor.judge.cosign import statement_digests
 
     attestation_facts(text(data), "sha256-x.att", "dsse")
     statement_digests(data)
@@ -330,7 +330,7 @@ def _trusted_keys() -> Any:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from auditor.content.cosign import TrustedKeys
+    from auditor.judge.cosign import TrustedKeys
 
     pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -341,8 +341,8 @@ def _trusted_keys() -> Any:
 def sigstore_bundle(data: bytes) -> None:
     """A sigstore bundle: parsed, verified against a trusted key (never passes: the key is not
     the signer), and its vuln attestation summarised."""
-    from auditor.content.cosign import VALID, parse_bundle, verify_bundle_keyed
     from auditor.content.walker import bundle_attestation_facts
+    from auditor.judge.cosign import VALID, parse_bundle, verify_bundle_keyed
 
     bundle, _error = parse_bundle(text(data))
     bundle_attestation_facts(text(data))
@@ -389,8 +389,8 @@ def _loop() -> asyncio.AbstractEventLoop:
 def tls_server_answer(data: bytes) -> None:
     """A server's answer to a ClientHello: records, alerts, ServerHello, Certificate (and the chain
     facts of any certificates), as the handshake reader sees it on the wire; also as SSLv2."""
+    from auditor.judge.certs import chain_facts
     from auditor.tlsprobe import handshake as hs
-    from auditor.tlsprobe.certs import chain_facts
 
     async def read(reader_fn: Callable[..., Any], *args: Any) -> Any:
         reader = asyncio.StreamReader()

@@ -23,7 +23,8 @@ import yaml
 from auditor.checks.firewall import scene_of
 from lab import LabInfo
 
-from auditor.host.fweval import assemble, reach, route_dev
+from auditor.judge.firewall.assemble import assemble
+from auditor.judge.firewall.reach import reach, route_dev
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -30,7 +30,8 @@ from auditor.checks.firewall import registry_port, scene_of
 from lab import LabInfo
 
 from auditor.checkapi import Evidence, ProbeRecord
-from auditor.host.fweval import assemble, reach, route_dev
+from auditor.judge.firewall.assemble import assemble
+from auditor.judge.firewall.reach import reach, route_dev
 
 pytestmark = pytest.mark.integration
 

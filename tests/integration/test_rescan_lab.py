@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from auditor.content.scans import scan_filename
+from auditor.judge.scans import scan_filename
 
 pytestmark = pytest.mark.integration
 SYSTEM_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"

@@ -23,9 +23,9 @@ from tlspeer.compare import from_prober, from_testssl, have_testssl, run_testssl
 from tlspeer.servers import LocalPki, nginx, nginx_available, s_server, write_pki
 
 from auditor.checkapi import Evidence, ProbeRecord
+from auditor.judge.suites import lookup
 from auditor.model import Status
 from auditor.tlsprobe import ScanOptions, scan
-from auditor.tlsprobe.suites import lookup
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from auditor.checks.proxy import apache_tls
+from auditor.checks.proxy.apache import apache_tls
 
 from auditor.checkapi import Evidence, ProbeRecord
 from auditor.errors import NotApplicable

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from auditor.checks.proxy import protocols_enabled
+from auditor.checks.proxy.apache import protocols_enabled
 
 from auditor.host import apache
 

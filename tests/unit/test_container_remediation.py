@@ -99,7 +99,8 @@ def test_the_hosts_own_connections_meet_nat_output_not_forward() -> None:
 
     from auditor.checks.firewall import scene_of
 
-    from auditor.host.fweval import assemble, reach
+    from auditor.judge.firewall.assemble import assemble
+    from auditor.judge.firewall.reach import reach
 
     facts = json.loads((FIXTURES / "firewall" / "docker-lab-weak.host-firewall.json").read_text())
     text = facts["rulesets"]["iptables"]["text"]

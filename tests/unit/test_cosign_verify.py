@@ -11,7 +11,7 @@ import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from auditor.content.cosign import (
+from auditor.judge.cosign import (
     INVALID,
     UNTRUSTED,
     UNVERIFIABLE,
@@ -21,7 +21,7 @@ from auditor.content.cosign import (
     verify_bundle_keyed,
     verify_legacy,
 )
-from auditor.content.sigstore_verify import KeylessVerifier
+from auditor.judge.sigstore_verify import KeylessVerifier
 
 from .test_content_fake import labcosign as lc
 from .test_content_fake import oci, public_pem

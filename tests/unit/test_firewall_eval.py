@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from auditor.host import fweval
-from auditor.host.fweval import Packet, Pipeline, evaluate, source_segments
-from auditor.host.iptables import ParseError, base_chains, parse_save
-from auditor.host.nftables import parse_ruleset
+from auditor.judge.firewall import evaluate as fweval
+from auditor.judge.firewall.evaluate import Packet, Pipeline, evaluate, source_segments
+from auditor.judge.firewall.iptables import ParseError, base_chains, parse_save
+from auditor.judge.firewall.nftables import parse_ruleset
 
 HEAD = "*filter\n:INPUT {policy} [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n{chains}"
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from auditor.host.fweval import assemble
+from auditor.judge.firewall.assemble import assemble
 from auditor.probes.firewall import containerised, has_tables, registry_listeners, save_variant
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "firewall"

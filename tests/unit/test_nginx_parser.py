@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from auditor.host import nginx
+from auditor.judge import units
 
 from .helpers import FIXTURES
 
@@ -24,13 +25,13 @@ def dump_of(tree_files: list[str]) -> str:
 @pytest.mark.parametrize(("text", "expected"), [("0", 0), ("32k", 32768), ("4096m", 4096 * 1024**2), ("1G", 1024**3),
                                                 ("10M", 10 * 1024**2), ("12x", None), ("", None)])
 def test_size_bytes(text: str, expected: int | None) -> None:
-    assert nginx.size_bytes(text) == expected
+    assert units.size_bytes(text) == expected
 
 
 @pytest.mark.parametrize(("text", "expected"), [("900s", 900), ("900", 900), ("15m", 900), ("1h 30m", 5400),
                                                 ("500ms", 0.5), ("1d", 86400), ("soon", None)])
 def test_time_seconds(text: str, expected: float | None) -> None:
-    assert nginx.time_seconds(text) == expected
+    assert units.time_seconds(text) == expected
 
 
 def test_includes_follow_relative_globs_in_sorted_order() -> None:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from auditor.content.rescan import find_trivy, plan
-from auditor.content.scans import compact_report
+from auditor.judge.scans import compact_report
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "upstream" / "trivy" / "alpine-310.json.golden"
 NOW = dt.datetime(2026, 11, 28, 12, tzinfo=dt.UTC)

@@ -14,17 +14,17 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from auditor.content.cosign import pae
-from auditor.content.scans import (
+from auditor.content.scandir import read_scan_dir
+from auditor.content.walker import attestation_facts
+from auditor.judge.cosign import pae
+from auditor.judge.scans import (
     compact_report,
     ignored_by,
     parse_time,
     parse_trivyignore,
     parse_trivyignore_yaml,
-    read_scan_dir,
     scan_filename,
 )
-from auditor.content.walker import attestation_facts
 from auditor.model import Status
 from auditor.profile import load_profile
 

@@ -15,7 +15,7 @@ import pytest
 from auditor import cli
 
 HEAVY = ("sigstore", "cryptography.x509", "jinja2", "rich", "httpx", "httpcore", "h2", "auditor.remediation",
-         "auditor.reports", "reports", "auditor.tlsprobe.scanner", "auditor.tlsprobe.certs",
+         "auditor.reports", "reports", "auditor.tlsprobe.scanner", "auditor.judge.certs",
          "auditor.content.walker", "auditor.history", "auditor.signing")
 
 PROGRAM = """

@@ -12,7 +12,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tlspeer.pki import NOW, Pki, issue, make_pki, sha1_rsa1024_self_signed
 
-from auditor.tlsprobe import certs
+from auditor.judge import certs
+from auditor.tlsprobe.truststore import load_trust_store
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +86,9 @@ def test_unparsable_certificate_is_a_fact_not_an_exception(pki: Pki) -> None:
 def test_trust_store_with_bundle(tmp_path: Path, pki: Pki) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text(pki.root.pem)
-    store, source = certs.load_trust_store(str(bundle))
+    store, source = load_trust_store(str(bundle))
     assert store[0] == pki.root.cert and source.startswith(str(bundle))
     bad = tmp_path / "bad.pem"
     bad.write_text("not a pem")
     with pytest.raises(ValueError):
-        certs.load_trust_store(str(bad))
+        load_trust_store(str(bad))

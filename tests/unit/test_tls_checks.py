@@ -15,9 +15,9 @@ from auditor.checks import tls
 from tlspeer.pki import NOW, Pki, make_pki, sha1_rsa1024_self_signed
 
 from auditor.checkapi import Evidence, ProbeRecord
+from auditor.judge.certs import chain_facts
+from auditor.judge.suites import describe, lookup
 from auditor.model import Status
-from auditor.tlsprobe.certs import chain_facts
-from auditor.tlsprobe.suites import describe, lookup
 
 HARDENED = {"SSLv2": False, "SSLv3": False, "TLSv1.0": False, "TLSv1.1": False, "TLSv1.2": True, "TLSv1.3": True}
 TLS13_SUITES = ["TLS_AES_256_GCM_SHA384", "TLS_CHACHA20_POLY1305_SHA256", "TLS_AES_128_GCM_SHA256"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from auditor.tlsprobe.suite_data import SUITE_ROWS
-from auditor.tlsprobe.suites import LEGACY_CODES, SUITES, TLS13_CODES, describe, lookup, parse_name
+from auditor.judge.suite_data import SUITE_ROWS
+from auditor.judge.suites import LEGACY_CODES, SUITES, TLS13_CODES, describe, lookup, parse_name
 
 TESTSSL_MAPPING = Path("/etc/testssl/cipher-mapping.txt")
 

@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, warned
+from auditor.judge.netaddr import parse_listen
 from auditor.model import Severity, Vantage
-from auditor.netaddr import parse_listen
 
+from ._config import PROBE as CONFIG_PROBE
+from ._config import config_facts, effective, raw, subject
 from ._listeners import (
     DISCOVERY,
     SOCKETS,
@@ -18,8 +20,6 @@ from ._listeners import (
     socket_view,
     sockets_of,
 )
-from ._registry import PROBE as CONFIG_PROBE
-from ._registry import config_facts, effective, raw, subject
 
 ADDR_ENV = "REGISTRY_HTTP_ADDR"
 

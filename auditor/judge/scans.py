@@ -1,11 +1,10 @@
-"""Vulnerability scan facts: Trivy JSON reports, .trivyignore rules, cosign vuln attestations.
+"""Vulnerability scan facts (pure): Trivy JSON reports, .trivyignore rules, cosign vuln attestations.
 
 Contract:
 - `scan_filename(repo, tag)` is the guide's `${repo////_}_${tag}.json`.
-- `read_scan_dir(path)` (I/O, probe side) returns {"scan_dir", "reports": {file name: compact
-  report}, "ignore": [rules], "ignore_sources": [...], "errors": [...]}; a compact report keeps
-  CreatedAt (or None), mtime, ArtifactName, RepoTags, RepoDigests and the vulnerabilities
-  (id, severity, package, PURL, path).
+- `compact_report(doc, mtime)` keeps of a report CreatedAt (or None), mtime, ArtifactName,
+  RepoTags, RepoDigests and the vulnerabilities (id, severity, package, PURL, path); reading the
+  directory is auditor.content.scandir's job (I/O, probe side).
 - `parse_trivyignore(text)` / `parse_trivyignore_yaml(text)` return rules {id, expired_at,
   paths, purls, statement} as trivy's pkg/result/ignore.go reads them.
 - `ignored_by(vuln, rules, now)` (pure) names the rule that ignores `vuln` at `now`, or None.
@@ -15,15 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import os
 import re
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
-
-from auditor import bounded
+from auditor.judge.parse import load_yaml
 
 MAX_REPORT = 64 * 1024 * 1024
 SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
@@ -103,7 +98,7 @@ def parse_trivyignore(text: str) -> list[dict[str, Any]]:
 
 def parse_trivyignore_yaml(text: str) -> list[dict[str, Any]]:
     """`.trivyignore.yaml`: vulnerabilities: [{id, paths, purls, expired_at, statement}]."""
-    doc = bounded.load_yaml(text, ".trivyignore.yaml") or {}
+    doc = load_yaml(text, ".trivyignore.yaml") or {}
     if not isinstance(doc, dict):
         raise ValueError("top level is not a mapping")
     rules = []
@@ -175,39 +170,3 @@ def ignored_by(vuln: Mapping[str, Any], rules: Iterable[Mapping[str, Any]],
             continue
         return rule
     return None
-
-
-def read_scan_dir(path: str | None) -> dict[str, Any]:
-    """Every `*.json` report in the scan directory, compacted, plus its ignore files."""
-    out: dict[str, Any] = {"scan_dir": path, "reports": {}, "ignore": [], "ignore_sources": [], "errors": []}
-    if not path:
-        return out
-    base = Path(path)
-    for name in (".trivyignore", ".trivyignore.yaml", ".trivyignore.yml"):
-        file = base / name
-        if not file.is_file():
-            continue
-        try:
-            text = bounded.read_text(file, what="ignore file", max_bytes=MAX_REPORT)
-            out["ignore"] += parse_trivyignore(text) if name == ".trivyignore" else parse_trivyignore_yaml(text)
-            out["ignore_sources"].append(str(file))
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            out["errors"].append(f"{file}: {exc}")
-    with os.scandir(base) as entries:
-        names = sorted(e.name for e in entries if e.name.endswith(".json") and e.is_file())
-    for name in names:
-        file = base / name
-        try:
-            st = file.stat()
-            if st.st_size > MAX_REPORT:
-                out["reports"][name] = {"parse_error": f"larger than {MAX_REPORT} bytes"}
-                continue
-            doc = bounded.load_json_file(file, what="scan report", max_bytes=MAX_REPORT)
-        except bounded.InputError as exc:
-            out["reports"][name] = {"parse_error": f"unreadable: {exc.reason}"}
-            continue
-        except OSError as exc:
-            out["reports"][name] = {"parse_error": f"unreadable: {exc.strerror or exc}"}
-            continue
-        out["reports"][name] = compact_report(doc, st.st_mtime)
-    return out

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .cosign import INVALID, UNTRUSTED, UNVERIFIABLE, Verdict, check_statement
+from auditor.judge.cosign import INVALID, UNTRUSTED, UNVERIFIABLE, Verdict, check_statement
 
 SCHEME = "sigstore-bundle (keyless)"
 

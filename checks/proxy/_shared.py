@@ -8,6 +8,8 @@ from typing import Any
 from auditor.checkapi import Params
 
 HSTS = "strict-transport-security"
+REFS = ("NIST SP 800-190 4.2.1 (registry: insecure configuration)",)
+REFS_TLS = ("NIST SP 800-52 Rev. 2 3.1, 3.3.1", "CIS Docker Benchmark 2.6 (TLS for the registry)")
 GUIDE_CIPHERS = ["ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384"]
 # proxy.apache-tls and proxy.nginx-tls: the same profile parameters.
 TLS_PARAMS: dict[str, Any] = {"allowed_protocols": ["TLSv1.2", "TLSv1.3"], "allowed_tls12_ciphers": GUIDE_CIPHERS,
@@ -28,3 +30,13 @@ def hsts_problem(headers: list[Mapping[str, Any]], params: Params, where: str) -
     if age is None or age < minimum:
         return f"Strict-Transport-Security {value!r} ({found[-1].get('where')}): max-age below {minimum}"
     return None
+
+
+def shown_where(entry: Mapping[str, Any]) -> str:
+    """Where an effective value comes from, for messages of every proxy check: 'vhost, FILE:LINE',
+    'server, FILE:LINE', or the server's default."""
+    level = str(entry.get("level") or "default")
+    where = entry.get("where")
+    if level.startswith("default"):
+        return level if level.startswith("default (") or not where else f"{level}, {where}"
+    return f"{level}, {where}" if where else level

@@ -25,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 
-from auditor import bounded
+from auditor.judge.parse import load_json
 
 VALID = "valid"
 INVALID = "invalid"
@@ -153,7 +153,7 @@ def reference_matches(reference: str, repo: str, hosts: Iterable[str]) -> tuple[
 def payload_facts(payload: bytes) -> tuple[str, str, str]:
     """(docker-manifest-digest, docker-reference, error) of a simple-signing payload."""
     try:
-        doc = bounded.load_json(payload, "signature payload")
+        doc = load_json(payload, "signature payload")
     except (ValueError, UnicodeDecodeError):
         return "", "", "payload is not JSON"
     critical = _ci_get(doc, "critical")
@@ -212,7 +212,7 @@ def pae(payload_type: str, body: bytes) -> bytes:
 def statement_digests(statement: bytes) -> tuple[list[str], str, str]:
     """(subject digests as sha256:<hex>, predicateType, error) of an in-toto statement."""
     try:
-        doc = bounded.load_json(statement, "DSSE payload")
+        doc = load_json(statement, "DSSE payload")
     except (ValueError, UnicodeDecodeError):
         return [], "", "DSSE payload is not JSON"
     if not isinstance(doc, dict):
@@ -227,7 +227,7 @@ def statement_digests(statement: bytes) -> tuple[list[str], str, str]:
 
 def parse_bundle(text: str) -> tuple[dict[str, Any] | None, str]:
     try:
-        doc = bounded.load_json(text, "bundle")
+        doc = load_json(text, "bundle")
     except (ValueError, TypeError):
         return None, "bundle is not JSON"
     return (doc, "") if isinstance(doc, dict) else (None, "bundle is not a JSON object")

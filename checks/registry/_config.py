@@ -73,3 +73,17 @@ def effective(config: dict[str, Any], key: str) -> Value:
 
 def subject(facts: dict[str, Any]) -> str:
     return str(facts.get("path", "registry config"))
+
+
+NEEDS = (PROBE,)
+REFS_CONFIG = (
+    "NIST SP 800-190 4.2.1 (registry: insecure connections and configuration)",
+    "CIS Docker Benchmark 1.6 section 2 (daemon and registry configuration)",
+)
+PURGE_KEYS = ("age", "interval", "dryrun")
+
+
+def purging_section(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The storage.maintenance.uploadpurging mapping when the file sets one, else None."""
+    present, section = raw(config, "storage.maintenance.uploadpurging")
+    return section if present and isinstance(section, dict) else None

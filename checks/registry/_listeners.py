@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from auditor.judge.netaddr import parse_listen
 from auditor.model import JSON
-from auditor.netaddr import parse_listen
 
 DISCOVERY = "host.discovery"
 SOCKETS = "host.sockets"

@@ -10,7 +10,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from auditor.tlsprobe.suite_data import SUITE_ROWS
+from auditor.judge.suite_data import SUITE_ROWS
+
+# Protocol versions by name, oldest first (as the probe records them and the checks judge them).
+ALL_VERSIONS: tuple[str, ...] = ("SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
 # Key-exchange part of an IANA name (between TLS_ and _WITH_) -> (kx, auth).
 _KX_AUTH: dict[str, tuple[str, str]] = {

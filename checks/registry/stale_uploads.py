@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, failed, passed, warned
-from auditor.durations import format_duration, parse_duration
+from auditor.judge.units import format_duration, parse_duration
 from auditor.model import Severity, Vantage
 
-from ._registry import PROBE as CONFIG_PROBE
-from ._registry import config_facts, effective
+from ._config import PROBE as CONFIG_PROBE
+from ._config import config_facts, effective
 
 LAYOUT = "storage.layout"
 GUIDE_AGE = 168 * 3600.0

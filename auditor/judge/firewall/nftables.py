@@ -16,8 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor import bounded
-from auditor.host.fweval import (
+from auditor.judge.parse import InputError, load_json
+
+from .evaluate import (
     ACCEPT,
     CONTINUE,
     DROP,
@@ -398,8 +399,8 @@ def parse_ruleset(data: Any, exclude: Iterable[tuple[str, str]] = ()) -> NftRule
 def _parse_ruleset(data: Any, exclude: Iterable[tuple[str, str]] = ()) -> NftRuleset:
     if isinstance(data, str):
         try:
-            data = bounded.load_json(data, "nft -j output") if data.strip() else {"nftables": []}
-        except bounded.InputError as exc:
+            data = load_json(data, "nft -j output") if data.strip() else {"nftables": []}
+        except InputError as exc:
             raise NftParseError(exc.reason) from None
     if not isinstance(data, dict) or not isinstance(data.get("nftables"), list):
         raise NftParseError("no top-level 'nftables' list")

@@ -12,7 +12,7 @@ import ipaddress
 import shlex
 from collections.abc import Callable
 
-from auditor.host.fweval import (
+from .evaluate import (
     ACCEPT,
     CONTINUE,
     DNAT,

@@ -1,4 +1,4 @@
-"""Go duration strings ("168h", "1h30m", "10s") as the registry's config uses them."""
+"""Sizes and durations as configs spell them: Go durations (the registry), nginx sizes and times."""
 
 from __future__ import annotations
 
@@ -33,3 +33,30 @@ def format_duration(seconds: float) -> str:
     minutes, secs = divmod(rest, 60)
     parts = [f"{hours}h" if hours else "", f"{minutes}m" if minutes else "", f"{secs}s" if secs else ""]
     return "".join(parts) or "0s"
+
+
+# ---- nginx ---------------------------------------------------------------------------------------
+
+_SIZE = re.compile(r"^(\d+)([kKmMgG]?)$")
+_TIME = re.compile(r"(\d+)(ms|s|m|h|d|w|M|y)?")
+_TIME_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "M": 2592000, "y": 31536000}
+
+
+def size_bytes(text: str) -> int | None:
+    """nginx size syntax ("0", "32k", "4096m", "1g") in bytes; None when it is not a size."""
+    match = _SIZE.match(text.strip())
+    if not match:
+        return None
+    factor = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[match.group(2).lower()]
+    return int(match.group(1)) * factor
+
+
+def time_seconds(text: str) -> float | None:
+    """nginx time syntax ("900s", "15m", "1h 30m", "900") in seconds; None when it is not a time."""
+    raw = text.strip().replace(" ", "")
+    if not raw or not re.fullmatch(r"(\d+(ms|s|m|h|d|w|M|y)?)+", raw):
+        return None
+    total = 0.0
+    for number, unit in _TIME.findall(raw):
+        total += int(number) * _TIME_UNITS[unit or "s"]
+    return total

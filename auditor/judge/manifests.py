@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from auditor import bounded
+from auditor.judge.parse import load_json
 
 DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -100,7 +100,7 @@ def _descriptor(raw: Any) -> Descriptor:
 def parse_manifest(body: bytes, content_type: str = "") -> ManifestFacts:
     """Facts of a manifest; the body's own mediaType wins over the Content-Type header."""
     try:
-        doc = bounded.load_json(body, "manifest")
+        doc = load_json(body, "manifest")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"manifest is not JSON: {exc}") from None
     if not isinstance(doc, dict):

@@ -9,12 +9,9 @@ the recorded PEMs, so `evaluate --now` re-judges expiry and validity without the
 from __future__ import annotations
 
 import ipaddress
-import ssl
-import warnings
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from functools import cache, lru_cache
-from pathlib import Path
+from functools import lru_cache
 from typing import Any
 
 from cryptography import x509
@@ -22,40 +19,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from .certs_policy import WEAK_HASHES
+from auditor.judge.certs_policy import WEAK_HASHES
 
 __all__ = ["WEAK_HASHES"]
-SYSTEM_BUNDLES = ("/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt",
-                  "/etc/ssl/cert.pem")
-
-
-@cache
-def _system_store() -> tuple[tuple[x509.Certificate, ...], str]:
-    """The system bundle's certificates, read once per process (every scanned address shares it)."""
-    paths = ssl.get_default_verify_paths()
-    for candidate in (paths.cafile, paths.openssl_cafile, *SYSTEM_BUNDLES):
-        if candidate and Path(candidate).is_file():
-            try:
-                with warnings.catch_warnings():  # some system roots have non-positive serials
-                    warnings.simplefilter("ignore")
-                    certs = x509.load_pem_x509_certificates(Path(candidate).read_bytes())
-                return tuple(certs), candidate
-            except ValueError:
-                continue
-    return (), "no system trust store"
-
-
-def load_trust_store(ca_bundle: str | None = None) -> tuple[list[x509.Certificate], str]:
-    """The system store's certificates plus those of `ca_bundle` (PEM) when given; returns
-    (certs, where from). Raises OSError/ValueError when the named bundle cannot be read or holds
-    no certificate."""
-    certs, source = _system_store()
-    if ca_bundle:
-        extra = x509.load_pem_x509_certificates(Path(ca_bundle).read_bytes())
-        return extra + list(certs), f"{ca_bundle} + {source}"
-    return list(certs), source
-
-
 def _key_facts(cert: x509.Certificate) -> dict[str, object]:
     key = cert.public_key()
     if isinstance(key, rsa.RSAPublicKey):

@@ -1,9 +1,6 @@
-"""proxy.* checks: the Apache vhost and the nginx server that serve the registry, judged on the
-effective configuration recorded by `config.apache` and `config.nginx`.
-
-A proxy that is not deployed makes its probe NotApplicable, so its checks `skip` with the reason.
-nginx checks judge every server block whose /v2/ location proxies to the registry (one outcome
-each); Apache checks judge the <VirtualHost> Apache selects for the registry's host on 443.
+"""proxy.apache-* checks: the <VirtualHost> Apache selects for the registry's host on 443, judged on
+the effective configuration `config.apache` records (an Apache that is not deployed makes every
+check `skip`).
 """
 
 from __future__ import annotations
@@ -12,283 +9,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
-from auditor.host.nginx import size_bytes, time_seconds
+from auditor.judge.ciphers import canonical_suite, explicit_ciphers, with_flags
 from auditor.model import Severity, Vantage
-from auditor.tlsprobe.suites import lookup
 
-from ._proxy_shared import TLS_PARAMS, hsts_problem
+from ._shared import REFS, REFS_TLS, TLS_PARAMS, hsts_problem, shown_where
 
-NGINX = "config.nginx"
 APACHE = "config.apache"
 REGISTRY = "config.registry"
-LAYOUT = "storage.layout"
 GUIDE_APACHE = "Apache Configuration for Registry Proxying"
-GUIDE_NGINX = "Nginx Alternative with Buffer Tuning"
-REFS = ("NIST SP 800-190 4.2.1 (registry: insecure configuration)",)
-REFS_TLS = ("NIST SP 800-52 Rev. 2 3.1, 3.3.1", "CIS Docker Benchmark 2.6 (TLS for the registry)")
-GUIDE_CIPHERS = ["ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384"]
 # mod_ssl's SSLProtocol keywords; "all" is TLSv1-TLSv1.3 (Debian's OpenSSL 3 is built without SSLv3).
 PROTOCOLS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 PROTOCOL_ALL = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
-CIPHER_KEYWORD_CHARS = "!+-@"
-
-
-# ---- nginx ---------------------------------------------------------------------------------------
-
-
-def _nginx_servers(ev: Evidence) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    facts = ev[NGINX]
-    return facts, [s for s in facts.get("registry_servers") or [] if isinstance(s, dict)]
-
-
-def _no_registry_server(facts: Mapping[str, Any]) -> Outcome:
-    reg = facts.get("registry_address") or {}
-    host = reg.get("host") or "*"
-    seen = [f"{o.get('where')} -> {(o.get('v2_proxy_pass') or {}).get('url')}" for o in facts.get("other_servers") or []
-            if (o.get("v2_proxy_pass") or {}).get("url")]
-    reason = f"no server of this nginx proxies /v2/ to the registry at {host}:{reg.get('port')}"
-    if not facts.get("http_block", True):
-        reason += " (no http block)"
-    reason += "; /v2/ is proxied elsewhere: " + ", ".join(seen) if seen else "; no server proxies /v2/ at all"
-    unresolved = [o for o in facts.get("other_servers") or []
-                  if str((o.get("v2_proxy_pass") or {}).get("resolved_by", "")).startswith("contains variables")]
-    if unresolved:
-        return errored(str(facts.get("path")), "cannot tell whether nginx proxies the registry: " + reason
-                       + " (proxy_pass with variables is resolved only at request time)")
-    return skipped(str(facts.get("path")), reason)
-
-
-def _server_subject(facts: Mapping[str, Any], server: Mapping[str, Any]) -> str:
-    names = " ".join(server.get("server_names") or []) or "-"
-    location = (server.get("location") or {}).get("match") or "?"
-    return f"nginx server {names} at {server.get('where')}, location {location}"
-
-
-def _directive(server: Mapping[str, Any], name: str) -> dict[str, Any]:
-    return dict((server.get("directives") or {}).get(name) or {"args": None, "level": "default"})
-
-
-def _shown(entry: Mapping[str, Any]) -> str:
-    args = entry.get("args")
-    text = " ".join(args) if args else "(unset)"
-    level = entry.get("level")
-    where = entry.get("where")
-    return f"{text} ({level}{', ' + where if where else ''})"
-
-
-@check(
-    id="proxy.nginx-body",
-    title="nginx does not limit the size of pushed layers",
-    severity=Severity.HIGH,
-    area="proxy",
-    vantage=Vantage.INSIDE,
-    needs=(NGINX,),
-    guide=f"{GUIDE_NGINX}: client_max_body_size",
-    rationale="nginx refuses request bodies over client_max_body_size (default 1m) with 413: every push of a "
-    "layer above the limit fails.",
-    passes_when="client_max_body_size is 0 (unlimited) where nginx proxies /v2/ (the effective value, "
-    "inherited from http or server)",
-    remediation="Set `client_max_body_size 0;` in the server (or location /v2/) that proxies the registry.",
-    generator="nginx-server",
-    references=REFS,
-)
-def nginx_body(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts, servers = _nginx_servers(ev)
-    if not servers:
-        yield _no_registry_server(facts)
-        return
-    for server in servers:
-        entry = _directive(server, "client_max_body_size")
-        value = size_bytes(str((entry.get("args") or [""])[0]))
-        observed = {"client_max_body_size": entry}
-        if value == 0:
-            yield passed(_server_subject(facts, server), f"client_max_body_size {_shown(entry)}", observed=observed,
-                         expected="0")
-        elif value is None:
-            yield errored(_server_subject(facts, server), f"client_max_body_size is not a size: {_shown(entry)}",
-                          observed=observed, expected="0")
-        else:
-            yield failed(_server_subject(facts, server),
-                         f"client_max_body_size {_shown(entry)}: pushes of layers over {value} bytes get 413",
-                         observed=observed, expected="0")
-
-
-def _size_of(entry: Mapping[str, Any], index: int = 0) -> int | None:
-    args = entry.get("args") or []
-    return size_bytes(str(args[index])) if len(args) > index else None
-
-
-@check(
-    id="proxy.nginx-buffers",
-    title="nginx buffers registry traffic to its temp path, with the guide's sizes",
-    severity=Severity.MEDIUM,
-    area="proxy",
-    vantage=Vantage.INSIDE,
-    needs=(NGINX, LAYOUT),
-    guide=f"{GUIDE_NGINX}: proxy_buffering, proxy_buffers, proxy_temp_path",
-    rationale="Undersized buffers and a temp-file cap below the largest layer make concurrent pulls of large "
-    "images fail or stall with 502s; an unset proxy_temp_path leaves temp files on the default disk "
-    "instead of the sized tmpfs.",
-    passes_when="proxy_buffering on, proxy_buffer_size >= 32k, proxy_buffers total >= 16 x 64k, "
-    "proxy_busy_buffers_size >= 128k, proxy_temp_path set, proxy_max_temp_file_size >= the largest layer "
-    "in the registry (the guide's 4096m when the largest layer cannot be measured)",
-    remediation="Use the guide's block: proxy_buffering on; proxy_buffer_size 32k; proxy_buffers 16 64k; "
-    "proxy_busy_buffers_size 128k; proxy_temp_path <tmpfs>/proxy_temp; proxy_max_temp_file_size 4096m.",
-    generator="nginx-server",
-    references=REFS,
-    params={"min_proxy_buffer_size": "32k", "min_proxy_buffers": "16 64k", "min_proxy_busy_buffers_size": "128k",
-            "unmeasured_max_temp_file_size": "4096m"},
-)
-def nginx_buffers(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts, servers = _nginx_servers(ev)
-    if not servers:
-        yield _no_registry_server(facts)
-        return
-    layout = ev.get(LAYOUT) or {}
-    largest = int(((layout.get("largest_layer") or {}).get("bytes")) or 0) if isinstance(layout, dict) else 0
-    min_buffer = size_bytes(str(params["min_proxy_buffer_size"])) or 0
-    count_text, _, size_text = str(params["min_proxy_buffers"]).partition(" ")
-    min_total = int(count_text) * (size_bytes(size_text.strip()) or 0)
-    min_busy = size_bytes(str(params["min_proxy_busy_buffers_size"])) or 0
-    min_temp = largest or size_bytes(str(params["unmeasured_max_temp_file_size"])) or 0
-    expected = {"proxy_buffering": "on", "proxy_buffer_size": f">= {params['min_proxy_buffer_size']}",
-                "proxy_buffers": f"total >= {params['min_proxy_buffers']}",
-                "proxy_busy_buffers_size": f">= {params['min_proxy_busy_buffers_size']}",
-                "proxy_temp_path": "set explicitly",
-                "proxy_max_temp_file_size": f">= {min_temp} bytes"
-                + (" (the largest layer)" if largest else
-                   f" (largest layer not measured: the guide's {params['unmeasured_max_temp_file_size']})")}
-    for server in servers:
-        names = ("proxy_buffering", "proxy_buffer_size", "proxy_buffers", "proxy_busy_buffers_size",
-                 "proxy_temp_path", "proxy_max_temp_file_size")
-        values = {n: _directive(server, n) for n in names}
-        problems = []
-        if str((values["proxy_buffering"].get("args") or ["on"])[0]).lower() != "on":
-            problems.append(f"proxy_buffering {_shown(values['proxy_buffering'])}")
-        size = _size_of(values["proxy_buffer_size"])
-        if size is None or size < min_buffer:
-            problems.append(f"proxy_buffer_size {_shown(values['proxy_buffer_size'])} < "
-                            f"{params['min_proxy_buffer_size']}")
-        buffers = values["proxy_buffers"].get("args") or []
-        per = size_bytes(str(buffers[1])) if len(buffers) == 2 and str(buffers[0]).isdigit() else None
-        if per is None or int(buffers[0]) * per < min_total:
-            problems.append(f"proxy_buffers {_shown(values['proxy_buffers'])} total < {params['min_proxy_buffers']}")
-        busy = _size_of(values["proxy_busy_buffers_size"])
-        if busy is None or busy < min_busy:
-            problems.append(f"proxy_busy_buffers_size {_shown(values['proxy_busy_buffers_size'])} < "
-                            f"{params['min_proxy_busy_buffers_size']}")
-        if str(values["proxy_temp_path"].get("level", "")).startswith("default"):
-            problems.append(f"proxy_temp_path is not set (nginx's default {values['proxy_temp_path'].get('path')})")
-        temp = _size_of(values["proxy_max_temp_file_size"])
-        if temp == 0:
-            problems.append("proxy_max_temp_file_size 0 disables buffering large responses to temp files")
-        elif temp is None or temp < min_temp:
-            problems.append(f"proxy_max_temp_file_size {_shown(values['proxy_max_temp_file_size'])} < {min_temp} bytes")
-        observed = {**values, "largest_layer_bytes": largest or None}
-        if problems:
-            yield failed(_server_subject(facts, server), "; ".join(problems), observed=observed, expected=expected)
-        else:
-            yield passed(_server_subject(facts, server), "buffers, temp path and temp-file cap as the guide sets "
-                         "them", observed=observed, expected=expected)
-
-
-@check(
-    id="proxy.nginx-timeouts",
-    title="nginx proxy timeouts allow long pushes",
-    severity=Severity.MEDIUM,
-    area="proxy",
-    vantage=Vantage.INSIDE,
-    needs=(NGINX,),
-    guide=f"{GUIDE_NGINX}: proxy_read_timeout, proxy_send_timeout, proxy_connect_timeout",
-    rationale="With nginx's 60s defaults, a large layer push or a slow registry commit is cut off mid-"
-    "transfer; a long connect timeout only hides a dead upstream.",
-    passes_when="proxy_read_timeout and proxy_send_timeout >= 900s, proxy_connect_timeout <= 60s",
-    remediation="Set proxy_read_timeout 900s; proxy_send_timeout 900s; proxy_connect_timeout 60s;.",
-    generator="nginx-server",
-    references=REFS,
-    params={"min_read_seconds": 900, "min_send_seconds": 900, "max_connect_seconds": 60},
-)
-def nginx_timeouts(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts, servers = _nginx_servers(ev)
-    if not servers:
-        yield _no_registry_server(facts)
-        return
-    expected = {"proxy_read_timeout": f">= {params['min_read_seconds']}s",
-                "proxy_send_timeout": f">= {params['min_send_seconds']}s",
-                "proxy_connect_timeout": f"<= {params['max_connect_seconds']}s"}
-    for server in servers:
-        values = {n: _directive(server, n) for n in expected}
-        seconds = {n: time_seconds(str((v.get("args") or [""])[0])) for n, v in values.items()}
-        problems = []
-        for name, minimum in (("proxy_read_timeout", params["min_read_seconds"]),
-                              ("proxy_send_timeout", params["min_send_seconds"])):
-            value = seconds[name]
-            if value is None or value < float(minimum):
-                problems.append(f"{name} {_shown(values[name])} < {minimum}s")
-        connect = seconds["proxy_connect_timeout"]
-        if connect is None or connect > float(params["max_connect_seconds"]):
-            problems.append(f"proxy_connect_timeout {_shown(values['proxy_connect_timeout'])} > "
-                            f"{params['max_connect_seconds']}s")
-        observed = {n: {**v, "seconds": seconds[n]} for n, v in values.items()}
-        if problems:
-            yield failed(_server_subject(facts, server), "; ".join(problems), observed=observed, expected=expected)
-        else:
-            yield passed(_server_subject(facts, server), ", ".join(f"{n} {seconds[n]:g}s" for n in expected
-                                                                   if seconds[n] is not None),
-                         observed=observed, expected=expected)
-
-
-@check(
-    id="proxy.forwarded-headers",
-    title="nginx passes Host and the forwarding headers to the registry",
-    severity=Severity.LOW,
-    area="proxy",
-    vantage=Vantage.INSIDE,
-    needs=(NGINX,),
-    guide=f"{GUIDE_NGINX}: location /v2/ proxy_set_header",
-    rationale="Without Host and X-Forwarded-Proto the registry builds wrong upload Location URLs (http, or "
-    "the upstream's name); without X-Real-IP / X-Forwarded-For its logs show only the proxy.",
-    passes_when="the proxy_set_header list in effect for /v2/ (nginx inherits it only when the inner level "
-    "has none) sets Host, X-Real-IP, X-Forwarded-For and X-Forwarded-Proto to non-empty values",
-    remediation="In location /v2/: proxy_set_header Host $host; X-Real-IP $remote_addr; X-Forwarded-For "
-    "$proxy_add_x_forwarded_for; X-Forwarded-Proto $scheme (repeat every header at the level that sets any).",
-    generator="nginx-server",
-    references=REFS,
-    params={"headers": ["Host", "X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto"]},
-)
-def forwarded_headers(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts, servers = _nginx_servers(ev)
-    if not servers:
-        yield _no_registry_server(facts)
-        return
-    wanted = [str(h) for h in params["headers"]]
-    for server in servers:
-        effective = server.get("proxy_set_header") or {}
-        headers = {str(h.get("name", "")).lower(): h for h in effective.get("headers") or []}
-        missing = [h for h in wanted if not str((headers.get(h.lower()) or {}).get("value") or "").strip()
-                   or (h.lower() == "host" and str(headers[h.lower()].get("value")) == "$proxy_host")]
-        observed = {"level": effective.get("level"), "headers": effective.get("headers")}
-        if missing:
-            note = " (nginx's defaults: Host $proxy_host, Connection close)" if effective.get("level") == "default" \
-                else f" (the list in effect is the one at the {effective.get('level')} level)"
-            yield failed(_server_subject(facts, server), "not passed to the registry: " + ", ".join(missing) + note,
-                         observed=observed, expected=wanted)
-        else:
-            yield passed(_server_subject(facts, server), "passes " + ", ".join(wanted), observed=observed,
-                         expected=wanted)
-
-
-# ---- Apache --------------------------------------------------------------------------------------
-
-
-def shown_where(entry: Mapping[str, Any]) -> str:
-    """Where an effective value comes from, for messages of every proxy check: 'vhost, FILE:LINE',
-    'server, FILE:LINE', or the server's default."""
-    level = str(entry.get("level") or "default")
-    where = entry.get("where")
-    if level.startswith("default"):
-        return level if level.startswith("default (") or not where else f"{level}, {where}"
-    return f"{level}, {where}" if where else level
 
 
 def _apache_vhost(ev: Evidence) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
@@ -329,30 +60,6 @@ def protocols_enabled(args: Sequence[str]) -> tuple[list[str], list[str]]:
     return [p for p in PROTOCOLS if p in enabled], unknown
 
 
-def _canonical_suite(name: str) -> str:
-    """IANA name of a suite given in OpenSSL or IANA spelling (unknown names stay as they are)."""
-    suite = lookup(name)
-    return suite.name if suite is not None else name
-
-
-def _with_flags(name: str) -> str:
-    suite = lookup(name)
-    flags = sorted(f for f in (suite.flags if suite else ()) if f in ("CBC", "3DES", "RC4", "NULL", "EXPORT"))
-    if suite is not None and not suite.forward_secret:
-        flags.append("no forward secrecy")
-    return f"{name} ({', '.join(flags)})" if flags else name
-
-
-def _explicit_ciphers(text: str) -> list[str] | None:
-    """The suites of a cipher string that only lists concrete suite names, else None."""
-    tokens = [t for t in text.replace(",", ":").replace(" ", ":").split(":") if t]
-    if not tokens or any(t[0] in CIPHER_KEYWORD_CHARS for t in tokens):
-        return None
-    if all(lookup(t) is not None for t in tokens):
-        return tokens
-    return None
-
-
 @check(
     id="proxy.apache-tls",
     title="The registry's Apache vhost enables TLS with the profile's protocols and ciphers",
@@ -378,7 +85,7 @@ def apache_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
         yield _no_vhost(facts, subject)
         return
     allowed_protocols = [str(p) for p in params["allowed_protocols"]]
-    allowed_ciphers = {_canonical_suite(str(c)) for c in params["allowed_tls12_ciphers"]}
+    allowed_ciphers = {canonical_suite(str(c)) for c in params["allowed_tls12_ciphers"]}
     problems: list[str] = []
     undecided: list[str] = []
     engine = vhost.get("ssl_engine") or {}
@@ -402,14 +109,14 @@ def apache_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
     if expansion.get("suites") is not None:
         suites = [str(s["name"]) for s in expansion["suites"] if s.get("protocol") != "TLSv1.3"]
     elif cipher.get("value"):
-        suites = _explicit_ciphers(str(cipher["value"]))
+        suites = explicit_ciphers(str(cipher["value"]))
     if suites is None:
         undecided.append(f"cannot expand SSLCipherSuite {cipher.get('value')!r}: {expansion.get('error')}")
     else:
-        weak = [s for s in suites if _canonical_suite(s) not in allowed_ciphers]
+        weak = [s for s in suites if canonical_suite(s) not in allowed_ciphers]
         if weak:
             problems.append(f"SSLCipherSuite {cipher.get('value')!r} ({shown_where(cipher)}) enables "
-                            f"{len(weak)} suite(s) outside the allowlist: {', '.join(_with_flags(s) for s in weak)}")
+                            f"{len(weak)} suite(s) outside the allowlist: {', '.join(with_flags(s) for s in weak)}")
         if not suites:
             problems.append(f"SSLCipherSuite {cipher.get('value')!r} enables no TLS 1.2 suite")
     headers = [{"name": h["args"][-2], "value": h["args"][-1], "where": h.get("where")}

@@ -1,6 +1,9 @@
-"""proxy.nginx-tls, proxy.nginx-auth, proxy.nginx-recipe: nginx as the registry's edge (the
-registry's own documentation recipe: nginx terminating TLS with auth_basic), judged on the
-effective configuration `config.nginx` records per server block proxying /v2/ to the registry.
+"""proxy.nginx-* checks, judged on the effective configuration `config.nginx` records per server
+block proxying /v2/ to the registry (an nginx that is not deployed makes every check `skip`).
+
+proxy.nginx-tls, proxy.nginx-auth, proxy.nginx-recipe: nginx as the registry's edge (the
+registry's own documentation recipe: nginx terminating TLS with auth_basic).
+proxy.nginx-body, proxy.nginx-buffers, proxy.nginx-timeouts: the guide's buffer tuning.
 
 A server that serves plaintext on loopback, or as the upstream of the Apache vhost, sits behind
 another proxy (the guide's Apache + nginx stack): TLS and authentication are that proxy's, so these
@@ -14,27 +17,16 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
-from auditor.host.nginx import behind_another_proxy
+from auditor.judge.ciphers import canonical_suite, explicit_ciphers, with_flags
+from auditor.judge.proxies import behind_another_proxy
+from auditor.judge.units import size_bytes, time_seconds
 from auditor.model import Severity, Vantage
 
-from ._proxy_shared import HSTS, TLS_PARAMS, hsts_problem
-from .proxy import (
-    APACHE,
-    GUIDE_NGINX,
-    NGINX,
-    REFS,
-    REFS_TLS,
-    REGISTRY,
-    _canonical_suite,
-    _directive,
-    _explicit_ciphers,
-    _nginx_servers,
-    _no_registry_server,
-    _server_subject,
-    _with_flags,
-    shown_where,
-)
+from ._nginx import GUIDE_NGINX, NGINX, _directive, _nginx_servers, _no_registry_server, _server_subject, _shown
+from ._shared import HSTS, REFS, REFS_TLS, TLS_PARAMS, hsts_problem, shown_where
 
+APACHE = "config.apache"
+REGISTRY = "config.registry"
 RECIPE = "the registry's documentation recipe (nginx terminating TLS)"
 NGINX_PROTOCOLS = ("SSLv2", "SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 API_VERSION_HEADER = "docker-distribution-api-version"
@@ -84,7 +76,7 @@ def nginx_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
         yield _no_registry_server(facts)
         return
     allowed_protocols = [str(p) for p in params["allowed_protocols"]]
-    allowed_ciphers = {_canonical_suite(str(c)) for c in params["allowed_tls12_ciphers"]}
+    allowed_ciphers = {canonical_suite(str(c)) for c in params["allowed_tls12_ciphers"]}
     expected = {"protocols": allowed_protocols, "tls12_suites": [str(c) for c in params["allowed_tls12_ciphers"]]}
     for server in servers:
         subject = _server_subject(facts, server)
@@ -119,14 +111,14 @@ def nginx_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
         if expansion.get("suites") is not None:
             suites = [str(s["name"]) for s in expansion["suites"] if s.get("protocol") != "TLSv1.3"]
         elif cipher.get("args"):
-            suites = _explicit_ciphers(_args(cipher))
+            suites = explicit_ciphers(_args(cipher))
         if suites is None:
             undecided.append(f"cannot expand ssl_ciphers {_args(cipher)!r}: {expansion.get('error')}")
         elif any(p in enabled for p in ("TLSv1", "TLSv1.1", "TLSv1.2")):
-            weak = [s for s in suites if _canonical_suite(s) not in allowed_ciphers]
+            weak = [s for s in suites if canonical_suite(s) not in allowed_ciphers]
             if weak:
                 problems.append(f"ssl_ciphers {_args(cipher)!r} ({_where(cipher)}) enables {len(weak)} suite(s) "
-                                f"outside the allowlist: {', '.join(_with_flags(s) for s in weak)}")
+                                f"outside the allowlist: {', '.join(with_flags(s) for s in weak)}")
             if not suites:
                 problems.append(f"ssl_ciphers {_args(cipher)!r} ({_where(cipher)}) enables no TLS 1.2 suite")
         headers = (server.get("add_header") or {}).get("headers") or []
@@ -353,3 +345,170 @@ def nginx_recipe(ev: Evidence, params: Params) -> Iterator[Outcome]:
 
 
 __all__ = ["GUIDE_NGINX", "nginx_auth", "nginx_recipe", "nginx_tls"]
+
+
+# ---- the guide's buffer tuning -----------------------------------------------------------------
+
+LAYOUT = "storage.layout"
+
+
+@check(
+    id="proxy.nginx-body",
+    title="nginx does not limit the size of pushed layers",
+    severity=Severity.HIGH,
+    area="proxy",
+    vantage=Vantage.INSIDE,
+    needs=(NGINX,),
+    guide=f"{GUIDE_NGINX}: client_max_body_size",
+    rationale="nginx refuses request bodies over client_max_body_size (default 1m) with 413: every push of a "
+    "layer above the limit fails.",
+    passes_when="client_max_body_size is 0 (unlimited) where nginx proxies /v2/ (the effective value, "
+    "inherited from http or server)",
+    remediation="Set `client_max_body_size 0;` in the server (or location /v2/) that proxies the registry.",
+    generator="nginx-server",
+    references=REFS,
+)
+def nginx_body(ev: Evidence, params: Params) -> Iterator[Outcome]:
+    facts, servers = _nginx_servers(ev)
+    if not servers:
+        yield _no_registry_server(facts)
+        return
+    for server in servers:
+        entry = _directive(server, "client_max_body_size")
+        value = size_bytes(str((entry.get("args") or [""])[0]))
+        observed = {"client_max_body_size": entry}
+        if value == 0:
+            yield passed(_server_subject(facts, server), f"client_max_body_size {_shown(entry)}", observed=observed,
+                         expected="0")
+        elif value is None:
+            yield errored(_server_subject(facts, server), f"client_max_body_size is not a size: {_shown(entry)}",
+                          observed=observed, expected="0")
+        else:
+            yield failed(_server_subject(facts, server),
+                         f"client_max_body_size {_shown(entry)}: pushes of layers over {value} bytes get 413",
+                         observed=observed, expected="0")
+
+
+def _size_of(entry: Mapping[str, Any], index: int = 0) -> int | None:
+    args = entry.get("args") or []
+    return size_bytes(str(args[index])) if len(args) > index else None
+
+
+@check(
+    id="proxy.nginx-buffers",
+    title="nginx buffers registry traffic to its temp path, with the guide's sizes",
+    severity=Severity.MEDIUM,
+    area="proxy",
+    vantage=Vantage.INSIDE,
+    needs=(NGINX, LAYOUT),
+    guide=f"{GUIDE_NGINX}: proxy_buffering, proxy_buffers, proxy_temp_path",
+    rationale="Undersized buffers and a temp-file cap below the largest layer make concurrent pulls of large "
+    "images fail or stall with 502s; an unset proxy_temp_path leaves temp files on the default disk "
+    "instead of the sized tmpfs.",
+    passes_when="proxy_buffering on, proxy_buffer_size >= 32k, proxy_buffers total >= 16 x 64k, "
+    "proxy_busy_buffers_size >= 128k, proxy_temp_path set, proxy_max_temp_file_size >= the largest layer "
+    "in the registry (the guide's 4096m when the largest layer cannot be measured)",
+    remediation="Use the guide's block: proxy_buffering on; proxy_buffer_size 32k; proxy_buffers 16 64k; "
+    "proxy_busy_buffers_size 128k; proxy_temp_path <tmpfs>/proxy_temp; proxy_max_temp_file_size 4096m.",
+    generator="nginx-server",
+    references=REFS,
+    params={"min_proxy_buffer_size": "32k", "min_proxy_buffers": "16 64k", "min_proxy_busy_buffers_size": "128k",
+            "unmeasured_max_temp_file_size": "4096m"},
+)
+def nginx_buffers(ev: Evidence, params: Params) -> Iterator[Outcome]:
+    facts, servers = _nginx_servers(ev)
+    if not servers:
+        yield _no_registry_server(facts)
+        return
+    layout = ev.get(LAYOUT) or {}
+    largest = int(((layout.get("largest_layer") or {}).get("bytes")) or 0) if isinstance(layout, dict) else 0
+    min_buffer = size_bytes(str(params["min_proxy_buffer_size"])) or 0
+    count_text, _, size_text = str(params["min_proxy_buffers"]).partition(" ")
+    min_total = int(count_text) * (size_bytes(size_text.strip()) or 0)
+    min_busy = size_bytes(str(params["min_proxy_busy_buffers_size"])) or 0
+    min_temp = largest or size_bytes(str(params["unmeasured_max_temp_file_size"])) or 0
+    expected = {"proxy_buffering": "on", "proxy_buffer_size": f">= {params['min_proxy_buffer_size']}",
+                "proxy_buffers": f"total >= {params['min_proxy_buffers']}",
+                "proxy_busy_buffers_size": f">= {params['min_proxy_busy_buffers_size']}",
+                "proxy_temp_path": "set explicitly",
+                "proxy_max_temp_file_size": f">= {min_temp} bytes"
+                + (" (the largest layer)" if largest else
+                   f" (largest layer not measured: the guide's {params['unmeasured_max_temp_file_size']})")}
+    for server in servers:
+        names = ("proxy_buffering", "proxy_buffer_size", "proxy_buffers", "proxy_busy_buffers_size",
+                 "proxy_temp_path", "proxy_max_temp_file_size")
+        values = {n: _directive(server, n) for n in names}
+        problems = []
+        if str((values["proxy_buffering"].get("args") or ["on"])[0]).lower() != "on":
+            problems.append(f"proxy_buffering {_shown(values['proxy_buffering'])}")
+        size = _size_of(values["proxy_buffer_size"])
+        if size is None or size < min_buffer:
+            problems.append(f"proxy_buffer_size {_shown(values['proxy_buffer_size'])} < "
+                            f"{params['min_proxy_buffer_size']}")
+        buffers = values["proxy_buffers"].get("args") or []
+        per = size_bytes(str(buffers[1])) if len(buffers) == 2 and str(buffers[0]).isdigit() else None
+        if per is None or int(buffers[0]) * per < min_total:
+            problems.append(f"proxy_buffers {_shown(values['proxy_buffers'])} total < {params['min_proxy_buffers']}")
+        busy = _size_of(values["proxy_busy_buffers_size"])
+        if busy is None or busy < min_busy:
+            problems.append(f"proxy_busy_buffers_size {_shown(values['proxy_busy_buffers_size'])} < "
+                            f"{params['min_proxy_busy_buffers_size']}")
+        if str(values["proxy_temp_path"].get("level", "")).startswith("default"):
+            problems.append(f"proxy_temp_path is not set (nginx's default {values['proxy_temp_path'].get('path')})")
+        temp = _size_of(values["proxy_max_temp_file_size"])
+        if temp == 0:
+            problems.append("proxy_max_temp_file_size 0 disables buffering large responses to temp files")
+        elif temp is None or temp < min_temp:
+            problems.append(f"proxy_max_temp_file_size {_shown(values['proxy_max_temp_file_size'])} < {min_temp} bytes")
+        observed = {**values, "largest_layer_bytes": largest or None}
+        if problems:
+            yield failed(_server_subject(facts, server), "; ".join(problems), observed=observed, expected=expected)
+        else:
+            yield passed(_server_subject(facts, server), "buffers, temp path and temp-file cap as the guide sets "
+                         "them", observed=observed, expected=expected)
+
+
+@check(
+    id="proxy.nginx-timeouts",
+    title="nginx proxy timeouts allow long pushes",
+    severity=Severity.MEDIUM,
+    area="proxy",
+    vantage=Vantage.INSIDE,
+    needs=(NGINX,),
+    guide=f"{GUIDE_NGINX}: proxy_read_timeout, proxy_send_timeout, proxy_connect_timeout",
+    rationale="With nginx's 60s defaults, a large layer push or a slow registry commit is cut off mid-"
+    "transfer; a long connect timeout only hides a dead upstream.",
+    passes_when="proxy_read_timeout and proxy_send_timeout >= 900s, proxy_connect_timeout <= 60s",
+    remediation="Set proxy_read_timeout 900s; proxy_send_timeout 900s; proxy_connect_timeout 60s;.",
+    generator="nginx-server",
+    references=REFS,
+    params={"min_read_seconds": 900, "min_send_seconds": 900, "max_connect_seconds": 60},
+)
+def nginx_timeouts(ev: Evidence, params: Params) -> Iterator[Outcome]:
+    facts, servers = _nginx_servers(ev)
+    if not servers:
+        yield _no_registry_server(facts)
+        return
+    expected = {"proxy_read_timeout": f">= {params['min_read_seconds']}s",
+                "proxy_send_timeout": f">= {params['min_send_seconds']}s",
+                "proxy_connect_timeout": f"<= {params['max_connect_seconds']}s"}
+    for server in servers:
+        values = {n: _directive(server, n) for n in expected}
+        seconds = {n: time_seconds(str((v.get("args") or [""])[0])) for n, v in values.items()}
+        problems = []
+        for name, minimum in (("proxy_read_timeout", params["min_read_seconds"]),
+                              ("proxy_send_timeout", params["min_send_seconds"])):
+            value = seconds[name]
+            if value is None or value < float(minimum):
+                problems.append(f"{name} {_shown(values[name])} < {minimum}s")
+        connect = seconds["proxy_connect_timeout"]
+        if connect is None or connect > float(params["max_connect_seconds"]):
+            problems.append(f"proxy_connect_timeout {_shown(values['proxy_connect_timeout'])} > "
+                            f"{params['max_connect_seconds']}s")
+        observed = {n: {**v, "seconds": seconds[n]} for n, v in values.items()}
+        if problems:
+            yield failed(_server_subject(facts, server), "; ".join(problems), observed=observed, expected=expected)
+        else:
+            yield passed(_server_subject(facts, server), ", ".join(f"{n} {seconds[n]:g}s" for n in expected
+                                                                   if seconds[n] is not None),
+                         observed=observed, expected=expected)
