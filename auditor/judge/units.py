@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
+from typing import Any
 
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
@@ -60,3 +62,20 @@ def time_seconds(text: str) -> float | None:
     for number, unit in _TIME.findall(raw):
         total += int(number) * _TIME_UNITS[unit or "s"]
     return total
+
+
+# ---- tmpfs ---------------------------------------------------------------------------------------
+
+MIB = 1024 * 1024
+
+
+def required_bytes(largest_layer: int, largest_image: int, params: dict[str, Any], current: int = 0) -> int:
+    """The tmpfs size the profile asks for, rounded up to a whole MiB, never below `current`."""
+    need = float(params.get("factor", 2.0)) * largest_layer
+    if largest_image > int(params.get("large_image_bytes", 524288000)):
+        need = max(need, float(params.get("floor_bytes", 2147483648)))
+    return max(math.ceil(need / MIB) * MIB, current)
+
+
+def size_option(size: int) -> str:
+    return f"{size // (1024 * MIB)}G" if size % (1024 * MIB) == 0 else f"{size // MIB}M"

@@ -22,8 +22,8 @@ import yaml
 
 from auditor import bounded
 from auditor.host import docker
+from auditor.judge.units import required_bytes, size_option
 
-from .fstab_tmpfs import required_bytes, size_option
 from .model import Artifact, FileChange, Plan
 from .procs import StepError
 from .render import header

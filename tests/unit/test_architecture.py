@@ -4,7 +4,8 @@
   check API (auditor.checkapi, auditor.model, auditor.errors), auditor.judge and (checks only)
   their own package; no module that reaches the network, the file system, processes or the clock;
   and they call no built-in that does (open, input, exec, eval, __import__).
-- No import cycle among regaudit's modules (function-local imports count: they are still a cycle).
+- No import cycle among regaudit's modules (function-local imports count: they are still a cycle;
+  `if TYPE_CHECKING:` imports do not, they never run).
 - Findable checks: a built-in check `group.name` is defined in checks/group.py, or in
   checks/group/<module>.py where the name (hyphens as underscores) is the module's name or starts
   with it followed by an underscore.
@@ -65,7 +66,12 @@ def uses(source: str, module: str, is_package: bool) -> list[Use]:
     tree = ast.parse(source)
     package = module if is_package else module.rpartition(".")[0]
     found: list[Use] = []
+    type_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If) and _is_type_checking(block.test)
+                 for stmt in block.body for n in ast.walk(stmt)}
     for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue  # `if TYPE_CHECKING:` imports never run
+
         if isinstance(node, ast.Import):
             found += [Use(alias.name, node.lineno, "import") for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -84,6 +90,11 @@ def uses(source: str, module: str, is_package: bool) -> list[Use]:
             elif isinstance(func, ast.Attribute) and func.attr in CLOCK_CALLS:
                 found.append(Use(f"<clock>.{func.attr}", node.lineno, "call"))
     return found
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
 
 
 def violations(source: str, module: str, is_package: bool = False) -> list[str]:
