@@ -16,9 +16,9 @@ from auditor import bounded
 from auditor.credentials import load_credentials
 from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile
+from auditor.judge.rtt import ConnectTimeouts
 from auditor.plugins import load_probes
 from auditor.reportapi import write_atomically
-from auditor.rtt import ConnectTimeouts
 from auditor.runner import RunOptions, Selection, needed_probes, run_audit
 from auditor.target import PATH_KEYS, Target, parse_registry_url
 

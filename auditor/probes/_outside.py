@@ -16,10 +16,10 @@ import httpx
 
 from auditor.errors import NotApplicable, ProbeError
 from auditor.httpclient import BoundedResponse, bounded_request, same_origin
+from auditor.judge.rtt import ATTEMPTS, ConnectTimeouts, RttEstimator, filtered_detail
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext
 from auditor.regauth import challenges_of
-from auditor.rtt import ATTEMPTS, ConnectTimeouts, RttEstimator, filtered_detail
 
 REQUEST_TIMEOUT = 10.0
 DEFAULT_REGISTRY_PORT = 5000

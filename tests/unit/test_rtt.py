@@ -1,10 +1,10 @@
-"""The adaptive connect timeout's arithmetic (auditor.rtt), with injected round-trip times."""
+"""The adaptive connect timeout's arithmetic (auditor.judge.rtt), with injected round-trip times."""
 
 from __future__ import annotations
 
 import pytest
 
-from auditor.rtt import ConnectTimeouts, RttEstimator, filtered_detail
+from auditor.judge.rtt import ConnectTimeouts, RttEstimator, filtered_detail
 
 
 def test_before_any_sample_the_initial_timeout_applies() -> None:
