@@ -32,6 +32,7 @@ COMMAND_MODULES = {
     "audit": "audit", "checks": "catalog", "explain": "catalog", "profiles": "catalog",
     "compliance": "compliance", "evaluate": "evaluate", "history": "history", "diff": "history",
     "remediate": "remediate", "schedule": "schedule", "verify-report": "verify_report", "fleet": "fleet",
+    "watch": "watch",
 }
 
 

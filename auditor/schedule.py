@@ -166,3 +166,30 @@ def rotate(base: Path, keep: int) -> list[Path]:
     for path in doomed:
         shutil.rmtree(path)
     return doomed
+
+
+def install_watch_unit(name: str, serve_args: str, unit_dir: Path, user: str = "regaudit") -> Path:
+    """Write regaudit-watch-NAME.service running `regaudit watch serve SERVE_ARGS`; refuses to overwrite."""
+    if not NAME.match(name):
+        raise UsageError(f"watch name {name!r}: use lower-case letters, digits and dashes")
+    if not re.match(r"^[a-z_][a-z0-9_-]{0,31}$", user):
+        raise UsageError(f"--user {user!r}: not a user name")
+    try:
+        words = shlex.split(serve_args)
+    except ValueError as exc:
+        raise UsageError(f"--serve-args: {exc}") from None
+    if any(w.startswith(("--password", "--token=")) and w != "--password-file" for w in words):
+        raise UsageError("--serve-args: secrets go in the environment file or --token-file/--password-file, not argv")
+    target = next((w for w in words if w.startswith(("https://", "http://"))), "the registry")
+    unit = unit_dir / f"regaudit-watch-{name}.service"
+    if unit.exists():
+        raise UsageError(f"{unit} exists; not overwriting it")
+    command = " ".join([regaudit_executable(), "watch", "serve", *(shlex.quote(w) for w in words)])
+    values = {"name": name, "target": target, "command": command, "user": user,
+              "env_file": f"/etc/regaudit/watch-{name}.env"}
+    text = _templates().get_template("regaudit-watch.service.j2").render(values)
+    try:
+        write_atomically(unit, text.encode(), mode=0o644)
+    except OSError as exc:
+        raise UsageError(f"cannot write {unit}: {exc}") from None
+    return unit
