@@ -113,10 +113,8 @@ class ContentJudge:
                 async for page in walker.pages(f"/v2/{repo}/tags/list", {"n": 1000}, "tags",
                                                f"repository:{repo}:pull", "tags"):
                     names.extend(page)
-            except Exception as exc:
-                tagsets[repo] = frozenset()
+            except ProbeError:  # no tag list (a deleted repository): the manifest GETs say what is left
                 names = []
-                del exc
             tagsets[repo] = frozenset(names)
         facts = await asyncio.gather(*(walker.tag_facts(r, t, tagsets[r]) for r, t in keys))
         hosts = [self.target.host or ""]
