@@ -40,6 +40,7 @@ from .variants import (
     NGINX_LISTEN,
     REGISTRY_PORT,
     TOKEN_PORT,
+    WATCH_LISTEN,
     Variant,
     get,
 )
@@ -291,6 +292,12 @@ def _prepare_files(v: Variant, p: Paths, state: dict[str, Any]) -> None:
         os.chown(p.htpasswd, 0, www)
         os.chmod(p.htpasswd, v.htpasswd_mode)
     state["auth"]["users"] = users
+    notify_token = None
+    if v.notify:  # the watcher's shared token: the registry sends it, `regaudit watch serve --token-file` expects it
+        notify_token = secrets.token_urlsafe(32)
+        _write_secret(p.secrets / "watch-token", notify_token)
+        state["watch"] = {"listen": WATCH_LISTEN, "url": f"http://{WATCH_LISTEN}/events",
+                          "token_file": str(p.secrets / "watch-token")}
 
     if v.containers:
         containers.write_configs(v, p, containers.registry_config_text(
@@ -299,7 +306,7 @@ def _prepare_files(v: Variant, p: Paths, state: dict[str, Any]) -> None:
         return
     for i, addr in enumerate(v.registry_addrs):
         _write_config(p.registry_conf(i), render.registry_config(v, p, addr, debug=(i == 0),
-                                                                 token=state["token"]))
+                                                                 token=state["token"], notify_token=notify_token))
     if v.has_nginx:
         _write_config(p.nginx_conf, render.nginx_config(v, p, render.registry_upstream(v)))
     if v.has_apache:

@@ -14,6 +14,7 @@ from .variants import (
     HOSTNAME,
     NGINX_LISTEN,
     TOKEN_PORT,
+    WATCH_LISTEN,
     Variant,
 )
 
@@ -31,7 +32,8 @@ def token_realm() -> str:
     return f"https://{AUTH_HOSTNAME}:{TOKEN_PORT}/token"
 
 
-def registry_config(v: Variant, p: Paths, addr: str, debug: bool, token: dict[str, Any] | None = None) -> str:
+def registry_config(v: Variant, p: Paths, addr: str, debug: bool, token: dict[str, Any] | None = None,
+                    notify_token: str | None = None) -> str:
     """docker-registry config.yml: the guide's, plus debug addr, storage root in the lab dir."""
     purging = "true" if v.upload_purging else "false"
     lines = [
@@ -71,6 +73,8 @@ def registry_config(v: Variant, p: Paths, addr: str, debug: bool, token: dict[st
             f"    rootcertbundle: {token['rootcertbundle']}",
             "    autoredirect: false",
         ]
+    if v.notify and notify_token:
+        lines += notifications_block(notify_token)
     return "\n".join(lines) + "\n"
 
 
@@ -160,6 +164,25 @@ http {{
     }}
 }}
 """
+
+
+def notifications_block(token: str) -> list[str]:
+    """The registry's notifications endpoint: the lab's watcher on loopback, pulls and layers ignored."""
+    return [
+        "notifications:",
+        "  events:",
+        "    includereferences: true",
+        "  endpoints:",
+        "    - name: regaudit-watch",
+        f"      url: http://{WATCH_LISTEN}/events",
+        "      headers:",
+        f"        Authorization: [Bearer {token}]",
+        "      timeout: 2s",
+        "      threshold: 3",
+        "      backoff: 250ms",
+        "      ignore:",
+        "        actions: [pull]",
+    ]
 
 
 def nginx_config(v: Variant, p: Paths, upstream: str) -> str:

@@ -31,6 +31,7 @@ REGISTRY_PORT = 5000
 DEBUG_ADDR = "127.0.0.1:5001"
 NGINX_LISTEN = "127.0.0.1:8080"
 TOKEN_PORT = 8443
+WATCH_LISTEN = "127.0.0.1:9471"  # `regaudit watch serve` in the registry namespace (variant watch)
 GUIDE_CIPHERS = "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384"
 GUIDE_PROTOCOLS = "-all +TLSv1.2 +TLSv1.3"
 WEAK_CIPHERS = (
@@ -85,6 +86,7 @@ class Variant:
     @property
     def has_apache(self) -> bool:
         return self.proxies in ("both", "apache")
+    notify: bool = False  # the registry's notifications go to a watcher on WATCH_LISTEN (issue 14)
 
     def ns(self, role: str) -> str:
         """Namespace name for a role (or 'switch')."""
@@ -158,6 +160,8 @@ VARIANTS: dict[str, Variant] = {
         apache_proxy_timeout="60",
     ),
     "empty": Variant(name="empty", prefix="rge-", content_profile="hardened", populate=False),
+    # continuous mode: the registry's notifications endpoint is `regaudit watch serve` (tests/integration/test_watch_lab.py)
+    "watch": Variant(name="watch", prefix="rgv-", content_profile="hardened", notify=True),
 }
 
 
