@@ -34,6 +34,9 @@ def _summary(entry: dict) -> dict:
     remediation="Sign every pushed digest in CI: `cosign sign --key cosign.key <registry>/<repo>@<digest>`.",
     generator="cosign-ci",
     references=REFS,
+    # Not read by the check itself: `regaudit watch` gives a new push this long to be signed and scanned
+    # before a failing verdict counts (cosign signs after the push, the scan job runs after it).
+    params={"grace_minutes": 10.0},
 )
 def signatures_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
     def judge(where: str, tag: dict[str, Any]) -> Iterator[Outcome]:
