@@ -52,7 +52,7 @@ def _created_at(variant: str) -> str | None:
         return None
 
 
-def _lab_session(variant: str) -> Iterator[lab.LabInfo]:
+def _lab_session(variant: str, content: bool = True) -> Iterator[lab.LabInfo]:
     reason = lab.available()
     if reason:
         pytest.skip(f"lab {variant}: {reason}")
@@ -63,7 +63,7 @@ def _lab_session(variant: str) -> Iterator[lab.LabInfo]:
     mine.touch()
     try:
         before = _created_at(variant)
-        info = lab.up(variant, content=True)
+        info = lab.up(variant, content=content)
         if info.raw.get("created_at") != before or not before:
             marker.touch()  # a fixture built it, so a fixture may tear it down
         yield info
@@ -140,3 +140,9 @@ def lab_apache_weak() -> Iterator[lab.LabInfo]:
 def lab_empty() -> Iterator[lab.LabInfo]:
     """The hardened stack freshly deployed: nothing pushed, the storage root never written to."""
     yield from _lab_session("empty")
+
+
+@pytest.fixture(scope="session")
+def lab_watch() -> Iterator[lab.LabInfo]:
+    """The registry sends its notifications to a watcher on 127.0.0.1:9471 (continuous mode); no content."""
+    yield from _lab_session("watch", content=False)
