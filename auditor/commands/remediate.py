@@ -16,6 +16,8 @@ import argparse
 import shlex
 import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from auditor.credentials import load_credentials
 from auditor.errors import UsageError
@@ -54,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--username", help="registry user (the password comes from the environment or a file)")
     parser.add_argument("--password-file", metavar="FILE", help="file holding the registry password")
     parser.add_argument("--docker-config", metavar="FILE", help="Docker config.json to read credentials from")
+    parser.add_argument("--watch-endpoint", metavar="URL",
+                        help="add the registry config's notifications endpoint for `regaudit watch serve` at URL "
+                        "(https, or http on loopback), e.g. http://127.0.0.1:9471/events")
+    parser.add_argument("--watch-token-file", metavar="FILE",
+                        help="with --watch-endpoint: the token the registry sends as Authorization: Bearer")
     parser.add_argument("--recreate-containers", action="store_true",
                         help="with --apply: re-create the registry/nginx containers the plan changes (volumes kept; "
                         "the old container is renamed aside for rollback)")
@@ -98,6 +105,7 @@ def run(args: argparse.Namespace) -> int:
             return list(run_audit(checks, probes, target, credentials, again,
                                   RunOptions(deadline=args.deadline))[0].results)
 
+    target_json.update(watch_endpoint_option(args))
     site = Site(records=evidence.records, results=report.results, profile=profile, checks=checks, target=target_json)
     plan = build_plan(site)
     missing = unresolved(plan)
@@ -108,6 +116,22 @@ def run(args: argparse.Namespace) -> int:
     assert reaudit is not None
     return remediation_apply.apply(plan, reaudit, say, args.firewall_timeout,
                                    recreate_containers=args.recreate_containers)
+
+
+def watch_endpoint_option(args: argparse.Namespace) -> dict[str, Any]:
+    """{"watch_endpoint": {url, token_file}} for the registry-config generator, or {}."""
+    url, token_file = args.watch_endpoint, args.watch_token_file
+    if not url and not token_file:
+        return {}
+    if not (url and token_file):
+        raise UsageError("--watch-endpoint and --watch-token-file go together")
+    parts = urlsplit(url)
+    loopback = parts.hostname in ("127.0.0.1", "::1", "localhost")
+    if parts.scheme not in ("https", "http") or not parts.hostname or (parts.scheme == "http" and not loopback):
+        raise UsageError(f"--watch-endpoint {url}: use https, or http on loopback (the token travels in it)")
+    if not Path(token_file).is_file():
+        raise UsageError(f"--watch-token-file {token_file}: no such file")
+    return {"watch_endpoint": {"url": url, "token_file": str(Path(token_file).absolute())}}
 
 
 def show_plan(plan: Plan, out_dir: Path) -> int:

@@ -114,9 +114,14 @@ SECRET_LINE = re.compile(r"(?i)^([-+ ]\s*(?:[\w.-]*(?:secret|password|passwd|tok
                          r"\s*[:=]\s*)(\S.*)$")
 
 
+CREDENTIAL_LINE = re.compile(r"(?i)^([-+ ].*\b(?:Bearer|Basic)\s+)([^\s\]'\"]+)")
+
+
 def mask_secrets(text: str) -> str:
-    """Values of secret-looking keys (http.secret, storage credentials) masked in shown text."""
-    return "\n".join(SECRET_LINE.sub(r"\1[redacted]", line) for line in text.split("\n"))
+    """Values of secret-looking keys (http.secret, storage credentials) and Bearer/Basic credentials
+    (a notifications endpoint's Authorization header) masked in shown text."""
+    return "\n".join(CREDENTIAL_LINE.sub(r"\1[redacted]", SECRET_LINE.sub(r"\1[redacted]", line))
+                     for line in text.split("\n"))
 
 
 def diff(path: str, new: bytes) -> str:

@@ -29,7 +29,7 @@ NAME = "registry-config"
 CONFIG_CHECKS = (
     "registry.config-valid", "registry.log-json", "registry.delete-enabled", "registry.upload-purging",
     "registry.host-https", "registry.headers", "registry.health-check", "registry.debug-loopback",
-    "registry.bind-loopback", "registry.readonly-off",
+    "registry.bind-loopback", "registry.readonly-off", "registry.notifications",
 )
 OUTSIDE_CHECKS = ("http.nosniff", "net.registry-port-exposed")
 CONTAINER_PUBLISH = ("registry.bind-loopback", "net.registry-port-exposed", "auth.challenge-over-tls")
@@ -75,13 +75,76 @@ def _longer(value: Any, limit_seconds: float) -> bool:
     return seconds is None or seconds > limit_seconds
 
 
+WATCH_ENDPOINT = "regaudit-watch"
+NOTIFY_DEFAULTS: dict[str, Any] = {
+    "timeout": "2s",         # the watcher answers after one fsync; a slow answer is a failure, retried
+    "threshold": 3,          # failures in a row before the registry backs off
+    "backoff": "1s",         # then retries every second (events queue in memory meanwhile)
+    "ignoredmediatypes": ["application/octet-stream"],
+    "ignore": {"actions": ["pull"]},  # pulls are not judged: do not queue them
+}
+
+
+def notifications(config: dict[str, Any], url: str, token: str) -> list[str]:
+    """Add (or correct) the `notifications` endpoint of `regaudit watch` in `config`, in place.
+
+    The endpoint named regaudit-watch gets the URL, `Authorization: [Bearer TOKEN]`, and the
+    defaults above where unset; other endpoints are kept. Returns what changed."""
+    changes: list[str] = []
+    block = config.get("notifications")
+    if not isinstance(block, dict):
+        block = {}
+        config["notifications"] = block
+    events = block.get("events")
+    if not isinstance(events, dict) or events.get("includereferences") is not True:
+        block["events"] = {**(events if isinstance(events, dict) else {}), "includereferences": True}
+        changes.append("notifications.events.includereferences: -> True")
+    endpoints = block.get("endpoints")
+    if not isinstance(endpoints, list):
+        endpoints = []
+        block["endpoints"] = endpoints
+    entry = next((e for e in endpoints if isinstance(e, dict) and e.get("name") == WATCH_ENDPOINT), None)
+    if entry is None:
+        entry = {"name": WATCH_ENDPOINT}
+        endpoints.append(entry)
+        changes.append(f"notifications.endpoints: added {WATCH_ENDPOINT} -> {url}")
+    if entry.get("url") != url:
+        entry["url"] = url
+        changes.append(f"notifications.endpoints[{WATCH_ENDPOINT}].url -> {url!r}")
+    if entry.get("disabled"):
+        entry["disabled"] = False
+        changes.append(f"notifications.endpoints[{WATCH_ENDPOINT}].disabled -> False")
+    found = entry.get("headers")
+    headers: dict[str, Any] = found if isinstance(found, dict) else {}
+    if headers.get("Authorization") != [f"Bearer {token}"]:
+        entry["headers"] = {**headers, "Authorization": [f"Bearer {token}"]}
+        changes.append(f"notifications.endpoints[{WATCH_ENDPOINT}].headers.Authorization -> [redacted]")
+    for key, value in NOTIFY_DEFAULTS.items():
+        if key not in entry:
+            entry[key] = copy.deepcopy(value)
+            changes.append(f"notifications.endpoints[{WATCH_ENDPOINT}].{key} -> {value!r}")
+    return changes
+
+
+def watch_endpoint(target: Any) -> tuple[str, str] | None:
+    """(url, token) from `remediate --watch-endpoint URL --watch-token-file FILE`, or None."""
+    wanted = target.get("watch_endpoint") if isinstance(target, dict) else None
+    if not isinstance(wanted, dict) or not wanted.get("url"):
+        return None
+    token = bounded.read_text(Path(str(wanted["token_file"])), what="watch token file", max_bytes=4096).strip()
+    return str(wanted["url"]), token
+
+
 def harden(config: dict[str, Any], hostname: str | None, fix_readonly: bool,
            max_age_h: float = 168, max_interval_h: float = 24,
-           keep_addr: bool = False) -> tuple[dict[str, Any], list[str]]:
+           keep_addr: bool = False, watch: tuple[str, str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The config with the guide's keys where the live ones fall short; returns (merged, changes).
-    `keep_addr`: a containerised registry keeps its http.addr (its publishing decides its exposure)."""
+    `keep_addr`: a containerised registry keeps its http.addr (its publishing decides its exposure);
+    `watch` (url, token): the notifications endpoint of `regaudit watch`."""
     out = copy.deepcopy(config)
     changes: list[str] = []
+    if watch is not None:
+        changes += notifications(out, *watch)
 
     def ensure(key: str, value: Any, why: str) -> None:
         _set(out, key, value)
@@ -172,9 +235,21 @@ def generate(site: Site, plan: Plan) -> None:
         plan.notes.append(f"{NAME}: {path} is not a YAML mapping: nothing generated")
         return
     params = site.params("registry.upload-purging")
+    try:
+        watch = watch_endpoint(site.target)
+    except (OSError, bounded.InputError) as exc:
+        plan.notes.append(f"{NAME}: the watch token could not be read ({exc}): no notifications block")
+        watch = None
+    if watch is None and "registry.notifications" in failing:
+        claimed = tuple(c for c in claimed if c != "registry.notifications")
+        plan.texts.append(TextRemedy(
+            "registry.notifications", tuple(r.subject for r in site.failing("registry.notifications")),
+            "Point the registry's notifications at `regaudit watch serve` over https or loopback, with an "
+            "Authorization header: rerun remediate with --watch-endpoint URL --watch-token-file FILE to "
+            "generate the block (docs/watch.md).", NAME))
     merged, changes = harden(config, site.hostname, "registry.readonly-off" in failing,
                              float(params.get("max_age_hours", 168)), float(params.get("max_interval_hours", 24)),
-                             keep_addr=containerised)
+                             keep_addr=containerised, watch=watch)
     if not containerised:
         _note_proxy_upstreams(site, plan)
     if "registry.host-https" in failing and not site.hostname:

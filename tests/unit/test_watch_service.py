@@ -201,3 +201,47 @@ def test_a_short_token_is_refused(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "auditor", "watch", "serve", "--storage-root", str(tmp_path)],
                          capture_output=True, text=True, env=env, check=False, timeout=60)
     assert out.returncode == 2 and "at least 16" in out.stderr
+
+
+def test_install_writes_a_unit_systemd_accepts_whose_command_serves(tmp_path: Path) -> None:
+    import shlex
+    import shutil
+
+    storage = tmp_path / "storage"
+    (storage / "docker" / "registry" / "v2" / "repositories").mkdir(parents=True)
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    port = free_port()
+    serve_args = (f"--storage-root {storage} --listen 127.0.0.1:{port} --token-file {token} "
+                  f"--db {tmp_path / 'w.sqlite'}")
+    units = tmp_path / "units"
+    units.mkdir()
+    out = subprocess.run([sys.executable, "-m", "auditor", "watch", "install", "lab", "--unit-dir", str(units),
+                          "--serve-args", serve_args], capture_output=True, text=True, check=False, timeout=60)
+    assert out.returncode == 0, out.stderr
+    unit = units / "regaudit-watch-lab.service"
+    text = unit.read_text()
+    assert "Restart=always" in text and "NoNewPrivileges=yes" in text and TOKEN not in text
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)], capture_output=True, text=True,
+                            check=False, timeout=60)
+    assert verify.returncode == 0, verify.stderr
+    command = next(line.split("=", 1)[1] for line in text.splitlines() if line.startswith("ExecStart="))
+    proc = subprocess.Popen(shlex.split(command), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "REGAUDIT_STATE_DIR": str(tmp_path / "state")})
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).json()["ok"] is True
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    again = subprocess.run([sys.executable, "-m", "auditor", "watch", "install", "lab", "--unit-dir", str(units)],
+                           capture_output=True, text=True, check=False, timeout=60)
+    assert again.returncode == 2 and "not overwriting" in again.stderr

@@ -118,3 +118,29 @@ def test_a_writer_killed_mid_transaction_loses_nothing_committed(tmp_path: Path)
     conn = sqlite3.connect(db)
     ids = {r[0] for r in conn.execute("SELECT id FROM events")}
     assert ids == {f"e{i}" for i in range(50)}
+
+
+def test_the_registry_config_generator_adds_the_watch_endpoint() -> None:
+    import yaml
+
+    from auditor.remediation import registry_config
+    from auditor.remediation.plan import mask_secrets
+
+    config = {"version": 0.1, "notifications": {"endpoints": [{"name": "other", "url": "https://o.example/e"}]}}
+    merged, changes = registry_config.harden(config, None, fix_readonly=False,
+                                             watch=("http://127.0.0.1:9471/events", "s3cret-token-0123456789"))
+    endpoints = merged["notifications"]["endpoints"]
+    assert endpoints[0] == {"name": "other", "url": "https://o.example/e"}  # other endpoints kept
+    ours = endpoints[1]
+    assert ours["name"] == "regaudit-watch" and ours["url"] == "http://127.0.0.1:9471/events"
+    assert ours["headers"] == {"Authorization": ["Bearer s3cret-token-0123456789"]}
+    assert (ours["timeout"], ours["threshold"], ours["backoff"]) == ("2s", 3, "1s")
+    assert ours["ignore"] == {"actions": ["pull"]} and ours["ignoredmediatypes"] == ["application/octet-stream"]
+    assert merged["notifications"]["events"] == {"includereferences": True}
+    assert not any("s3cret" in c for c in changes)
+    shown = mask_secrets("".join(f"+{line}\n" for line in yaml.safe_dump(merged).splitlines()))
+    assert "s3cret" not in shown and "Bearer [redacted]" in shown
+    again, more = registry_config.harden(merged, None, fix_readonly=False,
+                                         watch=("http://127.0.0.1:9471/events", "s3cret-token-0123456789"))
+    assert again["notifications"] == merged["notifications"]
+    assert not [c for c in more if c.startswith("notifications")]  # idempotent
