@@ -43,7 +43,7 @@ def debug_listeners(ev: Evidence, port: int | None) -> tuple[str | None, str, JS
     discovered = ev[DISCOVERY]
     processes = registry_processes(discovered)
     if not processes:
-        return None, " (no running registry found in this namespace: the listener was not verified)", None
+        return _container_debug_listeners(discovered, port)
     override = ((discovered.get("registry") or {}).get("env_overrides") or {}).get(DEBUG_ENV)
     if override and port_of(override):
         port = port_of(override)  # the environment wins over the file
@@ -61,3 +61,23 @@ def debug_listeners(ev: Evidence, port: int | None) -> tuple[str | None, str, JS
     if not held:
         return None, f" (no socket on port {port} held by the registry: the debug server is not listening)", views
     return None, "; live listener " + ", ".join(s["endpoint"] for s in held), views
+
+
+def _container_debug_listeners(discovered: dict[str, Any], port: int | None) -> tuple[str | None, str, JSON]:
+    """The same judgement for a containerised registry: the sockets its process holds in the
+    container's own network namespace (`listening`, read through /proc/PID/net by discovery)."""
+    containers = [c for c in discovered.get("container_runtime") or []
+                  if c.get("role") == "registry" and c.get("listening") is not None]
+    if not containers:
+        return None, " (no running registry found in this namespace: the listener was not verified)", None
+    held = [{**s, "container": c.get("name")} for c in containers for s in c["listening"] if s.get("port") == port]
+    views = [{"container": c.get("name"), "sockets": [s for s in c["listening"] if s.get("port") == port]}
+             for c in containers]
+    exposed = [s for s in held if not s.get("loopback")]
+    if exposed:
+        shown = ", ".join(f"{s['endpoint']} (container {s['container']})" for s in exposed)
+        return f"the debug listener really listens on {shown}", "", views
+    if not held:
+        return None, f" (no socket on port {port} held by the registry container: the debug server is not " \
+            "listening)", views
+    return None, "; live listener " + ", ".join(f"{s['endpoint']} in container {s['container']}" for s in held), views

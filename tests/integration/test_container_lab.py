@@ -96,6 +96,8 @@ def test_container_hardened_scores_100_with_every_check_judged(hardened_audit: A
     runtime = [r for r in report["results"] if r["check"] == "container.runtime"]
     assert {r["subject"] for r in runtime} == {"container registry (registry)", "container nginx (nginx)"}
     assert all(r["status"] == "pass" for r in runtime)
+    debug = next(r for r in report["results"] if r["check"] == "registry.debug-loopback")
+    assert "live listener 127.0.0.1:5001 in container registry" in debug["message"], debug["message"]
     persistent = next(r for r in report["results"] if r["check"] == "tmpfs.persistent")
     assert persistent["status"] == "pass" and "--tmpfs /var/lib/nginx" in persistent["message"]
 

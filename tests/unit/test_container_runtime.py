@@ -121,3 +121,22 @@ def test_container_tmpfs_is_persistent_without_fstab() -> None:
     facts["container"]["tmpfs"][0]["options"] = "rw,exec,size=512M"  # type: ignore[index]
     (result,) = judge("tmpfs.persistent", records(host__tmpfs=facts))
     assert result.status == Status.FAIL and "noexec" in result.message
+
+
+def test_debug_listener_of_a_registry_container_is_read_in_its_namespace() -> None:
+    config = {"config": {"version": 0.1, "http": {"addr": ":5000", "debug": {"addr": "127.0.0.1:5001"}}},
+              "path": "/srv/config.yml", "source": "docker container registry"}
+    runtime = docker.runtime_facts(lab("hardened-registry"))
+
+    def debug(listening: list[dict[str, Any]]) -> Any:
+        discovery = {"registry": {"container": {"name": "registry"}}, "registries": [], "containers": [],
+                     "container_runtime": [{**runtime, "listening": listening}]}
+        (result,) = judge("registry.debug-loopback", records(config__registry=config, host__discovery=discovery,
+                                                             host__sockets={"sockets": []}))
+        return result
+
+    good = debug([{"endpoint": "[::]:5000", "port": 5000, "loopback": False},
+                  {"endpoint": "127.0.0.1:5001", "port": 5001, "loopback": True}])
+    assert good.status == Status.PASS and "127.0.0.1:5001 in container registry" in good.message
+    bad = debug([{"endpoint": "0.0.0.0:5001", "port": 5001, "loopback": False}])
+    assert bad.status == Status.FAIL and "0.0.0.0:5001 (container registry)" in bad.message
