@@ -264,6 +264,71 @@ def test_nginx_server_block_is_rerendered_and_the_rest_kept(tmp_path: Path) -> N
         assert cp.returncode == 0, cp.stderr
 
 
+EDGE_NGINX = """events {{ worker_connections 16; }}
+http {{
+    upstream docker-registry {{ server 127.0.0.1:5000; }}
+    server {{
+        listen 127.0.0.1:18443 ssl;
+        server_name registry.example.com;
+        ssl_certificate {crt};
+        ssl_certificate_key {key};
+        ssl_protocols TLSv1 TLSv1.1 TLSv1.2 TLSv1.3;
+        ssl_ciphers HIGH:!aNULL:!MD5;
+        client_body_temp_path {tmp}/body;
+        proxy_temp_path {tmp}/proxy;
+        location /v2/ {{
+            auth_basic "Registry realm";
+            auth_basic_user_file {tmp}/htpasswd;
+            satisfy any;
+            allow all;
+            proxy_pass http://docker-registry;
+        }}
+        location = /v2/_catalog {{
+            auth_basic off;
+            proxy_pass http://docker-registry;
+        }}
+    }}
+}}
+"""
+
+
+def test_nginx_edge_server_gets_the_profile_tls_auth_without_holes_and_the_recipe(tmp_path: Path) -> None:
+    crt, key = _cert(tmp_path)
+    (tmp_path / "htpasswd").write_text("alice:$2y$05$c4WoMPo3SXsafkva.HHa6uXQZWr7oboPiC2bT/r7q1BB8I2s0BRqC\n")
+    path = tmp_path / "nginx.conf"
+    path.write_text(EDGE_NGINX.format(tmp=tmp_path, crt=crt, key=key))
+    text = path.read_text()
+    line = text.splitlines().index("        location /v2/ {") + 1
+    checks = ("proxy.nginx-tls", "proxy.nginx-auth", "proxy.nginx-recipe")
+    edge = {"tls_params": {"allowed_protocols": ["TLSv1.2", "TLSv1.3"],
+                           "allowed_tls12_ciphers": ["ECDHE-ECDSA-AES256-GCM-SHA384"]},
+            "user_file": str(tmp_path / "htpasswd"), "map": True}
+    out = nginx_server.rewrite(str(path), text, line, {}, 0, checks, edge=edge)
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in out and "TLSv1.1" not in out
+    assert "ssl_ciphers ECDHE-ECDSA-AES256-GCM-SHA384;" in out and "HIGH:" not in out
+    assert "satisfy any" not in out and "allow all" not in out and "auth_basic off" not in out
+    assert f"auth_basic_user_file {tmp_path}/htpasswd;" in out
+    assert "add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;" in out
+    assert "chunked_transfer_encoding on;" in out
+    # the map sits in the http block, before the server block it serves
+    assert out.index("map $upstream_http_docker_distribution_api_version") < out.index("    server {")
+    assert f"ssl_certificate_key {key};" in out and "location = /v2/_catalog" in out
+    if shutil.which("nginx"):
+        path.write_text(out)
+        cp = subprocess.run(["nginx", "-t", "-c", str(path), "-g", f"pid {tmp_path}/nginx.pid; error_log "
+                             f"{tmp_path}/error.log;"], capture_output=True, text=True, check=False)
+        assert cp.returncode == 0, cp.stderr
+
+
+def test_nginx_edge_fixes_leave_a_server_behind_apache_alone(tmp_path: Path) -> None:
+    path = _nginx_file(tmp_path)
+    text = path.read_text()
+    line = text.splitlines().index("        location /v2/ {") + 1
+    out = nginx_server.rewrite(str(path), text, line, {}, 0, ("proxy.nginx-body",),
+                               edge={"tls_params": {}, "user_file": "/x", "map": True})
+    assert "ssl_protocols" not in out and "auth_basic" not in out and "map $upstream" not in out
+
+
 # --- Apache ---------------------------------------------------------------------------------------
 
 def _cert(tmp_path: Path) -> tuple[Path, Path]:
