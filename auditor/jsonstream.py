@@ -15,6 +15,7 @@ from io import BytesIO
 from typing import Any, BinaryIO
 
 CHUNK = 256 * 1024
+CHUNK_ITEMS = 512  # list members encoded per write when they are one line each
 
 
 def write_json(obj: Any, handle: BinaryIO, *, expand: int = 2, sort_keys: bool = False,
@@ -72,6 +73,11 @@ def _write(obj: Any, depth: int, expand: int, emit: Callable[[str], None], encod
             emit(("," if n else "") + pad + encode(_key(key)) + ": ")
             _write(value, depth + 1, expand, emit, encode, sort_keys)
         emit("\n" + " " * depth + "}")
+    elif depth + 1 >= expand:  # the members are one line each: encode them without recursing
+        emit("[" + pad + ("," + pad).join(encode(value) for value in obj[:CHUNK_ITEMS]))
+        for start in range(CHUNK_ITEMS, len(obj), CHUNK_ITEMS):
+            emit("," + pad + ("," + pad).join(encode(value) for value in obj[start:start + CHUNK_ITEMS]))
+        emit("\n" + " " * depth + "]")
     else:
         emit("[")
         for n, value in enumerate(obj):

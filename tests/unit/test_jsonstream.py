@@ -46,6 +46,7 @@ def test_layout_one_line_per_member_below_expand() -> None:
 
 def test_large_documents_are_written_in_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsonstream, "CHUNK", 1000)
+    monkeypatch.setattr(jsonstream, "CHUNK_ITEMS", 8)
     writes: list[int] = []
 
     class Recorder(io.BytesIO):
