@@ -160,6 +160,9 @@ def test_plan_shows_a_diff_for_every_remediable_check_and_changes_nothing(remedy
         assert f"--- {path} (live)\n+++ {path} (regaudit)" in cp.stdout, path
         assert (out_dir / "files" / str(path).lstrip("/")).is_file()
     assert "--- commands --apply would run" in cp.stdout and "kill -HUP" in cp.stdout
+    # nginx runs as `nginx -c ... -g 'daemon off;'` and Apache with `-D REGAUDIT_LAB`: their validation
+    # commands keep those arguments whole (argv from /proc/PID/cmdline, never a split string)
+    assert "-g 'daemon off;'" in cp.stdout and "-D REGAUDIT_LAB" in cp.stdout
     for script in out_dir.rglob("*.sh"):
         assert subprocess.run(["bash", "-n", str(script)], check=False).returncode == 0, script
     # The same plan from recorded evidence (--evidence), without auditing again.
