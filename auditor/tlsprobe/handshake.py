@@ -36,6 +36,9 @@ class HelloResult:
     sslv2_specs: tuple[int, ...] = ()
     bytes_read: int = 0
     elapsed: float = 0.0
+    status_request_echoed: bool | None = None
+    ocsp_response: bytes | None = None
+    ocsp_error: str = ""
 
     @property
     def accepted(self) -> bool:
@@ -74,13 +77,15 @@ def _connect_error(exc: OSError) -> HelloResult:
 async def attempt(address: str, port: int, version: str, suites: Sequence[int],
                   server_name: str | None = None, *, timeout: float = 5.0,
                   want_certificate: bool = False, max_bytes: int = 2**18,
-                  counter: Counter | None = None) -> HelloResult:
+                  counter: Counter | None = None, status_request: bool = False) -> HelloResult:
     """Offer `suites` in a `version` ClientHello and classify the answer.
 
     With `want_certificate`, keeps reading a TLS <= 1.2 flight until ServerHelloDone and returns
-    the Certificate message's DER list.
+    the Certificate message's DER list. With `status_request`, the hello asks for a stapled OCSP
+    response; the result says whether the ServerHello echoed the extension and carries the
+    CertificateStatus message's OCSP response when the server sent one.
     """
-    hello = rec.build_client_hello(version, suites, server_name)
+    hello = rec.build_client_hello(version, suites, server_name, status_request=status_request)
     return await _exchange(address, port, hello, lambda reader: _read_answer(reader, version, want_certificate,
                                                                              max_bytes), timeout, counter)
 
@@ -92,12 +97,24 @@ async def _read_answer(reader: asyncio.StreamReader, version: str, want_certific
     handshake = rec.HandshakeBuffer()
     hello: rec.ServerHello | None = None
     certificates: list[bytes] = []
+    stapled: list[bytes | str] = []
+
+    def judged(note: str = "") -> HelloResult:
+        assert hello is not None
+        result = _judge_hello(hello, version, total, certificates, note=note)
+        result.status_request_echoed = rec.EXT_STATUS_REQUEST in hello.extensions
+        for item in stapled:
+            if isinstance(item, bytes):
+                result.ocsp_response = item
+            else:
+                result.ocsp_error = item
+        return result
+
     while True:
         chunk = await reader.read(2**16)
         if not chunk:
             if hello is not None:
-                return _judge_hello(hello, version, total, certificates,
-                                    note="closed before ServerHelloDone")
+                return judged("closed before ServerHelloDone")
             if total == 0:
                 return HelloResult(CLOSED, "connection closed without an answer", bytes_read=0)
             return HelloResult(ERROR, f"truncated answer: connection closed after {total} bytes",
@@ -111,7 +128,7 @@ async def _read_answer(reader: asyncio.StreamReader, version: str, want_certific
         for record in records:
             if record.content_type == rec.CT_ALERT:
                 if hello is not None:
-                    return _judge_hello(hello, version, total, certificates)
+                    return judged()
                 try:
                     _, _, name = rec.parse_alert(record.fragment)
                 except WireError as exc:
@@ -119,7 +136,7 @@ async def _read_answer(reader: asyncio.StreamReader, version: str, want_certific
                 return HelloResult(REFUSED, f"alert {name}", bytes_read=total)
             if record.content_type != rec.CT_HANDSHAKE:
                 if hello is not None:
-                    return _judge_hello(hello, version, total, certificates)
+                    return judged()
                 return HelloResult(ERROR, f"unexpected record type {record.content_type} "
                                    "before ServerHello", bytes_read=total)
             for msg_type, body in handshake.feed(record.fragment):
@@ -133,18 +150,22 @@ async def _read_answer(reader: asyncio.StreamReader, version: str, want_certific
                         return HelloResult(ERROR, f"malformed ServerHello: {exc}", bytes_read=total)
                     if not want_certificate or hello.version >= 0x0304 \
                             or hello.is_hello_retry_request:
-                        return _judge_hello(hello, version, total, certificates)
+                        return judged()
                 elif msg_type == rec.HS_CERTIFICATE:
                     try:
                         certificates = rec.parse_certificate_list(body)
                     except WireError as exc:
-                        return _judge_hello(hello, version, total, certificates, note=str(exc))
+                        return judged(str(exc))
+                elif msg_type == rec.HS_CERTIFICATE_STATUS:
+                    try:
+                        stapled.append(rec.parse_certificate_status(body))
+                    except WireError as exc:
+                        stapled.append(str(exc))
                 elif msg_type == rec.HS_SERVER_HELLO_DONE:
-                    return _judge_hello(hello, version, total, certificates)
+                    return judged()
         if total >= max_bytes:
             if hello is not None:
-                return _judge_hello(hello, version, total, certificates,
-                                    note=f"stopped reading after {total} bytes")
+                return judged(f"stopped reading after {total} bytes")
             return HelloResult(ERROR, f"no ServerHello in the first {total} bytes",
                                bytes_read=total)
 

@@ -26,6 +26,7 @@ VERSION_NAMES: dict[int, str] = {v: k for k, v in VERSION_CODES.items()}
 
 CT_CHANGE_CIPHER_SPEC, CT_ALERT, CT_HANDSHAKE, CT_APPLICATION_DATA, CT_HEARTBEAT = 20, 21, 22, 23, 24
 HS_CLIENT_HELLO, HS_SERVER_HELLO, HS_CERTIFICATE, HS_SERVER_HELLO_DONE = 1, 2, 11, 14
+HS_CERTIFICATE_STATUS = 22
 MAX_RECORD = 2**14 + 2048
 
 # RFC 8446 4.1.3: a ServerHello with this random is a HelloRetryRequest.
@@ -35,6 +36,8 @@ EXT_SERVER_NAME, EXT_SUPPORTED_GROUPS, EXT_EC_POINT_FORMATS = 0, 10, 11
 EXT_SIGNATURE_ALGORITHMS, EXT_PADDING, EXT_EXTENDED_MASTER_SECRET = 13, 21, 23
 EXT_SUPPORTED_VERSIONS, EXT_PSK_MODES, EXT_KEY_SHARE = 43, 45, 51
 EXT_RENEGOTIATION_INFO = 0xFF01
+EXT_STATUS_REQUEST = 5  # RFC 6066 8: OCSP stapling
+STATUS_TYPE_OCSP = 1
 
 GROUP_SECP256R1, GROUP_X25519 = 23, 29
 # Every named group a server might insist on: x25519/x448, NIST and legacy curves, FFDHE.
@@ -147,13 +150,16 @@ def key_shares() -> list[tuple[int, bytes]]:
 
 
 def build_extensions(version: str, server_name: str | None,
-                     shares: Sequence[tuple[int, bytes]] | None = None) -> bytes:
+                     shares: Sequence[tuple[int, bytes]] | None = None, *, status_request: bool = False) -> bytes:
     """The hello's extensions: SNI, groups, point formats, renegotiation_info, EMS, and for TLS 1.2+
-    signature_algorithms; for TLS 1.3 also supported_versions, psk modes and key_share."""
+    signature_algorithms; for TLS 1.3 also supported_versions, psk modes and key_share. With
+    `status_request`, an OCSP status_request (RFC 6066 8: no responder ids, no extensions)."""
     exts = []
     if server_name and is_dns_name(server_name):
         name = server_name.encode("idna")
         exts.append(_ext(EXT_SERVER_NAME, _u16(b"\x00" + _u16(name))))
+    if status_request:
+        exts.append(_ext(EXT_STATUS_REQUEST, struct.pack("!B", STATUS_TYPE_OCSP) + _u16(b"") + _u16(b"")))
     exts.append(_ext(EXT_SUPPORTED_GROUPS, _u16(_u16_list(SUPPORTED_GROUPS))))
     exts.append(_ext(EXT_EC_POINT_FORMATS, _u8(b"\x00\x01\x02")))
     if version in ("TLSv1.2", "TLSv1.3"):
@@ -170,7 +176,8 @@ def build_extensions(version: str, server_name: str | None,
 
 def build_client_hello(version: str, suites: Sequence[int], server_name: str | None = None, *,
                        random: bytes | None = None,
-                       shares: Sequence[tuple[int, bytes]] | None = None) -> bytes:
+                       shares: Sequence[tuple[int, bytes]] | None = None,
+                       status_request: bool = False) -> bytes:
     """A complete handshake record carrying a ClientHello for SSLv3 .. TLSv1.3.
 
     Versions up to 1.2 are offered as legacy client_version (the server may not go higher);
@@ -185,7 +192,7 @@ def build_client_hello(version: str, suites: Sequence[int], server_name: str | N
     session_id = os.urandom(32) if version == "TLSv1.3" else b""
     head = (struct.pack("!H", client_version) + rnd + _u8(session_id)
             + _u16(_u16_list(suites)) + _u8(b"\x00"))
-    extensions = build_extensions(version, server_name, shares)
+    extensions = build_extensions(version, server_name, shares, status_request=status_request)
     # RFC 7685: some servers hang on hellos of 256-511 bytes; pad those to 512
     size = 4 + len(head) + 2 + len(extensions)
     if 0xFF < size < 0x200:
@@ -311,6 +318,18 @@ def parse_certificate_list(body: bytes) -> list[bytes]:
     while r.remaining():
         certs.append(r.take(r.u24()))
     return certs
+
+
+def parse_certificate_status(body: bytes) -> bytes:
+    """The DER OCSPResponse of a TLS <= 1.2 CertificateStatus message (RFC 6066 8)."""
+    r = _Reader(body, "CertificateStatus")
+    status_type = r.u8()
+    if status_type != STATUS_TYPE_OCSP:
+        raise WireError(f"CertificateStatus of unknown type {status_type}")
+    response = r.take(r.u24())
+    if r.remaining():
+        raise WireError("CertificateStatus length mismatch")
+    return response
 
 
 def sslv2_record_length(buffer: bytes) -> int | None:

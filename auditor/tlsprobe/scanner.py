@@ -22,6 +22,7 @@ from auditor.judge import certs as certs_mod
 from auditor.judge.suites import ALL_VERSIONS, SUITES, describe, suites_for
 from auditor.tlsprobe import handshake as hs
 from auditor.tlsprobe.enumerate import enumerate_chunked, server_preference
+from auditor.tlsprobe.ocsp import responder_urls, stapling_facts
 from auditor.tlsprobe.records import SSLV2_CIPHERS, is_dns_name
 from auditor.tlsprobe.truststore import load_trust_store
 
@@ -61,7 +62,7 @@ class _Scan:
         return None if left <= 0.05 else min(self.options.timeout, left)
 
     async def hello(self, address: str, version: str, offer: Sequence[int],
-                    want_certificate: bool = False) -> hs.HelloResult:
+                    want_certificate: bool = False, status_request: bool = False) -> hs.HelloResult:
         async with self.semaphore:
             timeout = self.budget()
             if timeout is None:
@@ -71,7 +72,7 @@ class _Scan:
                                               counter=self.counter)
             return await hs.attempt(address, self.port, version, offer, self.server_name,
                                     timeout=timeout, want_certificate=want_certificate,
-                                    counter=self.counter)
+                                    counter=self.counter, status_request=status_request)
 
 
 def _family(address: str) -> str:
@@ -173,11 +174,14 @@ async def _certificates(scan: _Scan, address: str, suites_by_version: dict[str, 
             offer = [c for c in accepted if c in SUITES and SUITES[c].auth == auth]
             if not offer:
                 continue
-            result = await scan.hello(address, version, offer, want_certificate=True)
+            result = await scan.hello(address, version, offer, want_certificate=True, status_request=True)
             if result.certificates:
                 facts = certs_mod.chain_facts(result.certificates, scan.server_name, store,
                                               store_source, now, f"{version} Certificate message")
                 facts["auth"] = auth
+                facts["ocsp_stapling"] = stapling_facts(version, result.status_request_echoed,
+                                                        result.ocsp_response, result.ocsp_error,
+                                                        result.certificates[0])
                 chains.append(facts)
             else:
                 errors.append(f"{version} {auth}: no Certificate message ({result.reason})")
@@ -187,6 +191,10 @@ async def _certificates(scan: _Scan, address: str, suites_by_version: dict[str, 
         if ders:
             facts = certs_mod.chain_facts(ders, scan.server_name, store, store_source, now,
                                           "TLS 1.3 through Python's ssl")
+            facts["ocsp_stapling"] = {"asked_in": None, "responder_urls": responder_urls(ders[0]),
+                                      "undecided": "the server speaks TLS 1.3 only, where the stapled response "
+                                      "travels inside the encrypted Certificate message, which this prober does "
+                                      "not decrypt"}
             chains.append(facts)
         else:
             errors.append("TLS 1.3: the certificate could not be read through Python's ssl")

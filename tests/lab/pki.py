@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
 
@@ -71,13 +71,18 @@ def make_ca(days: int = 730) -> tuple[ec.EllipticCurvePrivateKey, x509.Certifica
 
 
 def make_server_cert(ca_key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, key: PrivateKey,
-                     dns: list[str], ips: list[str], days: int) -> x509.Certificate:
-    """A TLS server certificate for `dns`/`ips`, signed by the CA, valid `days` from now."""
+                     dns: list[str], ips: list[str], days: int, ocsp_url: str | None = None) -> x509.Certificate:
+    """A TLS server certificate for `dns`/`ips`, signed by the CA, valid `days` from now; with
+    `ocsp_url`, naming that OCSP responder in its Authority Information Access extension."""
     now = _now()
     sans: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
     sans += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    builder = x509.CertificateBuilder()
+    if ocsp_url:
+        builder = builder.add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
+            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(ocsp_url))]), critical=False)
     return (
-        x509.CertificateBuilder()
+        builder
         .subject_name(_name(dns[0])).issuer_name(ca_cert.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(hours=1)).not_valid_after(now + dt.timedelta(days=days))
@@ -100,16 +105,21 @@ def write_keypair(priv: Path, pub: Path) -> tuple[Path, Path]:
     return priv, pub
 
 
-def build(pki_dir: Path, *, dns: list[str], ips: list[str], cert_days: int, key_mode: int) -> dict[str, str]:
-    """Generate the whole lab PKI under pki_dir; returns name -> path (and not_after ISO time)."""
+def build(pki_dir: Path, *, dns: list[str], ips: list[str], cert_days: int, key_mode: int,
+          ocsp_url: str | None = None) -> dict[str, str]:
+    """Generate the whole lab PKI under pki_dir; returns name -> path (and not_after ISO time).
+
+    With `ocsp_url` the server certificates name that OCSP responder (lab/ocsp_responder.py)."""
     pki_dir.mkdir(parents=True, exist_ok=True)
     ca_key, ca_cert = make_ca()
     write_key(pki_dir / "ca.key", ca_key)
     out = {"ca": str(write_cert(pki_dir / "ca.pem", ca_cert)), "ca_key": str(pki_dir / "ca.key")}
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
     ec_key = ec.generate_private_key(ec.SECP256R1())
-    rsa_cert = make_server_cert(ca_key, ca_cert, rsa_key, dns, ips, cert_days)
-    ec_cert = make_server_cert(ca_key, ca_cert, ec_key, dns, ips, cert_days)
+    rsa_cert = make_server_cert(ca_key, ca_cert, rsa_key, dns, ips, cert_days, ocsp_url)
+    ec_cert = make_server_cert(ca_key, ca_cert, ec_key, dns, ips, cert_days, ocsp_url)
+    if ocsp_url:
+        out["ocsp_url"] = ocsp_url
     out["key"] = str(write_key(pki_dir / "server-rsa.key", rsa_key, key_mode))
     out["cert"] = str(write_cert(pki_dir / "server-rsa.pem", rsa_cert))
     out["ecdsa_key"] = str(write_key(pki_dir / "server-ecdsa.key", ec_key, key_mode))

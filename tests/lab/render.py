@@ -13,6 +13,7 @@ from .variants import (
     DEBUG_ADDR,
     HOSTNAME,
     NGINX_LISTEN,
+    OCSP_LISTEN,
     TOKEN_PORT,
     WATCH_LISTEN,
     Variant,
@@ -87,6 +88,11 @@ def nginx_edge_config(v: Variant, p: Paths, upstream: str) -> str:
     hole = "\n            satisfy any;\n            allow all;" if v.nginx_auth_hole else ""
     header = ("\n            add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;"
               if v.nginx_api_version_header else "")
+    # add_header is inherited only by levels without their own: the location repeats HSTS
+    hsts = f'\n        add_header Strict-Transport-Security "{v.hsts}" always;' if v.hsts else ""
+    hsts_location = f'\n            add_header Strict-Transport-Security "{v.hsts}" always;' if v.hsts and header else ""
+    stapling = (f"\n        ssl_stapling on;\n        ssl_stapling_verify on;\n"
+                f"        ssl_trusted_certificate {p.pki / 'ca.pem'};" if v.ocsp_stapling else "")
     return f"""\
 # regaudit lab ({v.name}): nginx alone terminates TLS (the registry's documentation recipe)
 user www-data;
@@ -133,7 +139,7 @@ http {{
         ssl_protocols {v.nginx_protocols};
         ssl_ciphers {v.ssl_ciphers};
         ssl_prefer_server_ciphers on;
-        ssl_session_cache shared:SSL:1m;
+        ssl_session_cache shared:SSL:1m;{stapling}{hsts}
 
         client_max_body_size {v.nginx_body};
         client_body_temp_path {p.client_body_temp};
@@ -153,7 +159,7 @@ http {{
 
         location /v2/ {{
             auth_basic "Registry realm";
-            auth_basic_user_file {p.htpasswd};{hole}{header}
+            auth_basic_user_file {p.htpasswd};{hole}{header}{hsts_location}
 
             proxy_pass http://docker-registry;
             proxy_set_header Host $host;
@@ -254,6 +260,12 @@ def nginx_argv(p: Paths) -> list[str]:
     return ["nginx", "-c", str(p.nginx_conf), "-g", NGINX_GLOBALS]
 
 
+def ocsp_responder_argv(p: Paths) -> list[str]:
+    """The lab OCSP responder (lab/ocsp_responder.py) answering for the lab's server certificates."""
+    host, port = OCSP_LISTEN.rsplit(":", 1)
+    return ["python3", "-m", "lab.ocsp_responder", str(p.pki), host, port]
+
+
 def apache_argv(p: Paths) -> list[str]:
     """How the lab starts Apache: with a -D define its config requires (an `Error` otherwise)."""
     return ["apache2", "-d", str(p.apache), "-f", str(p.apache_conf), "-D", APACHE_DEFINE]
@@ -284,6 +296,11 @@ def apache_config(v: Variant, p: Paths) -> str:
     nginx = f"http://{NGINX_LISTEN}/" if v.has_nginx else f"http://{registry_upstream(v)}/"
     limit = f"LimitRequestBody {v.apache_limit_request_body}" if v.apache_limit_request_body is not None else \
         "# LimitRequestBody unset"
+    stapling_cache = f"SSLStaplingCache shmcb:{p.apache_run}/ssl_stapling(128000)\n" if v.ocsp_stapling else ""
+    # mod_ssl finds the issuer it names in the OCSP request in SSLCACertificateFile (no client auth)
+    stapling = (f"    SSLUseStapling        On\n    SSLCACertificateFile  {p.pki / 'ca.pem'}\n"
+                if v.ocsp_stapling else "")
+    hsts = f'    Header always set Strict-Transport-Security "{v.hsts}"\n' if v.hsts else ""
     return f"""\
 # regaudit lab ({v.name}): started as `apache2 -d {p.apache} -f {p.apache_conf} -D {APACHE_DEFINE}`
 <IfDefine !{APACHE_DEFINE}>
@@ -310,7 +327,7 @@ LogFormat "%h %l %u %t \\"%r\\" %>s %O" common
 CustomLog {p.apache / 'logs' / 'access.log'} common
 TypesConfig /etc/mime.types
 SSLSessionCache shmcb:{p.apache_run}/ssl_scache(512000)
-
+{stapling_cache}
 Listen 0.0.0.0:80
 Listen [::]:80
 Listen 0.0.0.0:443
@@ -336,7 +353,7 @@ Listen [::]:443
     SSLCertificateKeyFile {p.pki / 'server-ecdsa.key'}
     SSLProtocol           {v.ssl_protocols}
     SSLCipherSuite        {v.ssl_ciphers}
-
+{stapling}{hsts}
     # Registry requires these headers
     RequestHeader set X-Forwarded-Proto "https"
 

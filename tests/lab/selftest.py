@@ -451,6 +451,44 @@ def _cbc(info: LabInfo, subject: str | None = None) -> Verdict:
     return h.ok and n.ok, f"{CBC_SUITE}: {h.cipher or 'refused'}; AES128-SHA (no FS): {n.cipher or 'refused'}"
 
 
+def _hsts(info: LabInfo) -> str | None:
+    r = _anon(info)
+    return r.headers.get("strict-transport-security") if r.status else f"no answer: {r.status}"
+
+
+@verifier("hsts-present")
+def _hsts_yes(info: LabInfo, subject: str | None = None) -> Verdict:
+    got = _hsts(info)
+    return bool(got) and "max-age=" in str(got), f"Strict-Transport-Security on the anonymous /v2/ answer: {got}"
+
+
+@verifier("hsts-absent")
+def _hsts_no(info: LabInfo, subject: str | None = None) -> Verdict:
+    got = _hsts(info)
+    return got is None, f"Strict-Transport-Security on the anonymous /v2/ answer: {got}"
+
+
+def _stapled(info: LabInfo) -> str:
+    """s_client's OCSP line for a TLS 1.2 handshake that asks for a stapled response."""
+    cp = info.run_in("ci", ["openssl", "s_client", "-connect", f"{info.hostname}:443", "-servername",
+                            info.hostname, "-CAfile", str(info.ca), "-tls1_2", "-status"], input="", timeout=15)
+    lines = [ln.strip() for ln in (cp.stdout + cp.stderr).splitlines()
+             if ln.strip().startswith(("OCSP response:", "OCSP Response Status:", "Cert Status:"))]
+    return "; ".join(lines) or "no OCSP line in s_client's output"
+
+
+@verifier("ocsp-stapled")
+def _ocsp_yes(info: LabInfo, subject: str | None = None) -> Verdict:
+    got = _stapled(info)
+    return "successful" in got and "Cert Status: good" in got, f"openssl s_client -status: {got}"
+
+
+@verifier("ocsp-not-stapled")
+def _ocsp_no(info: LabInfo, subject: str | None = None) -> Verdict:
+    got = _stapled(info)
+    return "no response sent" in got.lower(), f"openssl s_client -status: {got}"
+
+
 # ---------------------------------------------------------------- tmpfs, files, firewall, configs
 def _tmpfs_mount(info: LabInfo) -> tuple[probes.Mount | None, str]:
     pid = int(info["nginx"]["pid"])
@@ -678,7 +716,7 @@ COMMON = ["topology", "hosts-resolve", "reach-443", "processes", "registry-healt
           "apache-listen", "http-redirects", "tls-rsa-and-ecdsa", "tls13-offered", "fstab-matches"]
 GUIDE = ["tls-chain-valid", "tls-legacy-refused", "tls-only-guide-ciphers", "tmpfs-hardened", "tls-keys-0600",
          "firewall-rules", "registry-config-guide", "nginx-config-guide", "no-stale-uploads",
-         "nosniff-present"]
+         "nosniff-present", "hsts-present", "ocsp-stapled"]
 NGINX_ONLY = ["topology", "hosts-resolve", "reach-443", "processes", "registry-health", "nginx-listen-edge",
               "no-apache", "http-redirects", "tls-rsa-and-ecdsa", "tls13-offered", "fstab-matches"]
 APACHE_ONLY = ["topology", "hosts-resolve", "reach-443", "processes", "registry-health", "apache-listen", "no-nginx",

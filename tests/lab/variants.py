@@ -42,6 +42,10 @@ WEAK_PROTOCOLS = "all"
 # nginx spells protocols as a list (no +/-): the guide's pair, and the issue's weak list.
 NGINX_PROTOCOLS = "TLSv1.2 TLSv1.3"
 NGINX_WEAK_PROTOCOLS = "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3"
+# The lab's OCSP responder (lab/ocsp_responder.py, registry namespace, loopback) that Apache staples
+# from; the server certificates name it in their Authority Information Access extension.
+OCSP_LISTEN = "127.0.0.1:8888"
+HSTS = "max-age=63072000"  # two years, Mozilla's server-side TLS guidelines' hsts_min_age
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class Variant:
     def has_apache(self) -> bool:
         return self.proxies in ("both", "apache")
     notify: bool = False  # the registry's notifications go to a watcher on WATCH_LISTEN (issue 14)
+    hsts: str = HSTS  # Strict-Transport-Security on every TLS response ("" = none)
+    ocsp_stapling: bool = True  # Apache staples the lab OCSP responder's answer
 
     def ns(self, role: str) -> str:
         """Namespace name for a role (or 'switch')."""
@@ -116,6 +122,8 @@ VARIANTS: dict[str, Variant] = {
         key_mode=0o644,
         htpasswd_mode=0o644,
         legacy_htpasswd_entry=True,
+        hsts="",
+        ocsp_stapling=False,
     ),
     "token": Variant(name="token", prefix="rgt-", content_profile="token", auth="token"),
     # bench/speed.py scales this one to 10,011 tags (issue 15's benchmark); the shared hardened lab stays small.
