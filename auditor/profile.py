@@ -3,7 +3,9 @@
 A profile is YAML validated by `auditor/schemas/profile.schema.json`. `extends:` names a
 built-in profile or a file relative to the extending one; the child's `select`, `warn_as_fail`
 and `fail_on` replace the parent's, `skip` and `waivers` add up, `params` and `severity` merge
-per check. Errors are UsageError naming the file, where in it, and what is wrong.
+per check. `tls_policy:` (auditor/tlspolicy) sets the parameters of the TLS checks from a published
+policy, over the parents' parameters; parameters written beside it or in a child still win.
+Errors are UsageError naming the file, where in it, and what is wrong.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from auditor import bounded
 from auditor.checkapi import Check
 from auditor.errors import UsageError
 from auditor.model import CheckMeta, Severity
+from auditor.tlspolicy import describe, preset_params
 
 BUILTIN_PACKAGE = "auditor.profiles"
 DEFAULT_PROFILE = "seed-hardened"
@@ -72,6 +75,7 @@ class Profile:
     severity: Mapping[str, Severity] = field(default_factory=dict)
     waivers: tuple[Waiver, ...] = ()
     chain: tuple[str, ...] = ()
+    tls_policy: str | None = None
 
     def selects(self, meta: CheckMeta) -> bool:
         return matches_any(meta, self.select) and not matches_any(meta, self.skip)
@@ -92,6 +96,7 @@ class Profile:
             "source": self.source,
             "sha256": self.digest,
             "extends_chain": list(self.chain),
+            "tls_policy": tls_policy_json(self.tls_policy),
             "select": list(self.select),
             "skip": list(self.skip),
             "warn_as_fail": self.warn_as_fail,
@@ -100,6 +105,11 @@ class Profile:
             "severity": {k: v.label for k, v in sorted(self.severity.items())},
             "waivers": [w.to_json() for w in self.waivers],
         }
+
+
+def tls_policy_json(name: str | None) -> dict[str, Any] | None:
+    """The profile's TLS policy preset and where its values come from (None without one)."""
+    return describe(name) if name else None
 
 
 def matches(meta: CheckMeta, pattern: str) -> bool:
@@ -203,9 +213,12 @@ def load_profile(ref: str, checks: Mapping[str, Check] | None = None) -> Profile
 def _merge(layers: list[tuple[str, dict[str, Any]]]) -> Profile:
     merged: dict[str, Any] = {"select": ["*"], "skip": [], "params": {}, "severity": {}, "waivers": []}
     for _source, data in reversed(layers):
-        for key in ("name", "description", "benchmark", "warn_as_fail", "fail_on", "select"):
+        for key in ("name", "description", "benchmark", "warn_as_fail", "fail_on", "select", "tls_policy"):
             if key in data:
                 merged[key] = data[key]
+        if data.get("tls_policy"):  # the preset's values replace the parents' for the checks it drives
+            for check_id, values in preset_params(data["tls_policy"]).items():
+                merged["params"][check_id] = {**merged["params"].get(check_id, {}), **values}
         merged["skip"] = [*merged["skip"], *data.get("skip", [])]
         merged["waivers"] = [*merged["waivers"], *[(w, _source) for w in data.get("waivers", [])]]
         for check_id, values in data.get("params", {}).items():
@@ -235,6 +248,7 @@ def _merge(layers: list[tuple[str, dict[str, Any]]]) -> Profile:
         severity={k: Severity.parse(v) for k, v in merged["severity"].items()},
         waivers=tuple(waivers),
         chain=tuple(source for source, _ in layers),
+        tls_policy=merged.get("tls_policy"),
     )
 
 
