@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
+from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped, warned
 from auditor.judge.certs_policy import WEAK_HASHES
 from auditor.judge.suites import ALL_VERSIONS, lookup
 from auditor.model import Severity, Vantage
@@ -131,15 +131,18 @@ def _canonical(names: Sequence[str]) -> set[str]:
     return out
 
 
-def _violations(version: str, suite: Mapping[str, Any], allowed: set[str]) -> list[str]:
+def _violations(version: str, suite: Mapping[str, Any], allowed: set[str], allowed13: set[str] | None,
+                forbidden: Sequence[str]) -> list[str]:
     flags = set(suite.get("flags") or [])
-    why = [f for f in FORBIDDEN_FLAGS if f in flags]
+    why = [f for f in forbidden if f in flags]
     if version != "SSLv2" and "forward-secret" not in flags:
         why.append("non-forward-secret")
     if "unknown" in flags:
         why.append("unknown suite")
     if version not in ("TLSv1.3", "SSLv2") and suite.get("name") not in allowed:
         why.append("not in the profile's allowlist")
+    if version == "TLSv1.3" and allowed13 is not None and suite.get("name") not in allowed13:
+        why.append("not in the profile's TLS 1.3 allowlist")
     return why
 
 
@@ -155,17 +158,23 @@ def _violations(version: str, suite: Mapping[str, Any], allowed: set[str]) -> li
     "CBC suites are broken or fragile, and without forward secrecy a stolen key decrypts past traffic.",
     passes_when="every TLS 1.2 suite the server accepts is in the profile's allowlist (guide: "
     "ECDHE-ECDSA-AES256-GCM-SHA384, ECDHE-RSA-AES256-GCM-SHA384); no NULL/EXPORT/RC4/3DES/CBC/"
-    "non-forward-secret suite in any profile",
+    "non-forward-secret suite in any profile (a TLS policy preset may allow CBC, as NIST SP 800-52r2 "
+    "does, and may restrict the TLS 1.3 suites)",
     remediation="Apache: `SSLCipherSuite ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384` "
     "with `SSLHonorCipherOrder on`; nginx: `ssl_ciphers` with the same list.",
     generator="apache-vhost",
     references=REFS,
-    params={"allowed_tls12_ciphers": list(GUIDE_SUITES)},
+    params={"allowed_tls12_ciphers": list(GUIDE_SUITES), "allowed_tls13_ciphers": None,
+            "forbidden_flags": list(FORBIDDEN_FLAGS)},
 )
 def tls_ciphers(ev: Evidence, params: Params) -> Iterator[Outcome]:
     scan, addresses = _addresses(ev)
     yield from _no_scan(scan, addresses)
-    allowed = _canonical(params.get("allowed_tls12_ciphers") or GUIDE_SUITES)
+    listed = params.get("allowed_tls12_ciphers")
+    allowed = _canonical(GUIDE_SUITES if listed is None else listed)
+    listed13 = params.get("allowed_tls13_ciphers")
+    allowed13 = None if listed13 is None else _canonical(listed13)
+    forbidden = list(params.get("forbidden_flags") or FORBIDDEN_FLAGS)
     for entry in addresses:
         subject = _subject(scan, entry)
         unscanned = _unscanned(addresses, entry, subject)
@@ -176,7 +185,7 @@ def tls_ciphers(ev: Evidence, params: Params) -> Iterator[Outcome]:
         violations = []
         for version in ALL_VERSIONS:
             for suite in suites.get(version) or []:
-                why = _violations(version, suite, allowed)
+                why = _violations(version, suite, allowed, allowed13, forbidden)
                 if why:
                     violations.append({"version": version, "suite": suite.get("name"),
                                        "code": suite.get("code"), "why": why})
@@ -185,7 +194,9 @@ def tls_ciphers(ev: Evidence, params: Params) -> Iterator[Outcome]:
                     "accepted_suites": _accepted_suites(entry),
                     "server_preference": entry.get("server_preference") or {}}
         expected = {"tls12_allowlist": sorted(allowed),
-                    "never": [*FORBIDDEN_FLAGS, "non-forward-secret"]}
+                    "never": [*forbidden, "non-forward-secret"]}
+        if allowed13 is not None:
+            expected["tls13_allowlist"] = sorted(allowed13)
         if violations:
             observed["violations"] = violations
             if incomplete:
@@ -286,6 +297,13 @@ def judge_chain(chain_facts: Mapping[str, Any], now: datetime,
     key_problem = _key_problem(leaf_facts, min_rsa, min_ec)
     if key_problem:
         problems.append(key_problem)
+    key_types = params.get("key_types")
+    if key_types and leaf_facts.get("key_type") not in key_types:
+        problems.append(f"{leaf_facts.get('key_type')} key (the profile allows {', '.join(map(str, key_types))})")
+    max_lifetime = params.get("max_lifetime_days")
+    lifetime = (leaf.not_valid_after_utc - leaf.not_valid_before_utc).total_seconds() / 86400
+    if max_lifetime and lifetime > float(max_lifetime):
+        problems.append(f"valid for {lifetime:.0f} days (the profile allows at most {max_lifetime})")
     for cert_facts in facts:
         if cert_facts.get("self_signed") and cert_facts is not leaf_facts:
             continue
@@ -300,6 +318,7 @@ def judge_chain(chain_facts: Mapping[str, Any], now: datetime,
         "not_before": leaf_facts.get("not_before"),
         "not_after": leaf_facts.get("not_after"),
         "days_left": round(days_left, 1),
+        "lifetime_days": round(lifetime, 1),
         "key": f"{leaf_facts.get('key_type')} {leaf_facts.get('key_bits')}",
         "signature_hashes": [c.get("signature_hash") for c in facts],
         "verification": reason,
@@ -319,13 +338,15 @@ def judge_chain(chain_facts: Mapping[str, Any], now: datetime,
     rationale="Clients (docker, containerd) refuse an untrusted, mismatched or expired certificate, or "
     "are told to skip verification, which opens the registry credentials to interception.",
     passes_when="chain verifies to the trust store or the given CA bundle, name matches the host, not "
-    "expired, at least N days left (30), RSA >= 2048 / EC >= 256 bits, no SHA-1/MD5 signature",
+    "expired, at least N days left (30), RSA >= 2048 / EC >= 256 bits, no SHA-1/MD5 signature (a TLS policy "
+    "preset may also limit the key types and the certificate's lifetime)",
     remediation="Install a certificate issued by a trusted CA for the registry's host name, with its "
     "intermediates (SSLCertificateFile holds the chain), RSA >= 2048 or ECDSA P-256+, signed with "
     "SHA-256 or better, and renew it before the last 30 days.",
     generator="apache-vhost",
     references=REFS,
-    params={"min_days_left": 30, "min_rsa_bits": 2048, "min_ec_bits": 256},
+    params={"min_days_left": 30, "min_rsa_bits": 2048, "min_ec_bits": 256, "key_types": None,
+            "max_lifetime_days": None},
 )
 def tls_certificate(ev: Evidence, params: Params) -> Iterator[Outcome]:
     scan, addresses = _addresses(ev)
@@ -333,6 +354,7 @@ def tls_certificate(ev: Evidence, params: Params) -> Iterator[Outcome]:
     expected = {"min_days_left": params.get("min_days_left", 30),
                 "min_rsa_bits": params.get("min_rsa_bits", 2048),
                 "min_ec_bits": params.get("min_ec_bits", 256),
+                **{k: params[k] for k in ("key_types", "max_lifetime_days") if params.get(k)},
                 "trusted": True, "name_matches": scan.get("server_name"),
                 "no_signature_with": sorted(WEAK_HASHES)}
     for entry in addresses:
@@ -359,3 +381,94 @@ def tls_certificate(ev: Evidence, params: Params) -> Iterator[Outcome]:
             else:
                 yield passed(where, f"verifies, matches, {observed['days_left']} days left",
                              observed=observed, expected=expected)
+
+
+def _stapling_problem(facts: Mapping[str, Any], now: datetime) -> str | None:
+    """Why a recorded stapling answer does not count, or None when it is a valid, current staple."""
+    if not facts.get("stapled"):
+        why = ("the ServerHello did not acknowledge status_request" if not facts.get("status_request_echoed")
+               else "status_request acknowledged but no CertificateStatus was sent")
+        if not facts.get("responder_urls"):
+            why += ("; the certificate names no OCSP responder, so the server has nothing to staple (use a CA "
+                    "with an OCSP responder, or waive this check for a private CA without one)")
+        return f"no stapled OCSP response: {why}"
+    response = facts.get("response") or {}
+    if response.get("error") or facts.get("error"):
+        return str(response.get("error") or facts.get("error"))
+    if response.get("response_status") != "SUCCESSFUL":
+        return f"stapled OCSP response status {response.get('response_status')}"
+    if response.get("cert_status") != "GOOD":
+        return f"stapled OCSP response says the certificate is {response.get('cert_status')}"
+    if response.get("about_leaf") is False:
+        return "stapled OCSP response is about another certificate than the one presented"
+    next_update = response.get("next_update")
+    if next_update and datetime.fromisoformat(str(next_update)) < now:
+        return f"stapled OCSP response is stale (nextUpdate {next_update})"
+    this_update = response.get("this_update")
+    if this_update and (datetime.fromisoformat(str(this_update)) - now).total_seconds() > 300:
+        return f"stapled OCSP response is from the future (thisUpdate {this_update})"
+    return None
+
+
+@check(
+    id="tls.ocsp-stapling",
+    title="The server staples a valid OCSP response",
+    severity=Severity.LOW,
+    area="tls",
+    vantage=Vantage.OUTSIDE,
+    needs=NEEDS,
+    guide="beyond (TLS hardening: OCSP stapling)",
+    rationale="Without stapling, a client that checks revocation asks the CA's responder itself (leaking "
+    "which registry it uses, and failing open when the responder is slow); with it, a revoked or "
+    "mis-issued certificate is refused at the handshake.",
+    passes_when="a TLS 1.2 handshake offering status_request gets a stapled OCSP response (CertificateStatus) "
+    "for each certificate the server presents: response status successful, certificate good, about that "
+    "certificate, and not past its nextUpdate at judging time",
+    remediation="Apache: `SSLUseStapling On` in the TLS vhost and `SSLStaplingCache shmcb:ssl_stapling(128000)` "
+    "at server level, with the issuer in the certificate chain (or SSLCACertificateFile); nginx: "
+    "`ssl_stapling on; ssl_stapling_verify on;` with `ssl_trusted_certificate` naming the issuer chain. "
+    "The certificate must name an OCSP responder the server can reach.",
+    generator="apache-vhost",
+    references=("RFC 6066 8 (Certificate Status Request)", "RFC 6960 (OCSP)",
+                "NIST SP 800-52 Rev. 2 3.4.2.4", "Mozilla server-side TLS guidelines 5.7: ocsp_staple"),
+    params={"required": True},
+)
+def tls_ocsp_stapling(ev: Evidence, params: Params) -> Iterator[Outcome]:
+    scan, addresses = _addresses(ev)
+    yield from _no_scan(scan, addresses)
+    required = bool(params.get("required", True))
+    expected = {"stapled": True, "response_status": "SUCCESSFUL", "cert_status": "GOOD", "current": True}
+    for entry in addresses:
+        subject = _subject(scan, entry)
+        unscanned = _unscanned(addresses, entry, subject)
+        if unscanned is not None:
+            yield unscanned
+            continue
+        chains = [c for c in entry.get("certificates") or [] if isinstance(c, dict)]
+        if not chains:
+            yield errored(subject, f"no certificate was read: {entry.get('certificate_error') or 'none presented'}",
+                          expected=expected)
+            continue
+        for chain in chains:
+            where = f"{subject} {chain['auth']} certificate" if chain.get("auth") else subject
+            facts = chain.get("ocsp_stapling")
+            if not isinstance(facts, dict):
+                yield errored(where, "the evidence has no OCSP stapling facts (recorded by an older regaudit: "
+                              "audit again)", expected=expected)
+                continue
+            observed = {k: v for k, v in facts.items() if k != "response"}
+            if isinstance(facts.get("response"), dict):
+                observed["response"] = {k: v for k, v in facts["response"].items() if k != "der_b64"}
+            if facts.get("undecided"):
+                yield errored(where, f"could not tell whether the server staples: {facts['undecided']}",
+                              observed, expected)
+                continue
+            problem = _stapling_problem(facts, ev.now)
+            if problem is None:
+                response = facts.get("response") or {}
+                yield passed(where, f"staples a good OCSP response (nextUpdate {response.get('next_update')})",
+                             observed, expected)
+            elif required:
+                yield failed(where, problem, observed, expected)
+            else:
+                yield warned(where, f"{problem} (the profile does not require stapling)", observed, expected)

@@ -28,6 +28,7 @@ PROBE_TAG = "latest"
 RECORDED_HEADERS = (
     "docker-distribution-api-version",
     "x-content-type-options",
+    "strict-transport-security",
     "content-type",
     "location",
     "server",

@@ -298,7 +298,7 @@ async def registry_headers(ctx: ProbeContext) -> JSON:
     except ProbeError as exc:
         raise ProbeError(f"anonymous GET /v2/: {exc}") from None
     facts: dict[str, JSON] = {"anonymous": exchange_facts("GET", "/v2/", first), "responses": [],
-                              "authenticated": False}
+                              "authenticated": False, "scheme": base.split("://", 1)[0]}
     if first.status_code == 200:
         facts["open_registry"] = True
         facts["responses"] = [facts["anonymous"]]

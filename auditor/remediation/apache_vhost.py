@@ -18,9 +18,11 @@ from .site import Site, read_live, split_where
 
 NAME = "apache-vhost"
 CONFIG_CHECKS = ("proxy.apache-tls", "proxy.apache-proxy", "proxy.apache-auth")
-WIRE_CHECKS = ("tls.protocols", "tls.ciphers", "tls.tls13")
+WIRE_CHECKS = ("tls.protocols", "tls.ciphers", "tls.tls13", "http.hsts", "tls.ocsp-stapling")
 MANAGED = {"sslengine", "sslprotocol", "sslciphersuite", "sslcertificatefile", "sslcertificatekeyfile",
-           "proxytimeout", "limitrequestbody", "servername", "serveralias"}
+           "proxytimeout", "limitrequestbody", "servername", "serveralias", "sslusestapling"}
+HSTS_MAX_AGE = 63072000  # two years (Mozilla's server-side TLS guidelines); more when the profile asks
+STAPLING_CACHE = "SSLStaplingCache shmcb:ssl_stapling(128000)"
 GUIDE_PROTOCOLS = "-all +TLSv1.2 +TLSv1.3"
 OPENSSL_NAMES = {
     "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384": "ECDHE-ECDSA-AES256-GCM-SHA384",
@@ -136,11 +138,14 @@ def _replaced(low: str, args: list[str]) -> bool:
         return len(args) >= 2 and args[0] in ("/", "/v2/", "/v2")
     if low == "requestheader":
         return len(args) >= 2 and args[1].lower() == "x-forwarded-proto"
+    if low == "header":
+        return any(a.lower() == "strict-transport-security" for a in args[:4])
     return low in MANAGED
 
 
 def vhost_text(vhost: Vhost, *, ciphers: str, auth_user_file: str | None, token_auth: bool,
-               proxy_timeout: int, checks: tuple[str, ...]) -> str:
+               proxy_timeout: int, checks: tuple[str, ...], hsts_max_age: int = HSTS_MAX_AGE,
+               stapling_cache: bool = False) -> str:
     head: list[str] = []
     certs: list[str] = []
     keys: list[str] = []
@@ -186,13 +191,17 @@ def vhost_text(vhost: Vhost, *, ciphers: str, auth_user_file: str | None, token_
                   head=head, certificates=certificates, protocols=GUIDE_PROTOCOLS, ciphers=ciphers,
                   proxy_path=proxy_path, upstream=upstream, proxy_timeout=timeout, kept=kept,
                   basic_auth=basic, auth_name=auth_name, auth_user_file=auth_user_file,
-                  location_kept=location_kept)
+                  location_kept=location_kept, hsts_max_age=hsts_max_age,
+                  stapling_cache=STAPLING_CACHE if stapling_cache else "")
 
 
 def rewrite(text: str, line: int, **kwargs: Any) -> str:
+    """The file with the vhost at `line` re-rendered; SSLUseStapling needs a server-level
+    SSLStaplingCache, written before the vhost when the file has none."""
     lines = text.splitlines(keepends=True)
     vhost = parse_vhost(lines, line - 1)
-    block = vhost_text(vhost, **kwargs)
+    has_cache = any(ln.strip().lower().startswith("sslstaplingcache") for ln in lines)
+    block = vhost_text(vhost, stapling_cache=not has_cache, **kwargs)
     return "".join(lines[: vhost.start]) + block + "".join(lines[vhost.end + 1:])
 
 
@@ -246,10 +255,17 @@ def generate(site: Site, plan: Plan) -> None:
     try:
         text = rewrite(live.decode(), line, ciphers=_allowed_ciphers(params), auth_user_file=auth_file,
                        token_auth=token_auth, proxy_timeout=int(site.params("proxy.apache-proxy").get(
-                           "min_proxy_timeout_seconds", 900)), checks=tuple(claimed))
+                           "min_proxy_timeout_seconds", 900)), checks=tuple(claimed),
+                       hsts_max_age=max(HSTS_MAX_AGE, int(site.params("http.hsts").get("min_max_age") or 0)))
     except (ValueError, UnicodeDecodeError) as exc:
         plan.notes.append(f"{NAME}: cannot rewrite {path}: {exc}")
         return
+    if "tls.ocsp-stapling" in claimed:
+        plan.texts.append(TextRemedy("tls.ocsp-stapling", (path,),
+                                     "SSLUseStapling staples only when Apache can build the OCSP request: the "
+                                     "issuer certificate must be in SSLCertificateFile's chain (or in "
+                                     "SSLCACertificateFile) and the certificate must name an OCSP responder "
+                                     "Apache can reach.", NAME))
     if text.encode() != live:
         plan.files.append(FileChange(path=path, generator=NAME, checks=tuple(claimed), content=text.encode(),
                                      validate="apache", service="apache",

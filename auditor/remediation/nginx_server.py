@@ -29,12 +29,14 @@ API_VERSION_MAP = ("map $upstream_http_docker_distribution_api_version $docker_d
                    "    '' 'registry/2.0';", "}")
 API_VERSION_HEADER = "add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;"
 EDGE_CHECKS = ("proxy.nginx-tls", "proxy.nginx-auth", "proxy.nginx-recipe")
-WIRE_CHECKS = ("tls.protocols", "tls.ciphers", "tls.tls13")
+WIRE_CHECKS = ("tls.protocols", "tls.ciphers", "tls.tls13", "http.hsts", "tls.ocsp-stapling")
+TLS_CHECKS = ("http.hsts", "tls.ocsp-stapling")  # written into a server block that terminates TLS
 MANAGED = {
     "client_max_body_size", "client_body_temp_path", "proxy_buffering", "proxy_buffer_size", "proxy_buffers",
     "proxy_busy_buffers_size", "proxy_temp_path", "proxy_max_temp_file_size", "proxy_read_timeout",
-    "proxy_send_timeout", "proxy_connect_timeout",
+    "proxy_send_timeout", "proxy_connect_timeout", "ssl_stapling", "ssl_stapling_verify",
 }
+HSTS_MAX_AGE = 63072000
 HEAD = ("listen", "server_name")
 GUIDE_HEADERS = (("Host", "$host"), ("X-Real-IP", "$remote_addr"),
                  ("X-Forwarded-For", "$proxy_add_x_forwarded_for"), ("X-Forwarded-Proto", "$scheme"))
@@ -166,7 +168,11 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
     kept: list[str] = []
     other_blocks: list[str] = []
     location = None
+    tls = any(d["directive"] == "ssl_certificate" or (d["directive"] == "listen" and "ssl" in d["args"])
+              for d in server.get("block", []))
     for d in server.get("block", []):
+        if d["directive"] == "add_header" and d["args"] and d["args"][0].lower() == "strict-transport-security":
+            continue
         if d["directive"] in HEAD:
             head.append(_line(d))
         elif d["directive"] in MANAGED:
@@ -226,6 +232,7 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
         proxy_read_timeout=_timeout(values.get("proxy_read_timeout"), 900, True),
         proxy_send_timeout=_timeout(values.get("proxy_send_timeout"), 900, True),
         proxy_connect_timeout=_timeout(values.get("proxy_connect_timeout"), 60, False),
+        tls=tls, hsts_max_age=max(HSTS_MAX_AGE, int(params.get("hsts_min_max_age") or 0)),
     )
 
 
@@ -268,7 +275,7 @@ def temp_path_moves(site: Site) -> dict[str, str]:
 
 def generate(site: Site, plan: Plan) -> None:
     failing = site.failing_ids()
-    claimed = tuple(c for c in CHECKS if c in failing)
+    claimed = tuple(c for c in (*CHECKS, *TLS_CHECKS) if c in failing)
     moves = temp_path_moves(site)
     if not claimed and not moves:
         return
@@ -276,7 +283,8 @@ def generate(site: Site, plan: Plan) -> None:
     servers = facts.get("registry_servers") or []
     layout = site.value("storage.layout") or {}
     largest = int(((layout.get("largest_layer") or {}).get("bytes")) or 0)
-    params = site.params("proxy.nginx-buffers")
+    params = {**site.params("proxy.nginx-buffers"),
+              "hsts_min_max_age": site.params("http.hsts").get("min_max_age") or 0}
     changed: dict[str, str] = {}
     wire: list[str] = []
     fixed: list[str] = []
@@ -286,6 +294,8 @@ def generate(site: Site, plan: Plan) -> None:
                 "map": not has_map}
         edge_server = behind_another_proxy(server, site.value("config.apache")) is None
         mine = claimed if edge_server else tuple(c for c in claimed if c not in EDGE_CHECKS)
+        if not (server.get("tls") or {}).get("ssl_listeners"):  # HSTS and stapling belong to a TLS server
+            mine = tuple(c for c in mine if c not in TLS_CHECKS)
         if "proxy.nginx-auth" in mine and not edge["user_file"]:
             plan.notes.append(f"{NAME}: no password file is known for {server.get('where')} (give --htpasswd): "
                               "auth_basic not added")
