@@ -430,7 +430,8 @@ def _stapling_problem(facts: Mapping[str, Any], now: datetime) -> str | None:
     "The certificate must name an OCSP responder the server can reach.",
     generator="apache-vhost",
     references=("RFC 6066 8 (Certificate Status Request)", "RFC 6960 (OCSP)",
-                "NIST SP 800-52 Rev. 2 3.4.2.4", "Mozilla server-side TLS guidelines 5.7: ocsp_staple"),
+                "NIST SP 800-52 Rev. 2 3.4.1 (mandatory extensions: Certificate Status Request)",
+                "Mozilla server-side TLS guidelines 5.7: ocsp_staple"),
     params={"required": True},
 )
 def tls_ocsp_stapling(ev: Evidence, params: Params) -> Iterator[Outcome]:
