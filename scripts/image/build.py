@@ -83,7 +83,8 @@ def base(root: Path) -> None:
         (root / d).mkdir(parents=True, exist_ok=True)
     os.chmod(root / "tmp", 0o1777)
     os.chmod(root / "work", 0o1777)
-    (root / "etc/passwd").write_text(f"root:x:0:0:root:/root:/bin/false\nregaudit:x:{UID}:{UID}:regaudit:/work:/bin/false\n")
+    (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/false\n"
+                                     f"regaudit:x:{UID}:{UID}:regaudit:/work:/bin/false\n")
     (root / "etc/group").write_text(f"root:x:0:\nregaudit:x:{UID}:\n")
     (root / "etc/nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files dns\n")
     shutil.copy2("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
