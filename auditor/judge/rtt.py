@@ -17,6 +17,10 @@ DEFAULT_INITIAL = 1.0
 ALPHA = 1 / 8
 BETA = 1 / 4
 ATTEMPTS = 2
+# The kernel retransmits an unanswered SYN after its initial RTO (1 s on Linux, RFC 6298). A SYN
+# dropped on the way (loss, or a listener whose accept queue is full) is answered only then, so
+# "filtered" waits for that retransmission's answer too, unless the ceiling says otherwise.
+SYN_RETRANSMIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -73,9 +77,16 @@ class RttEstimator:
         return min(self.bounds.ceiling, max(self.bounds.floor, raw))
 
 
-def filtered_detail(timeouts: list[float], srtt: float | None) -> str:
-    """The evidence's words for a port that never answered the attempts of `timeouts` seconds each:
-    "no answer in X ms, RTT Y ms; 2 attempts: A + B ms"."""
+def whole_wait(timeout: float, bounds: ConnectTimeouts) -> float:
+    """How long a port may stay silent before it is called filtered, from the first SYN: two
+    timeouts (the second attempt starts after the first), and, when the ceiling allows it, long
+    enough for the first SYN's retransmission (SYN_RETRANSMIT) to be answered within a timeout."""
+    return max(2 * timeout, min(SYN_RETRANSMIT + timeout, bounds.ceiling))
+
+
+def filtered_detail(waited: float, second_after: float, srtt: float | None) -> str:
+    """The evidence's words for a port that never answered: "no answer in X ms, RTT Y ms; ..."."""
     rtt = f"RTT {srtt * 1000:.1f} ms" if srtt is not None else "RTT unknown (no connection to the host answered)"
-    each = " + ".join(f"{t * 1000:.0f}" for t in timeouts)
-    return f"no answer in {sum(timeouts) * 1000:.0f} ms, {rtt}; {len(timeouts)} attempts: {each} ms"
+    retransmit = ", the first SYN's retransmission included" if waited >= SYN_RETRANSMIT + second_after else ""
+    return (f"no answer in {waited * 1000:.0f} ms, {rtt}; 2 attempts (the second after "
+            f"{second_after * 1000:.0f} ms{retransmit})")

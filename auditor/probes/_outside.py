@@ -16,7 +16,7 @@ import httpx
 
 from auditor.errors import NotApplicable, ProbeError
 from auditor.httpclient import BoundedResponse, bounded_request, same_origin
-from auditor.judge.rtt import ATTEMPTS, ConnectTimeouts, RttEstimator, filtered_detail
+from auditor.judge.rtt import ConnectTimeouts, RttEstimator, filtered_detail, whole_wait
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext
 from auditor.regauth import challenges_of
@@ -163,38 +163,46 @@ async def tcp_state(address: str, port: int, timeout: float, *, reference_ports:
     """Whether a TCP connection to address:port completes: open, closed (refused), filtered (no answer
     to two attempts), unreachable (no route), or error (anything else, with the reason).
 
-    Each attempt waits as long as the round-trip time measured on connections to `reference_ports`
-    of the same address (those that answered) warrants: srtt + 4 rttvar within the bounds; `timeout`
-    caps the whole (the audit's remaining budget)."""
+    The timeout T follows the round-trip time measured on connections to `reference_ports` of the
+    same address (those that answered): srtt + 4 rttvar within the bounds. A first connect waits T;
+    when it is silent a second one starts, and both stay open until `whole_wait` (2 T, or the first
+    SYN's kernel retransmission plus T when the ceiling allows): a dropped SYN that a slow listener
+    answers on retransmission is still seen. `timeout` caps the whole (the audit's budget)."""
     bounds = bounds or ConnectTimeouts()
     loop = asyncio.get_running_loop()
     started = loop.time()
     others = [p for p in dict.fromkeys(reference_ports) if p != port]
     estimator = await measure_rtt(address, others, bounds, timeout) if others else RttEstimator(bounds)
-    waits: list[float] = []
-    outcome, reason = "silent", "no answer"
-    for _attempt in range(ATTEMPTS):
-        left = timeout - (loop.time() - started)
-        if left <= 0.01:
+    left = timeout - (loop.time() - started)
+    facts: dict[str, JSON] = {"rtt_ms": None if estimator.srtt is None else round(estimator.srtt * 1000, 3),
+                              "rtt_samples": estimator.samples}
+    if left <= 0.05:
+        return {"state": "error", "detail": "no time left to try a connection", **facts, "attempts": 0,
+                "timeouts_ms": [], "seconds": round(loop.time() - started, 3)}
+    first_wait = min(estimator.timeout(), left / 2)
+    whole = min(whole_wait(first_wait, bounds), left)
+    family, sockaddr = _sockaddr(address, port)
+    attempts = [asyncio.ensure_future(_connect_once(family, sockaddr, whole))]
+    done, _pending = await asyncio.wait(attempts, timeout=first_wait)
+    if not done:
+        attempts.append(asyncio.ensure_future(_connect_once(family, sockaddr, whole - first_wait)))
+    outcome, reason, seconds = "silent", "no answer", 0.0
+    pending: set[asyncio.Future[tuple[str, str, float]]] = set(attempts)
+    while pending:
+        finished, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        answers = [f.result() for f in finished if f.result()[0] != "silent"]
+        if answers:
+            outcome, reason, seconds = answers[0]
             break
-        wait = min(estimator.timeout(), left)
-        outcome, reason, seconds = await _connect_once(*_sockaddr(address, port), wait)
-        if outcome != "silent":
-            if outcome in ("open", "closed"):
-                estimator.add(seconds)
-            break
-        waits.append(wait)
-    facts: dict[str, JSON] = {
-        "rtt_ms": None if estimator.srtt is None else round(estimator.srtt * 1000, 3),
-        "rtt_samples": estimator.samples,
-        "attempts": len(waits) + (outcome != "silent"),
-        "timeouts_ms": [round(w * 1000, 1) for w in waits],
-        "seconds": round(loop.time() - started, 3),
-    }
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    if outcome in ("open", "closed"):
+        estimator.add(seconds)
+    facts.update(attempts=len(attempts), timeouts_ms=[round(first_wait * 1000, 1), round(whole * 1000, 1)],
+                 seconds=round(loop.time() - started, 3))
     if outcome == "silent":
-        if not waits:
-            return {"state": "error", "detail": "no time left to try a connection", **facts}
-        return {"state": "filtered", "detail": filtered_detail(waits, estimator.srtt), **facts}
+        return {"state": "filtered", "detail": filtered_detail(whole, first_wait, estimator.srtt), **facts}
     return {"state": outcome, "detail": reason, **facts}
 
 

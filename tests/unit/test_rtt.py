@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from auditor.judge.rtt import ConnectTimeouts, RttEstimator, filtered_detail
+from auditor.judge.rtt import SYN_RETRANSMIT, ConnectTimeouts, RttEstimator, filtered_detail, whole_wait
 
 
 def test_before_any_sample_the_initial_timeout_applies() -> None:
@@ -65,5 +65,16 @@ def test_parse_rejects(text: str) -> None:
 
 
 def test_filtered_detail_names_the_wait_and_the_rtt() -> None:
-    assert filtered_detail([0.1, 0.1], 0.00023) == "no answer in 200 ms, RTT 0.2 ms; 2 attempts: 100 + 100 ms"
-    assert "RTT unknown" in filtered_detail([1.0, 1.0], None)
+    assert filtered_detail(1.1, 0.1, 0.00023) == ("no answer in 1100 ms, RTT 0.2 ms; 2 attempts (the second after "
+                                                  "100 ms, the first SYN's retransmission included)")
+    assert filtered_detail(0.4, 0.2, 0.05) == "no answer in 400 ms, RTT 50.0 ms; 2 attempts (the second after 200 ms)"
+    assert "RTT unknown" in filtered_detail(2.0, 1.0, None)
+
+
+def test_whole_wait_covers_the_syn_retransmission_when_the_ceiling_allows() -> None:
+    default = ConnectTimeouts()
+    assert whole_wait(0.1, default) == pytest.approx(SYN_RETRANSMIT + 0.1)
+    assert whole_wait(2.5, default) == pytest.approx(5.0)  # two timeouts are longer still
+    fast = ConnectTimeouts(floor=0.05, ceiling=0.3)
+    assert whole_wait(0.1, fast) == pytest.approx(0.3)  # the user chose speed: no retransmission
+    assert whole_wait(0.2, fast) == pytest.approx(0.4)  # never less than two timeouts
