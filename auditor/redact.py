@@ -59,10 +59,13 @@ def _clean(value: Any, extra_secrets: tuple[str, ...]) -> bool:
 
 def _redact(value: Any, extra_secrets: tuple[str, ...] = ()) -> Any:
     if isinstance(value, dict):
-        out = {}
+        out: dict[Any, Any] = {}
         for key, item in value.items():
-            if isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS and _is_secret_value(item):
+            secret_key = isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS
+            if secret_key and _is_secret_value(item):
                 out[key] = REDACTED
+            elif secret_key and isinstance(item, list):  # HTTP header form: {Authorization: [values]}
+                out[key] = [REDACTED if _is_secret_value(v) else _redact(v, extra_secrets) for v in item]
             else:
                 out[key] = _redact(item, extra_secrets)
         return out

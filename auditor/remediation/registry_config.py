@@ -13,11 +13,12 @@ import ipaddress
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from auditor import bounded
-from auditor.judge.netaddr import parse_listen
+from auditor.judge.netaddr import ListenAddr, parse_listen
 from auditor.judge.units import parse_duration
 
 from .model import FileChange, MoveAside, Plan, TextRemedy
@@ -124,6 +125,18 @@ def notifications(config: dict[str, Any], url: str, token: str) -> list[str]:
             entry[key] = copy.deepcopy(value)
             changes.append(f"notifications.endpoints[{WATCH_ENDPOINT}].{key} -> {value!r}")
     return changes
+
+
+def _watch_fixes_notifications(site: Site, watch: tuple[str, str] | None) -> bool:
+    """Whether writing the watcher's endpoint fixes every registry.notifications failure: the URL is
+    https or loopback, and each failure is the watcher's own endpoint or the missing endpoint."""
+    if watch is None:
+        return False
+    url = urlsplit(watch[0])
+    if not (url.scheme == "https" or (url.scheme == "http" and ListenAddr(url.hostname or "", None).loopback)):
+        return False
+    return all(" endpoint " not in r.subject or r.subject.endswith(f" endpoint {WATCH_ENDPOINT}")
+               for r in site.failing("registry.notifications"))
 
 
 def watch_endpoint(target: Any) -> tuple[str, str] | None:
@@ -240,13 +253,17 @@ def generate(site: Site, plan: Plan) -> None:
     except (OSError, bounded.InputError) as exc:
         plan.notes.append(f"{NAME}: the watch token could not be read ({exc}): no notifications block")
         watch = None
-    if watch is None and "registry.notifications" in failing:
+    if "registry.notifications" in failing and not _watch_fixes_notifications(site, watch):
         claimed = tuple(c for c in claimed if c != "registry.notifications")
+        results = site.failing("registry.notifications")
+        found = "; ".join(f"{r.subject}: {r.message}" for r in results)
         plan.texts.append(TextRemedy(
-            "registry.notifications", tuple(r.subject for r in site.failing("registry.notifications")),
-            "Point the registry's notifications at `regaudit watch serve` over https or loopback, with an "
-            "Authorization header: rerun remediate with --watch-endpoint URL --watch-token-file FILE to "
-            "generate the block (docs/watch.md).", NAME))
+            "registry.notifications", tuple(r.subject for r in results),
+            f"Found: {found}. Give each endpoint an https URL (or a receiver on 127.0.0.1, where http stays on "
+            "the host) and `headers: {Authorization: [Bearer TOKEN]}` with the token its receiver checks. For "
+            "`regaudit watch serve`, rerun remediate with --watch-endpoint URL --watch-token-file FILE to "
+            "generate its endpoint (docs/watch.md). Then restart the registry (it does not reload its config).",
+            NAME))
     merged, changes = harden(config, site.hostname, "registry.readonly-off" in failing,
                              float(params.get("max_age_hours", 168)), float(params.get("max_interval_hours", 24)),
                              keep_addr=containerised, watch=watch)

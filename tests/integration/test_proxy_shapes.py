@@ -33,7 +33,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 DEFECTS = REPO / "tests" / "lab" / "defects"
 CONTENT_CHECKS = {"signatures.present", "signatures.valid", "scans.present", "scans.fresh", "scans.digest-match",
                   "scans.severity"}
-NOT_DEPLOYED = {"registry.token-config", "auth.token-service", "admission.policy", "container.runtime"}
+NOT_DEPLOYED = {"registry.token-config", "auth.token-service", "admission.policy", "container.runtime",
+                "registry.notifications"}
 APACHE_CHECKS = {"proxy.apache-tls", "proxy.apache-auth", "proxy.apache-proxy"}
 NGINX_CHECKS = {"proxy.nginx-tls", "proxy.nginx-auth", "proxy.nginx-recipe", "proxy.nginx-body",
                 "proxy.nginx-buffers", "proxy.nginx-timeouts", "proxy.forwarded-headers"}
