@@ -1,9 +1,10 @@
 """Scheduled audits: a systemd service + timer (or a cron.d entry where systemd does not run).
 
 `install` writes a run spec (JSON: what to audit and where reports go) and the units; the unit's
-command is `regaudit schedule run --spec FILE`, which audits, writes the reports into a new
-timestamped directory, keeps the newest `keep` directories, and replaces the Prometheus textfile
-atomically. `remove` deletes exactly the files `install` wrote (listed in the spec).
+command is `regaudit schedule run --spec FILE`, which audits through the audit session
+(auditor/session.py), writes the reports into a new timestamped directory (`new_run_dir`), then
+`publish`es: keeps the newest `keep` directories and replaces the Prometheus textfile atomically.
+`remove` deletes exactly the files `install` wrote (listed in the spec).
 """
 
 from __future__ import annotations
@@ -139,24 +140,22 @@ def remove(name: str, spec_dir: Path) -> list[Path]:
     return removed
 
 
-def run(spec_path: Path) -> int:
-    """One scheduled run: audit into a new timestamped directory, rotate, publish the metrics."""
-    spec = load_spec(spec_path)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    base = Path(spec.report_dir)
-    out = base / stamp
-    formats = list(dict.fromkeys([*spec.formats, "json", "prometheus"]))
-    argv = ["audit", *([spec.url] if spec.url else []), *(["--inside"] if spec.inside else []),
-            "--profile", spec.profile, "--format", ",".join(formats), "--output", str(out), "--no-progress",
-            *spec.audit_args]
-    from auditor.cli import main
+def new_run_dir(spec: ScheduleSpec) -> Path:
+    """The timestamped directory one scheduled run writes its reports into."""
+    return Path(spec.report_dir) / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
-    code = main(argv)
-    rotate(base, spec.keep)
+
+def run_formats(spec: ScheduleSpec) -> list[str]:
+    """The report formats of a scheduled run: the spec's, always with json and prometheus."""
+    return list(dict.fromkeys([*spec.formats, "json", "prometheus"]))
+
+
+def publish(spec: ScheduleSpec, out: Path) -> None:
+    """After a run (also a failed one): keep the newest `keep` directories, replace the textfile."""
+    rotate(Path(spec.report_dir), spec.keep)
     prom = out / "regaudit.prom"
     if spec.prometheus_file and prom.exists():
         write_atomically(Path(spec.prometheus_file), prom.read_bytes(), mode=0o644)
-    return code
 
 
 def rotate(base: Path, keep: int) -> list[Path]:

@@ -5,16 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 from auditor.checkapi import Check
-from auditor.compliance import attach, get_framework
+from auditor.compliance import get_framework
 from auditor.errors import UsageError
 from auditor.model import Severity
 from auditor.plugins import load_checks, load_probes, load_report_writers, validate_needs
 from auditor.profile import DEFAULT_PROFILE, Profile, load_profile, validate_against_checks
-from auditor.report import AuditReport
-from auditor.reportapi import write_report
 
 
 def split_list(values: list[str] | None) -> tuple[str, ...]:
@@ -48,11 +45,6 @@ def compliance_ids(args: argparse.Namespace) -> tuple[str, ...]:
     return ids
 
 
-def with_compliance(report: AuditReport, args: argparse.Namespace) -> AuditReport:
-    """The report with the per-control views asked for with --compliance."""
-    return attach(report, compliance_ids(args))
-
-
 def load_engine() -> dict[str, Check]:
     checks = load_checks()
     validate_needs(checks, load_probes())
@@ -83,19 +75,6 @@ def formats(text: str) -> list[str]:
     if unknown:
         raise UsageError(f"unknown report format(s) {', '.join(unknown)} (installed: {', '.join(sorted(known))})")
     return wanted
-
-
-def write_reports(report: AuditReport, wanted: list[str], out_dir: Path) -> list[Path]:
-    writers = load_report_writers()
-    written = []
-    for name in wanted:
-        if name == "console":
-            continue
-        try:
-            written.append(write_report(writers[name], report, out_dir))
-        except OSError as exc:
-            raise UsageError(f"cannot write {name} report to {out_dir}: {exc.strerror or exc}") from None
-    return written
 
 
 def print_json(data: object) -> None:

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import os
 import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from auditor import bounded
-from auditor.credentials import load_credentials
+from auditor.credentials import Credentials, load_credentials
 from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile
 from auditor.judge.rtt import ConnectTimeouts
 from auditor.plugins import load_probes
-from auditor.reportapi import write_atomically
-from auditor.runner import RunOptions, Selection, needed_probes, run_audit
+from auditor.runner import RunOptions, Selection, needed_probes
+from auditor.session import AuditSession, Outputs, check_outputs
 from auditor.target import PATH_KEYS, Target, parse_registry_url
 
 if TYPE_CHECKING:
@@ -33,8 +33,6 @@ from ._common import (
     load_engine,
     resolve_profile,
     split_list,
-    with_compliance,
-    write_reports,
 )
 
 # Options naming files or directories; a named one that does not exist is a usage error (exit 2).
@@ -56,6 +54,12 @@ assert set(PATH_OPTIONS) == set(PATH_KEYS)
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("audit", help="audit a registry deployment", description=__doc__)
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Every `audit` option (also read by `schedule run` from a schedule's stored audit options)."""
     parser.add_argument("url", nargs="?", help="the registry's public base URL, e.g. https://registry.example.com")
     parser.add_argument("--inside", action="store_true", help="also run inside checks (on the registry host)")
     add_profile_options(parser)
@@ -91,7 +95,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-history", action="store_true", help="do not record this run in the history store")
     parser.add_argument("--sign-key", metavar="PEM",
                         help="write a detached signature of the JSON report (ECDSA P-256, Ed25519 or cosign key)")
-    parser.set_defaults(func=run)
 
 
 def build_target(args: argparse.Namespace) -> Target:
@@ -172,13 +175,25 @@ def signature_repository(value: str, url: str | None) -> str:
     return path
 
 
-def run(args: argparse.Namespace) -> int:
+@dataclass
+class Prepared:
+    """An audit made ready from options: the session, what it audits with, where it writes."""
+
+    session: AuditSession
+    target: Target
+    credentials: Credentials | None
+    outputs: Outputs
+    total_probes: int
+
+
+def prepare(args: argparse.Namespace) -> Prepared:
+    """Turn `audit` options into a session (UsageError for bad options, before any gathering)."""
     checks = load_engine()
     profile, warnings = resolve_profile(args.profile, checks)
     target = build_target(args)
     target = dataclasses.replace(target, options={**target.options, **content_options(args, target.url)})
     wanted = formats(args.format)
-    compliance_ids(args)
+    compliance = compliance_ids(args)
     credentials = load_credentials(target.host, args.password_file, args.username, args.docker_config)
     if credentials and target.scheme == "http" and target.host not in ("localhost", "127.0.0.1", "::1"):
         raise UsageError("refusing to send credentials over plain http to a non-loopback host; use https")
@@ -189,42 +204,35 @@ def run(args: argparse.Namespace) -> int:
 
         baseline = load_baseline(args.baseline)
     sign_key = load_sign_key(args.sign_key) if args.sign_key else None
-    if sign_key is not None and "json" not in wanted:
-        raise UsageError("--sign-key signs the JSON report: add json to --format")
+    outputs = Outputs(formats=tuple(wanted), out_dir=Path(args.output),
+                      evidence_out=Path(args.evidence_out) if args.evidence_out else None,
+                      history=not args.no_history, sign_key=sign_key, compliance=compliance)
+    check_outputs(outputs)
     options = RunOptions(fail_on=fail_on(args, profile), deadline=args.deadline, baseline=baseline,
                          warnings=list(warnings))
     probes = load_probes()
-    chosen = selection.apply(checks)
-    total = len(needed_probes(chosen, target.vantages()))
+    total = len(needed_probes(selection.apply(checks), target.vantages()))
+    return Prepared(AuditSession(checks, selection, options, probes), target, credentials, outputs, total)
+
+
+def run(args: argparse.Namespace) -> int:
+    ready = prepare(args)
     if args.no_progress:
-        report, evidence = run_audit(checks, probes, target, credentials, selection, options)
+        done = ready.session.audit(ready.target, ready.credentials, ready.outputs)
     else:
         from auditor.console import make_console, probe_progress  # rich: loaded only when shown
 
-        with probe_progress(make_console(sys.stderr), total) as progress:
-            options.progress = progress  # type: ignore[assignment]
-            report, evidence = run_audit(checks, probes, target, credentials, selection, options)
-    if args.evidence_out:
-        evidence.save(Path(args.evidence_out))
-    say_rescan(evidence)
-    if not args.no_history:
-        from auditor import history
-
-        past = history.trend(dict(report.target))
-        history.record(report)
-        report = dataclasses.replace(report, history=(*past, history.summary_of(report)))
-    report = with_compliance(report, args)
-    out_dir = Path(args.output)
-    written = write_reports(report, wanted, out_dir)
-    if sign_key is not None:
-        written.append(sign_report(out_dir, sign_key))
-    if "console" in wanted:
+        with probe_progress(make_console(sys.stderr), ready.total_probes) as progress:
+            ready.session.options.progress = progress  # type: ignore[assignment]
+            done = ready.session.audit(ready.target, ready.credentials, ready.outputs)
+    say_rescan(done.evidence)
+    if "console" in ready.outputs.formats:
         from auditor.console import make_console, print_report
 
-        print_report(make_console(), report, verbose=args.verbose)
-    for path in written:
+        print_report(make_console(), done.report, verbose=args.verbose)
+    for path in done.written:
         print(f"report written: {path}", file=sys.stderr)
-    return report.exit_code
+    return done.exit_code
 
 
 def say_rescan(evidence: EvidenceFile) -> None:
@@ -250,13 +258,3 @@ def load_sign_key(path: str) -> PrivateKey:
     from auditor.signing import load_private_key
 
     return load_private_key(path)
-
-
-def sign_report(out_dir: Path, key: PrivateKey) -> Path:
-    """Sign the JSON report just written; the signature lands beside it as regaudit.json.sig."""
-    from auditor.signing import sign
-
-    report = out_dir / "regaudit.json"
-    signature = out_dir / "regaudit.json.sig"
-    write_atomically(signature, (json.dumps(sign(report.read_bytes(), key), indent=2) + "\n").encode())
-    return signature

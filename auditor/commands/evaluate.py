@@ -13,7 +13,8 @@ from pathlib import Path
 
 from auditor.console import make_console, print_report
 from auditor.evidence import EvidenceFile, merge_evidence
-from auditor.runner import RunOptions, Selection, evaluate, utcnow
+from auditor.runner import RunOptions, Selection, utcnow
+from auditor.session import AuditSession, Outputs
 
 from ._common import (
     add_profile_options,
@@ -23,8 +24,6 @@ from ._common import (
     load_engine,
     resolve_profile,
     split_list,
-    with_compliance,
-    write_reports,
 )
 
 
@@ -41,15 +40,14 @@ def run(args: argparse.Namespace) -> int:
     checks = load_engine()
     profile, warnings = resolve_profile(args.profile, checks)
     wanted = formats(args.format)
-    compliance_ids(args)
+    outputs = Outputs(formats=tuple(wanted), out_dir=Path(args.output), compliance=compliance_ids(args))
     evidence = merge_evidence([EvidenceFile.load(Path(p)) for p in args.evidence])
     selection = Selection(profile, split_list(args.select), split_list(args.skip))
     options = RunOptions(fail_on=fail_on(args, profile), warnings=list(warnings))
     now: dt.datetime | None = utcnow() if args.now else None
-    report = with_compliance(evaluate(checks, evidence, selection, options, now), args)
-    written = write_reports(report, wanted, Path(args.output))
+    done = AuditSession(checks, selection, options).evaluate(evidence, outputs, now)
     if "console" in wanted:
-        print_report(make_console(), report, verbose=args.verbose)
-    for path in written:
+        print_report(make_console(), done.report, verbose=args.verbose)
+    for path in done.written:
         print(f"report written: {path}", file=sys.stderr)
-    return report.exit_code
+    return done.exit_code

@@ -23,12 +23,12 @@ from auditor.credentials import load_credentials
 from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile, merge_evidence
 from auditor.model import Result
-from auditor.plugins import load_probes
 from auditor.remediation import apply as remediation_apply
 from auditor.remediation.model import Plan
 from auditor.remediation.plan import build_plan, commands, diff, unresolved, write_plan
 from auditor.remediation.site import Site
-from auditor.runner import RunOptions, Selection, evaluate, run_audit
+from auditor.runner import RunOptions, Selection
+from auditor.session import AuditSession
 
 from ._common import load_engine, resolve_profile, split_list
 from .audit import PATH_OPTIONS, build_target
@@ -85,28 +85,25 @@ def run(args: argparse.Namespace) -> int:
     checks = load_engine()
     profile, warnings = resolve_profile(args.profile, checks)
     selection = Selection(profile, split_list(args.select), split_list(args.skip))
-    options = RunOptions(deadline=args.deadline, warnings=list(warnings))
+    session = AuditSession(checks, selection, RunOptions(deadline=args.deadline, warnings=list(warnings)))
     if args.apply:
         remediation_apply.preflight()
     if args.evidence:
-        evidence = merge_evidence([EvidenceFile.load(Path(p)) for p in args.evidence])
-        report = evaluate(checks, evidence, selection, options)
-        target_json = dict(evidence.target)
+        done = session.evaluate(merge_evidence([EvidenceFile.load(Path(p)) for p in args.evidence]))
+        target_json = dict(done.evidence.target)
         reaudit = None
     else:
         target = build_target(args)
         credentials = load_credentials(target.host, args.password_file, args.username, args.docker_config)
-        probes = load_probes()
-        report, evidence = run_audit(checks, probes, target, credentials, selection, options)
+        done = session.audit(target, credentials)
         target_json = target.describe()
 
         def reaudit(ids: set[str]) -> list[Result]:
-            again = Selection(profile, tuple(sorted(ids)))
-            return list(run_audit(checks, probes, target, credentials, again,
-                                  RunOptions(deadline=args.deadline))[0].results)
+            return list(session.narrowed(ids).audit(target, credentials).report.results)
 
     target_json.update(watch_endpoint_option(args))
-    site = Site(records=evidence.records, results=report.results, profile=profile, checks=checks, target=target_json)
+    site = Site(records=done.evidence.records, results=done.report.results, profile=profile, checks=checks,
+                target=target_json)
     plan = build_plan(site)
     missing = unresolved(plan)
     if missing:

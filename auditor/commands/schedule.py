@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
 from auditor import schedule
+from auditor.cli import _Parser
 from auditor.errors import UsageError
 from auditor.target import parse_registry_url
+
+from . import audit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     remove.set_defaults(func=do_remove)
     run = actions.add_parser("run", help="one scheduled run (what the timer executes)")
     run.add_argument("--spec", required=True, type=Path)
-    run.set_defaults(func=lambda args: schedule.run(args.spec))
+    run.set_defaults(func=do_run)
 
 
 def do_install(args: argparse.Namespace) -> int:
@@ -63,3 +67,29 @@ def do_remove(args: argparse.Namespace) -> int:
     for path in schedule.remove(args.name, args.spec_dir):
         print(f"removed {path}")
     return 0
+
+
+def do_run(args: argparse.Namespace) -> int:
+    """One scheduled run: the spec's audit through the audit session, then rotate and publish."""
+    spec = schedule.load_spec(args.spec)
+    out = schedule.new_run_dir(spec)
+    options = audit_options(spec, out)
+    try:
+        ready = audit.prepare(options)
+        done = ready.session.audit(ready.target, ready.credentials, ready.outputs)
+        audit.say_rescan(done.evidence)
+        for path in done.written:
+            print(f"report written: {path}", file=sys.stderr)
+        return done.exit_code
+    finally:
+        schedule.publish(spec, out)
+
+
+def audit_options(spec: schedule.ScheduleSpec, out: Path) -> argparse.Namespace:
+    """The `audit` options of a scheduled run: the spec's target, profile and formats, the run's
+    directory, then the spec's stored audit options (which win, as they always have)."""
+    parser = _Parser(prog="regaudit schedule run (audit options)")
+    audit.add_arguments(parser)
+    parser.set_defaults(url=spec.url, inside=spec.inside, profile=spec.profile,
+                        format=",".join(schedule.run_formats(spec)), output=str(out), no_progress=True)
+    return parser.parse_args(spec.audit_args)
