@@ -31,7 +31,8 @@ from auditor.fleet.inventory import FleetTarget
 from auditor.model import Severity
 from auditor.profile import DEFAULT_PROFILE, Profile, load_profile
 from auditor.report import AuditReport
-from auditor.runner import RunOptions, Selection, evaluate
+from auditor.runner import RunOptions, Selection
+from auditor.session import AuditSession
 from auditor.signing import PublicKey, verify
 
 EVIDENCE_FILES = ("outside.json", "inside.json")
@@ -146,7 +147,7 @@ def judge_target(
     except UsageError as exc:
         return dataclasses.replace(base, reason=str(exc), evidence=tuple(p.name for p in files))
     options = RunOptions(fail_on=fail_on or profile.fail_on or Severity.HIGH)
-    report = evaluate(checks, evidence, Selection(profile), options)
+    report = AuditSession(checks, Selection(profile), options).evaluate(evidence).report
     named: dict[str, Any] = {**dict(report.target), "name": target.name}
     report = dataclasses.replace(report, target=named)
     return TargetOutcome(target.name, "judged", report=report, profile=str(profile.name), groups=target.groups,
