@@ -107,9 +107,10 @@ def _start_engine(v: Variant, p: Paths, state: dict[str, Any]) -> int:
                        "argv": argv}
     deadline = time.monotonic() + ENGINE_START_TIMEOUT
     while time.monotonic() < deadline:
-        if not procs.alive(rec):
+        # the Popen itself, not /proc/PID/cmdline: that reads empty while nsenter execs dockerd
+        if proc.poll() is not None:
             tail = log.read_text(errors="replace").strip().splitlines()[-5:]
-            raise LabError(f"dockerd exited at start (exit status {proc.poll()}): " + " | ".join(tail))
+            raise LabError(f"dockerd exited at start (exit status {proc.returncode}): " + " | ".join(tail))
         if socket_path(p).exists() and docker(p, "version", "--format", "{{.Server.Version}}",
                                               check=False, timeout=10).returncode == 0:
             return proc.pid
@@ -123,6 +124,14 @@ def stop_engine(state: dict[str, Any]) -> list[str]:
     info = state.get("docker") or {}
     host = info.get("host")
     rec = next((r for r in state.get("processes", []) if r.get("name") == "dockerd"), None)
+    if rec is None and info.get("pid"):
+        rec = {"name": "dockerd", "pid": info["pid"], "match": info.get("socket")}
+    pidfile = Path(str(info.get("data_root") or "")).parent / "docker.pid"
+    if rec is not None and not procs.alive(rec) and pidfile.is_file():
+        # the PID dockerd wrote itself (the one we started), checked against its own socket path
+        text = pidfile.read_text().strip()
+        if text.isdigit():
+            rec = {**rec, "pid": int(text)}
     if host and rec and procs.alive(rec):
         cp = sh([DOCKER, "-H", host, "ps", "-aq"], check=False, timeout=30)
         ids = cp.stdout.split()
