@@ -24,6 +24,8 @@ if str(TESTS_DIR) not in sys.path:
     sys.path.insert(0, str(TESTS_DIR))
 
 import lab  # noqa: E402  (needs TESTS_DIR on sys.path)
+
+pytest_plugins = ["secretscan"]  # every regaudit CLI run is scanned for leaked credentials
 from lab.paths import lab_root  # noqa: E402
 
 

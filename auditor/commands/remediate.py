@@ -24,6 +24,7 @@ from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile, merge_evidence
 from auditor.model import Result
 from auditor.remediation import apply as remediation_apply
+from auditor.remediation.journal import exclusive
 from auditor.remediation.model import Plan
 from auditor.remediation.plan import build_plan, commands, diff, unresolved, write_plan
 from auditor.remediation.site import Site
@@ -74,6 +75,13 @@ def say(line: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.apply or args.rollback or args.confirm:
+        with exclusive():
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.rollback:
         return remediation_apply.rollback_last(say)
     if args.confirm:

@@ -107,11 +107,12 @@ def _steps(plan: Plan, journal: Journal, say: Say, firewall_timeout: float) -> N
     backup = Path(journal.backup_dir)
     kill_after = _fault("kill-after-write")
     corrupt = _fault("corrupt")
+    targets = [write_target(Path(c.path), _config_root(plan, c.service)) for c in plan.files]  # refuse before acting
     for writes, change in enumerate(plan.files, start=1):
         index = writes - 1
-        path = Path(change.path)
+        path = targets[index]
         st = path.stat()
-        step: dict[str, Any] = {"kind": "file", "path": change.path, "generator": change.generator,
+        step: dict[str, Any] = {"kind": "file", "path": str(path), "generator": change.generator,
                                 "checks": list(change.checks), "mode": st.st_mode & 0o7777, "uid": st.st_uid,
                                 "gid": st.st_gid, "service": change.service}
         if change.content is not None:
@@ -168,6 +169,29 @@ def _steps(plan: Plan, journal: Journal, say: Say, firewall_timeout: float) -> N
         if service in recreated:
             continue  # the re-created container started with the new config
         _reload(service, journal, say)
+
+
+def write_target(path: Path, root: Path | None) -> Path:
+    """The file apply changes for `path`: `path` itself, or, when it is a symlink, the link's final
+    target, but only when that target lies inside `root` (the service's config directory, else the
+    link's own directory), as Debian's sites-enabled links do. A link out of it (into another file
+    of the system) or a dangling or looping link is refused before any change (StepError)."""
+    if not path.is_symlink():
+        return path
+    try:
+        target = path.resolve(strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise StepError(f"{path} is a symlink that does not resolve ({exc}): refusing to write through it") from None
+    allowed = (root or path.parent).resolve()
+    if not target.is_file() or not target.is_relative_to(allowed):
+        raise StepError(f"{path} is a symlink to {target}, outside {allowed}: refusing to write through it "
+                        "(point the option at the real file, or replace the link)")
+    return target
+
+
+def _config_root(plan: Plan, service: str | None) -> Path | None:
+    config = (plan.services.get(service) or {}).get("config") if service else None
+    return Path(str(config)).parent if config else None
 
 
 def _remount(mountpoint: str, options: str, ns_pid: int | None) -> None:

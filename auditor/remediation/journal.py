@@ -7,9 +7,13 @@ Status: running (an apply is in progress or crashed), applied, rolled_back, fail
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,10 +97,46 @@ class Journal:
     def done(self, step: dict[str, Any], **extra: Any) -> None:
         step.update(extra, state="done")
         self.save()
+        _kill_after_step()
 
     @property
     def unfinished(self) -> bool:
         return self.status in UNFINISHED
+
+
+FAULT = "REGAUDIT_REMEDIATE_FAULT"
+_done_steps = 0
+
+
+def _kill_after_step() -> None:
+    """Fault injection for the crash-safety tests: `kill-after-step:N` SIGKILLs this process right
+    after the Nth journal step is recorded done (the test then proves --rollback restores all)."""
+    global _done_steps
+    _done_steps += 1
+    value = os.environ.get(FAULT, "")
+    if value.startswith("kill-after-step:") and value.split(":", 1)[1] == str(_done_steps):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def exclusive() -> Iterator[None]:
+    """Hold the remediation lock (one apply, rollback or confirm at a time on this host/state dir).
+
+    Raises UsageError at once when another holds it; the kernel drops the lock when its holder
+    dies, so a killed apply never leaves it stuck (the journal then says what is unfinished)."""
+    folder = remediation_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / "lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UsageError(f"another `regaudit remediate` is running on this host (lock {path} is held): "
+                             "two applies at once are refused") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def pid_alive(pid: int | None) -> bool:

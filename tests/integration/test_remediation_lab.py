@@ -285,3 +285,73 @@ def test_unconfirmed_firewall_change_reverts_by_itself(remedy: Any, tmp_path: Pa
     assert snapshot(remedy) == before  # the watchdog restored both rulesets
     late = regaudit(remedy, state, "remediate", "--confirm")
     assert late.returncode == 1 and "too late" in late.stdout
+
+
+def _modes(info: Any) -> dict[str, int]:
+    return {str(p): p.stat().st_mode & 0o777 for p in live_files(info)}
+
+
+def test_killed_after_each_journal_step_in_turn_rollback_restores_everything(remedy: Any, tmp_path: Path) -> None:
+    """SIGKILL right after journal step k is done, for k = 1, 2, ... until an apply completes; after
+    each kill --rollback must restore files byte-identical with their modes and owners, the
+    rulesets, the tmpfs mount and the running services. The completed apply then shows nothing it
+    wrote or backed up is more readable than the original (TLS keys and htpasswd at most 0640)."""
+    state = tmp_path / "state"
+    before = snapshot(remedy)
+    modes_before = _modes(remedy)
+    journal_file = state / "remediation" / "journal.json"
+    k = 0
+    while True:
+        k += 1
+        assert k < 60, "the apply never completed"
+        run = regaudit(remedy, state, "remediate", "--apply", "--firewall-timeout", "600",
+                       fault=f"kill-after-step:{k}")
+        steps = json.loads(journal_file.read_text())["steps"]
+        if run.returncode == 0:
+            break
+        assert run.returncode in (-9, 137), (k, run.stdout + run.stderr)
+        assert len([s for s in steps if s.get("state") == "done"]) == k, (k, steps)
+        back = regaudit(remedy, state, "remediate", "--rollback")
+        assert back.returncode == 0, (k, steps[k - 1], back.stdout + back.stderr)
+        assert snapshot(remedy) == before, (k, steps[k - 1])
+        services_run(remedy)
+    assert k - 1 == len(steps) >= 5, (k, steps)  # every step of the complete apply was a kill point
+    try:
+        for path, mode in _modes(remedy).items():
+            assert mode & ~modes_before[path] == 0, f"{path}: {mode:o} is more open than {modes_before[path]:o}"
+        for key in ("pki/server-rsa.key", "pki/server-ecdsa.key", "auth/htpasswd"):
+            assert _modes(remedy)[f"{remedy.raw['base_dir']}/{key}"] & 0o037 == 0, key  # at most 0640
+        backups = Path(json.loads(journal_file.read_text())["backup_dir"])
+        assert backups.stat().st_mode & 0o077 == 0
+        copies = [p for p in backups.rglob("*") if p.is_file() and p.relative_to(backups).parts[0] != "moved"]
+        assert copies and all(p.stat().st_mode & 0o077 == 0 for p in copies)  # moved-aside data keeps its modes
+    finally:
+        assert regaudit(remedy, state, "remediate", "--rollback").returncode == 0
+    assert snapshot(remedy) == before
+    services_run(remedy)
+
+
+def test_two_applies_at_once_are_refused_by_the_lock(remedy: Any, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    holder = subprocess.Popen(["ip", "netns", "exec", _ns(remedy), "regaudit", "remediate", "--apply",
+                               "--firewall-timeout", "600", *_target_args(remedy)],
+                              env={**os.environ, "REGAUDIT_STATE_DIR": str(state)},
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (state / "remediation" / "journal.json").exists():
+            time.sleep(0.05)
+        second = regaudit(remedy, state, "remediate", "--apply")
+        assert second.returncode == 2 and "two applies at once are refused" in second.stderr, second.stderr
+    finally:
+        out, err = holder.communicate(timeout=600)
+        regaudit(remedy, state, "remediate", "--rollback")
+    assert holder.returncode == 0, out + err
+
+
+def _target_args(info: Any) -> list[str]:
+    raw = info.raw
+    base = raw["base_dir"]
+    return [raw["url"], "--ca-bundle", f"{base}/pki/ca.pem", "--fstab", raw["fstab"], "--scan-dir", raw["scan_dir"],
+            "--cosign-key", raw["cosign"]["public_key"], "--username", "auditor", "--password-file",
+            raw["auth"]["password_file"], "--profile", str(PROFILE)]
