@@ -19,6 +19,7 @@ from rich.text import Text
 from auditor.checkapi import ProbeRecord
 from auditor.model import Result, Status
 from auditor.report import AuditReport
+from auditor.safetext import visible
 
 STATUS_STYLE = {
     Status.PASS: "green",
@@ -79,7 +80,7 @@ def print_report(console: Console, report: AuditReport, verbose: bool = False) -
                 Text(result.status.value.upper(), style=STATUS_STYLE[result.status]),
                 result.severity.label,
                 result.check_id,
-                f"{result.subject}: {result.message}" if result.subject != "-" else result.message,
+                Text(visible(f"{result.subject}: {result.message}" if result.subject != "-" else result.message)),
             )
         passes = sum(1 for r in by_area[area] if r.status is Status.PASS)
         if passes and not verbose:
@@ -102,10 +103,10 @@ def _print_plain(
         for result in by_area[area]:
             if result.status is Status.PASS and not verbose:
                 continue
-            where = f"{result.subject}: " if result.subject != "-" else ""
+            where = f"{visible(result.subject)}: " if result.subject != "-" else ""
             console.print(
                 f"{result.status.value.upper():<6} {result.severity.label:<8} "
-                f"{result.check_id}  {where}{result.message}",
+                f"{result.check_id}  {where}{visible(result.message)}",
                 markup=False, soft_wrap=True,
             )
         passes = sum(1 for r in by_area[area] if r.status is Status.PASS)

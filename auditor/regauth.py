@@ -345,14 +345,16 @@ async def find_reference(session: RegistrySession, max_repositories: int = 20) -
         repositories = bounded.load_json(response.body, "catalog").get("repositories") or []
     except (ValueError, AttributeError):
         raise ProbeError("GET /v2/_catalog answered something that is not a catalog") from None
-    for repository in [r for r in repositories if isinstance(r, str)][:max_repositories]:
+    from auditor.content.manifests import is_repository_name, is_tag_name
+
+    for repository in [r for r in repositories if is_repository_name(r)][:max_repositories]:
         tags_response = await session.get(f"/v2/{repository}/tags/list", scope=repository_scope(repository),
                                           max_body=1024 * 1024)
         if tags_response.status_code != 200:
             continue
         try:
             listed = bounded.load_json(tags_response.body, "tags list").get("tags") or []
-            tags = [t for t in listed if isinstance(t, str)]
+            tags = [t for t in listed if is_tag_name(t)]
         except (ValueError, AttributeError):
             continue
         plain = [t for t in tags if not t.startswith("sha256-")]

@@ -11,6 +11,7 @@ from typing import Any
 from auditor.model import Result, Status
 from auditor.report import AuditReport
 from auditor.reportapi import ReportWriter
+from auditor.safetext import visible
 
 
 def _detail(result: Result, report: AuditReport) -> str:
@@ -94,8 +95,18 @@ def render_junit(report: AuditReport) -> bytes:
             totals[key] += counts[key]
     for key, value in totals.items():
         root.set(key, str(value))
+    _xml_safe(root)
     ET.indent(root)
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
+
+
+def _xml_safe(root: ET.Element) -> None:
+    """Escape what XML 1.0 cannot carry (controls from the audited system) in every text and attribute."""
+    for element in root.iter():
+        if element.text:
+            element.text = visible(element.text, keep_newlines=True)
+        for key, value in element.attrib.items():
+            element.set(key, visible(value))
 
 
 JUNIT_WRITER = ReportWriter("junit", "junit.xml", "JUnit XML for GitLab and Jenkins", render_junit)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from auditor.report import AuditReport
 from auditor.reportapi import ReportWriter
+from auditor.safetext import visible
 
 from ._common import findings, target_label
 
@@ -16,7 +17,8 @@ if TYPE_CHECKING:
 
 def _md(text: object) -> str:
     """Escape a value for a Markdown table cell."""
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ").replace("<", "&lt;")
+    flat = str(text).replace("\r\n", " ").replace("\n", " ")
+    return visible(flat).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;").replace("`", "\\`")
 
 
 @cache

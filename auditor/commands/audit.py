@@ -19,6 +19,7 @@ from auditor.evidence import EvidenceFile
 from auditor.judge.rtt import ConnectTimeouts
 from auditor.plugins import load_probes
 from auditor.runner import RunOptions, Selection, needed_probes
+from auditor.safetext import visible
 from auditor.session import AuditSession, Outputs, check_outputs
 from auditor.target import PATH_KEYS, Target, parse_registry_url
 
@@ -249,7 +250,7 @@ def say_rescan(evidence: EvidenceFile) -> None:
         failures = [t for t in rescan.get("tags") or [] if isinstance(t, dict) and t.get("error")]
         if failures:
             first = failures[0]
-            print(f"regaudit: --rescan-stale: {first.get('repo')}:{first.get('tag')}: {first['error']}",
+            print(visible(f"regaudit: --rescan-stale: {first.get('repo')}:{first.get('tag')}: {first['error']}"),
                   file=sys.stderr)
 
 

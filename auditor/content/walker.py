@@ -192,6 +192,11 @@ class Walker(mf.LayerSizes):
                                          "registry:catalog:*", "catalog"):
                 for name in page:
                     self.stats.repositories += 1
+                    if not mf.is_repository_name(name):  # never into a request path; judged as an error
+                        results.append({"repo": str(name), "tag": "*",
+                                        "error": "the catalog lists a name that is not a valid repository name: "
+                                                 "not requested"})
+                        continue
                     await repos.put(name)
 
         async def lister() -> None:
@@ -204,7 +209,10 @@ class Walker(mf.LayerSizes):
                 except ProbeError as exc:  # one repository's tag list: an error on that repository only
                     results.append({"repo": repo, "tag": "*", "error": f"tag list: {exc}"})
                     continue
-                tagset = frozenset(tags)
+                tagset = frozenset(t for t in tags if mf.is_tag_name(t))
+                for tag in sorted(set(map(str, tags)) - tagset):
+                    results.append({"repo": repo, "tag": tag,
+                                    "error": "the tag list holds a name that is not a valid tag: not requested"})
                 for tag in sorted(tagset):
                     if not mf.is_artifact_tag(tag):
                         await jobs.put((repo, tag, tagset))

@@ -44,6 +44,22 @@ def digest_of(body: bytes) -> str:
     return "sha256:" + hashlib.sha256(body).hexdigest()
 
 
+_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_COMPONENT}(?:/{_COMPONENT})*", re.ASCII)
+_TAG = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", re.ASCII)
+
+
+def is_repository_name(name: object) -> bool:
+    """A repository name in distribution's grammar (what a registry may legitimately list); anything
+    else (controls, markup, non-ASCII) is never put into a request path."""
+    return isinstance(name, str) and len(name) <= 255 and _REPOSITORY.fullmatch(name) is not None
+
+
+def is_tag_name(tag: object) -> bool:
+    """A tag in distribution's grammar: [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}."""
+    return isinstance(tag, str) and _TAG.fullmatch(tag) is not None
+
+
 def is_artifact_tag(tag: str) -> bool:
     """Tags cosign writes (`sha256-<hex>.sig/.att/.sbom`, referrers fallback `sha256-<hex>`)."""
     return bool(SIG_TAG_RE.match(tag))

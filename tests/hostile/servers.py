@@ -17,6 +17,10 @@ client sent. Behaviours:
   drop-reused       200 {} for the first request on a connection; a second request on the same
                     connection is read and the connection closed without an answer (an idle
                     keep-alive connection the server dropped just as the client reused it)
+  injection         a registry whose every string is hostile (INJECTION: terminal escapes, HTML,
+                    Markdown pipes, XML-invalid characters, bidi overrides): Server and
+                    WWW-Authenticate headers, repository and tag names, error bodies (serve it
+                    over TLS with make_cert(common_name=INJECTION) for a hostile subject too)
 `stop()` closes the listener and every open connection; threads are daemons.
 """
 
@@ -25,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import os
 import socket
 import ssl
@@ -39,13 +44,18 @@ from cryptography.x509.oid import NameOID
 
 GARBAGE_BYTES = 10 * 1024 * 1024
 BEHAVIOURS = ("redirect-offhost", "basic-then-offhost", "redirect-loop", "garbage", "big-body", "slowloris",
-              "reset", "tls-junk", "record", "drop-reused")
+              "reset", "tls-junk", "record", "drop-reused", "injection")
+# What a hostile registry puts in every string it controls.
+INJECTION = ("evil\x1b[31mRED\x1b]8;;http://x\x07link\x1b]8;;\x07\x1b[0m\x07\x08<script>alert(1)</script>"
+             "<img src=x onerror=alert(2)>|cell|`code`*bold*]]>&amp;\x00\x0b\x0c\u202eevil\x9b2J\r\n## heading")
+SUBJECT_INJECTION = "cn\x1b[2J<script>alert(3)</script>|c|`\u202e\x07"  # fits a CN (64 at most)
 
 
-def make_cert(directory: Path) -> tuple[Path, Path]:
+def make_cert(directory: Path, common_name: str = "regaudit hostile test") -> tuple[Path, Path]:
     """A self-signed EC certificate for 127.0.0.1 and localhost: (cert.pem = CA bundle, key.pem)."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "regaudit hostile test")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+                      x509.NameAttribute(NameOID.ORGANIZATION_NAME, "regaudit hostile test")])
     now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
@@ -203,12 +213,31 @@ class HostileServer:
         if b == "reset":
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             return False
+        if b == "injection":
+            return self._inject(conn, path, headers)
         return _send(conn, 200, {"Docker-Distribution-Api-Version": "registry/2.0",
                                  "Content-Type": "application/json"}, b"{}")
 
 
+    def _inject(self, conn: socket.socket, path: str, headers: dict[str, str]) -> bool:
+        hostile_header = "".join(c for c in INJECTION if c >= " " or c == "\t")  # HTTP allows no C0 controls
+        common = {"Docker-Distribution-Api-Version": "registry/2.0", "Server": hostile_header,
+                  "X-Hostile": hostile_header, "Content-Type": "application/json"}
+        error = json.dumps({"errors": [{"code": "DENIED", "message": INJECTION, "detail": INJECTION}]}).encode()
+        if "authorization" not in headers and path.startswith("/v2/"):
+            return _send(conn, 401, {**common, "WWW-Authenticate": f'Basic realm="{hostile_header}"'}, error)
+        if path == "/v2/":
+            return _send(conn, 200, common, b"{}")
+        if path.startswith("/v2/_catalog"):
+            names = [f"app/{INJECTION}", "ok/app", "<b>bold</b>/x"]
+            return _send(conn, 200, common, json.dumps({"repositories": names}).encode())
+        if path.split("?")[0].endswith("/tags/list"):
+            return _send(conn, 200, common, json.dumps({"name": "x", "tags": [INJECTION, "v1|2", "<i>t</i>"]}).encode())
+        return _send(conn, 404, common, error)
+
+
 def _send(conn: socket.socket, status: int, headers: dict[str, str], body: bytes = b"") -> bool:
-    reason = {200: "OK", 302: "Found", 401: "Unauthorized"}.get(status, "Status")
+    reason = {200: "OK", 302: "Found", 401: "Unauthorized", 404: "Not Found"}.get(status, "Status")
     lines = [f"HTTP/1.1 {status} {reason}"] + [f"{k}: {v}" for k, v in headers.items()]
     lines.append(f"Content-Length: {len(body)}")
     conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
