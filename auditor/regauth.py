@@ -345,7 +345,7 @@ async def find_reference(session: RegistrySession, max_repositories: int = 20) -
         repositories = bounded.load_json(response.body, "catalog").get("repositories") or []
     except (ValueError, AttributeError):
         raise ProbeError("GET /v2/_catalog answered something that is not a catalog") from None
-    from auditor.content.manifests import is_repository_name, is_tag_name
+    from auditor.judge.manifests import is_repository_name, is_tag_name
 
     for repository in [r for r in repositories if is_repository_name(r)][:max_repositories]:
         tags_response = await session.get(f"/v2/{repository}/tags/list", scope=repository_scope(repository),
