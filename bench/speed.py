@@ -77,7 +77,10 @@ def measured(argv: Sequence[str], env: dict[str, str] | None = None, cwd: Path |
     """Run argv: wall seconds, CPU seconds (user+sys, children included) and the exit code."""
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env, cwd=cwd, text=True)
+        # Never the repository as working directory: `python -m auditor` would import the tree's
+        # auditor/ from the current directory and shadow the build's PYTHONPATH.
+        proc = subprocess.Popen(list(argv), stdout=out, stderr=err, env=env, cwd=cwd or tempfile.gettempdir(),
+                                text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - started
         err.seek(0)
