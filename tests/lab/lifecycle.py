@@ -399,7 +399,7 @@ def wait_tcp(ns: str, host: str, port: int, timeout: float = 20.0, what: str = "
     while time.monotonic() < deadline:
         if run_in(ns, ["nc", "-z", "-w", "1", host, str(port)], timeout=5).returncode == 0:
             return
-        if rec is not None and not procs.alive(rec):
+        if rec is not None and procs.exited(rec):
             raise LabError(f"{what or 'service'} exited before listening on {host}:{port}")
         time.sleep(0.1)
     raise LabError(f"{what or 'service'} not listening on {host}:{port} in {ns} after {timeout}s")

@@ -43,6 +43,13 @@ def alive(rec: Mapping[str, Any]) -> bool:
     return _state(pid) not in ("", "Z", "X") and str(rec["match"]) in cmdline(pid)
 
 
+def exited(rec: Mapping[str, Any]) -> bool:
+    """True when the recorded process is gone (or a zombie). Unlike `alive`, a process whose command
+    line reads empty for a moment (while it execs) still counts as running: for waiting, never for
+    signalling."""
+    return _state(int(rec["pid"])) in ("", "Z", "X")
+
+
 def spawn(ns: str, argv: Sequence[str], log: Path, env: Mapping[str, str] | None = None) -> int:
     """Start argv in namespace ns as a long-running child in its own session; returns its PID.
 
