@@ -3,7 +3,8 @@ trusted key, judged on the `admission.manifests` facts.
 
 Kyverno matches imageReferences with wildcards (`*` any run of characters, `?` one): a pattern
 covers the registry when it matches sample references to it (a nested repository, a tag, a
-digest). "registry.example.com/" matches nothing (ERRATA 5). An attestor binds the trusted key when
+digest). "registry.example.com/" matches nothing (docs/guide-notes.md#kyverno-image-references). An
+attestor binds the trusted key when
 every way to satisfy it needs one: all its entries are trusted keys, or `count` is unset (every entry
 must verify) and one entry is a trusted key. Attestors are AND-ed, so one binding attestor suffices.
 """

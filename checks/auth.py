@@ -112,7 +112,7 @@ def _judge_plain(subject: str, entry: dict[str, Any], what: str) -> Outcome:
     needs=("auth.plaintext", "net.registry-port"),
     guide="reverse proxy, TLS",
     rationale="A Basic challenge or the registry API over plain HTTP invites clients to send credentials "
-    "and images in clear (ERRATA 3: the guide's inner nginx listen 80).",
+    "and images in clear (docs/guide-notes.md#inner-nginx-listener: the guide's inner nginx listen 80).",
     passes_when="port 80 of the host and the http:// form of the target are closed or redirect to https, "
     "and no plaintext registry port answers /v2/ (IPv4 and IPv6)",
     remediation="Serve /v2/ only over TLS: `Redirect permanent / https://<host>/` on :80, inner nginx on "

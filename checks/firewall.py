@@ -5,11 +5,13 @@ The judgement re-runs the evaluator (auditor.judge.firewall.evaluate) on the rec
 - `IPv4`, `IPv6`: every allowed network is accepted (all of it, on the interface the host routes
   it to) and no other source is (the source space is split on every rule boundary, so this is
   exact, not sampled). IPv6 is judged only when the registry listens on IPv6 (a `::` socket
-  counts) or its listeners are unknown; otherwise it is `skip` (ERRATA 2: ip6tables rules are
-  required whenever the registry listens on IPv6). IPv4 is always judged: with a loopback-bound
-  registry the guide's rules are defence in depth, judged for the host's own addresses.
+  counts) or its listeners are unknown; otherwise it is `skip` (ip6tables rules are required
+  whenever the registry listens on IPv6: docs/guide-notes.md#firewall-loopback-and-ipv6). IPv4 is
+  always judged: with a loopback-bound registry the guide's rules are defence in depth, judged for
+  the host's own addresses.
 - `local connections`: the host's own connections to the registry (the proxy on the same host,
-  arriving on lo) are accepted (ERRATA 2: `-i lo -j ACCEPT` must come first).
+  arriving on lo) are accepted (`-i lo -j ACCEPT` must come first:
+  docs/guide-notes.md#firewall-loopback-and-ipv6).
 A ruleset that cannot be read or parsed, or a match the evaluator does not model on a reachable
 rule, gives `error` with the reason: never a guess.
 """
@@ -29,6 +31,7 @@ PROBE = "host.firewall"
 GUIDE_V4 = ["10.0.1.10/32", "10.0.5.0/24", "10.0.10.0/24"]
 NAMES = {4: "IPv4", 6: "IPv6"}
 PUBLIC = ("8.8.8.8", "2001:4860:4860::8888")
+NOTE = "docs/guide-notes.md#firewall-loopback-and-ipv6"  # where the guide's rules fail as written
 
 
 def scene_of(facts: Mapping[str, Any], port: int) -> Scene:
@@ -66,10 +69,10 @@ def judged(scene: Scene, family: int) -> tuple[bool, str]:
     if family == 4:
         return True, "the guide's rules are IPv4 rules: always judged"
     if any(a.version == 6 and not a.is_loopback for a in scene.listen or []):
-        return True, "the registry listens on IPv6 (ERRATA 2: ip6tables or nftables rules are required)"
+        return True, f"the registry listens on IPv6 ({NOTE}: ip6tables or nftables rules are required)"
     if listens:
         return False, "the registry listens on IPv6 loopback only (::1): no IPv6 traffic from other hosts reaches it"
-    return False, "the registry does not listen on IPv6 (ERRATA 2 requires IPv6 rules only when it does)"
+    return False, f"the registry does not listen on IPv6 (IPv6 rules are required only when it does: {NOTE})"
 
 
 def _rule(ev: Mapping[str, Any] | None) -> str:
@@ -133,7 +136,7 @@ def local_outcome(asm: Assembly, scene: Scene, subject: str) -> Outcome | None:
     if not rows:
         return None
     observed = {"connections": rows}
-    expected = "accepted (ERRATA 2: -i lo -j ACCEPT before the DROP)"
+    expected = f"accepted ({NOTE}: -i lo -j ACCEPT before the DROP)"
     errs = [r for r in rows if r["result"] == "error"]
     if errs:
         return errored(subject, f"cannot decide for local connections to {errs[0]['address']}: {errs[0]['reason']}",
@@ -142,7 +145,7 @@ def local_outcome(asm: Assembly, scene: Scene, subject: str) -> Outcome | None:
     if dropped:
         where = ", ".join(f"{r['address']}:{scene.port}" for r in dropped)
         return failed(subject, f"the host's own connections to {where} (the proxy's) are dropped by "
-                      f"{_rule(dropped[0])} (ERRATA 2: accept lo first)", observed, expected)
+                      f"{_rule(dropped[0])} ({NOTE}: accept lo first)", observed, expected)
     return passed(subject, "the host's own connections to " + ", ".join(f"{r['address']}" for r in rows)
                   + f" on port {scene.port} are accepted", observed, expected)
 

@@ -12,7 +12,7 @@ PROBE = "host.tmpfs"
 LAYOUT = "storage.layout"
 CONTENT = "registry.content"
 REQUIRED_FLAGS = ("noexec", "nosuid")
-GUIDE = "tmpfs Cache Tuning (ERRATA 4: both temp paths)"
+GUIDE = "tmpfs Cache Tuning (docs/guide-notes.md#nginx-temp-paths-on-tmpfs: both temp paths)"
 MIB = 1 << 20
 
 

@@ -11,7 +11,8 @@ running instance was discovered. Every subprocess gets an argument list (no shel
 Evidence contract (other probes, checks and generators read these keys):
 - config.nginx: path, source, method, running, pid, prefix, files[{path, mode, uid, ...}],
   registry_address{host, port, source, also}, proxy_temp_path and client_body_temp_path (absolute,
-  the build's defaults when unset), temp_paths, plaintext_v2_listeners (ERRATA 3), other_servers,
+  the build's defaults when unset), temp_paths, plaintext_v2_listeners
+  (docs/guide-notes.md#inner-nginx-listener), other_servers,
   registry_servers[{where, server_names, listen[{raw, address, port, ssl, loopback}], location{match,
   where}, proxy_pass{url, targets, resolved_by, to_registry}, directives{name: {args, level, where}},
   proxy_set_header{level, headers[{name, value, where}]}, ssl_certificate, ssl_certificate_key}].

@@ -1,4 +1,4 @@
-"""`registry.debug-health`: GET /debug/health on the registry's debug server (ERRATA 10).
+"""`registry.debug-health`: GET /debug/health on the registry's debug server (docs/guide-notes.md#registry-health).
 
 Only an address of this host is contacted: loopback, or an address one of this namespace's own
 sockets listens on (from `host.sockets`); an all-interfaces debug address is reached on loopback.

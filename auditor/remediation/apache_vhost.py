@@ -1,4 +1,6 @@
-"""Generator `apache-vhost`: the guide's TLS vhost (ERRATA 1: `<VirtualHost *:443>`), spliced in place.
+"""Generator `apache-vhost`: the guide's TLS vhost as `<VirtualHost *:443>`, spliced in place.
+
+The address form follows docs/guide-notes.md#apache-vhost-address.
 
 The registry's `<VirtualHost>` block is re-rendered from a template with the site's ServerName,
 aliases, certificates, upstream and AuthUserFile; directives and sections the guide does not

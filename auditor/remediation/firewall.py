@@ -1,6 +1,7 @@
 """Generator `firewall`: iptables and ip6tables rules (and the nftables equivalent) for the registry port.
 
-Accepted in order: loopback (ERRATA 2), established/related (the auditor's own connections),
+Accepted in order: loopback (docs/guide-notes.md#firewall-loopback-and-ipv6), established/related
+(the auditor's own connections),
 the profile's allowed sources (firewall.registry-port allowed_sources_v4/v6); the rest of tcp to
 the registry port is dropped. The rules live in a dedicated chain jumped to first from INPUT, so
 the site's other rules are untouched.

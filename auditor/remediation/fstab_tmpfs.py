@@ -64,7 +64,8 @@ def generate(site: Site, plan: Plan) -> None:
     image = int(((layout.get("largest_image") or {}).get("bytes")) or 0)
     mounts = {(p.get("mount") or {}).get("mountpoint"): p for p in facts.get("paths") or [] if p.get("mount")}
     tmpfs = [m for m, p in mounts.items() if (p.get("mount") or {}).get("fstype") == "tmpfs"]
-    # A temp path beside the tmpfs is moved onto it by nginx-server (ERRATA 4): one tmpfs is enough.
+    # A temp path beside the tmpfs is moved onto it by nginx-server: one tmpfs is enough
+    # (docs/guide-notes.md#nginx-temp-paths-on-tmpfs).
     if len(tmpfs) != 1:
         plan.texts.append(TextRemedy(
             "tmpfs.mounted", tuple(str(p.get("path")) for p in facts.get("paths") or []),

@@ -257,7 +257,8 @@ TEMP_DIRS = {"proxy_temp_path": "proxy_temp", "client_body_temp_path": "client_b
 
 
 def temp_path_moves(site: Site) -> dict[str, str]:
-    """ERRATA 4: temp paths not on the (single) tmpfs the other one uses, moved under it.
+    """Temp paths not on the (single) tmpfs the other one uses, moved under it
+    (docs/guide-notes.md#nginx-temp-paths-on-tmpfs).
 
     nginx creates a missing temp directory (owned by its worker user) when it loads the config.
     """
@@ -323,7 +324,8 @@ def generate(site: Site, plan: Plan) -> None:
         if live is not None and text.encode() != live:
             note = "server block for /v2/ re-rendered; the rest of the file kept"
             if moves:
-                note += "; " + ", ".join(f"{k} -> {v} (on the tmpfs, ERRATA 4)" for k, v in sorted(moves.items()))
+                note += "; " + ", ".join(f"{k} -> {v} (on the tmpfs, docs/guide-notes.md#nginx-temp-paths-on-tmpfs)"
+                                         for k, v in sorted(moves.items()))
             checks = tuple(dict.fromkeys([*fixed, *wire]))
             plan.files.append(FileChange(path=path, generator=NAME, checks=checks, content=text.encode(),
                                          validate="nginx", service="nginx", note=note))

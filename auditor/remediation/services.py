@@ -2,8 +2,8 @@
 
 systemd when it runs and the process belongs to a unit; otherwise signals to the discovered
 process: nginx HUP (the master re-reads its config), Apache USR1 (graceful). The registry cannot
-reload (ERRATA 9): it is restarted with its original command line, environment and working
-directory, in its network and mount namespaces, and must listen again before this returns.
+reload (docs/guide-notes.md#registry-config-reload): it is restarted with its original command line,
+environment and working directory, in its network and mount namespaces, and must listen again before this returns.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def stop(pid: int, seconds: float = 10.0) -> None:
 
 
 def restart_registry(info: dict[str, Any], spec: ProcessSpec, anchor_pid: int) -> dict[str, Any]:
-    """Restart the registry (ERRATA 9: no reload); returns {"pid": new pid}."""
+    """Restart the registry (docs/guide-notes.md#registry-config-reload: no reload); returns {"pid": new pid}."""
     pid = int(info.get("pid") or 0)
     unit = systemd_unit(pid)
     if unit:

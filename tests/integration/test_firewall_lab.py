@@ -273,7 +273,7 @@ def test_nftables_native_ruleset(fw: LabInfo) -> None:
 def test_guide_as_written_drops_local_connections(fw: LabInfo) -> None:
     load(fw.ns("registry"), GUIDE_AS_WRITTEN["v4"], GUIDE_AS_WRITTEN["v6"], None)
     real = compare(fw, "guide as written")
-    assert not real[("registry", "v4")], "ERRATA 2: the host's own connection is dropped"
+    assert not real[("registry", "v4")], "docs/guide-notes.md#firewall-loopback-and-ipv6: the host's own connection is dropped"
     statuses = judge(fw, gather(fw))
     assert statuses["local connections"] == "fail"
 

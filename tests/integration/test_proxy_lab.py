@@ -77,7 +77,7 @@ def test_hardened_evidence_is_the_running_deployment(hardened_report: dict[str, 
     assert nginx["path"] == lab_hardened["nginx"]["config"]
     assert nginx["proxy_temp_path"] == lab_hardened["nginx"]["proxy_temp_path"]
     assert nginx["client_body_temp_path"] == lab_hardened["nginx"]["client_body_temp_path"]
-    assert nginx["plaintext_v2_listeners"] == []  # ERRATA 3 applied: 127.0.0.1:8080
+    assert nginx["plaintext_v2_listeners"] == []  # docs/guide-notes.md#inner-nginx-listener applied: 127.0.0.1:8080
     assert nginx["registry_servers"][0]["proxy_pass"]["targets"] == lab_hardened["registry"]["listen"]
     apache = probe_value(hardened_report, "config.apache")
     assert apache["running"] is True and apache["path"] == lab_hardened["apache"]["config"]

@@ -368,7 +368,7 @@ def _mount_tmpfs(v: Variant, p: Paths, state: dict[str, Any]) -> None:
 
 
 def firewall_rules(v: Variant) -> tuple[list[list[str]], list[list[str]]]:
-    """The guide's rules with ERRATA 2 (lo accepted first), as iptables / ip6tables argv lists."""
+    """The guide's rules with docs/guide-notes.md#firewall-loopback-and-ipv6 (lo accepted first), as iptables / ip6tables argv lists."""
     port = str(REGISTRY_PORT)
     out: tuple[list[list[str]], list[list[str]]] = ([], [])
     for tool, sources, rules in (("iptables", ALLOWED_V4, out[0]), ("ip6tables", ALLOWED_V6, out[1])):

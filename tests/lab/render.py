@@ -1,4 +1,4 @@
-"""Config file text for the registry, nginx and Apache, from the guide read with ERRATA.md.
+"""Config file text for the registry, nginx and Apache, from the guide read with docs/guide-notes.md.
 
 Contract: pure functions (no I/O) returning file contents; `paths` is the lab's Paths object.
 Variant differences come only from the `Variant` fields.
@@ -48,7 +48,7 @@ def registry_config(v: Variant, p: Paths, addr: str, debug: bool, token: dict[st
         "  delete:",
         "    enabled: true",
         "  maintenance:",
-        "    uploadpurging:",  # ERRATA/FORMATS: a partial section panics the registry
+        "    uploadpurging:",  # a partial uploadpurging section panics the registry (2.8)
         f"      enabled: {purging}",
         "      age: 168h",
         "      interval: 24h",
@@ -192,7 +192,7 @@ def notifications_block(token: str) -> list[str]:
 
 
 def nginx_config(v: Variant, p: Paths, upstream: str) -> str:
-    """nginx.conf: the guide's server block on loopback (ERRATA 3), temp paths on the tmpfs (ERRATA 4);
+    """nginx.conf: the guide's server block on loopback (docs/guide-notes.md#inner-nginx-listener), temp paths on the tmpfs (docs/guide-notes.md#nginx-temp-paths-on-tmpfs);
     for nginx alone, `nginx_edge_config`."""
     if v.proxies == "nginx":
         return nginx_edge_config(v, p, upstream)
@@ -272,7 +272,7 @@ def apache_argv(p: Paths) -> list[str]:
 
 
 def apache_config(v: Variant, p: Paths) -> str:
-    """apache2.conf: the guide's vhost on *:443 (ERRATA 1), RSA and ECDSA certs, :80 redirects."""
+    """apache2.conf: the guide's vhost on *:443 (docs/guide-notes.md#apache-vhost-address), RSA and ECDSA certs, :80 redirects."""
     modules = "\n".join(f"LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so" for m in APACHE_MODULES)
     if v.auth == "basic":
         auth = f"""

@@ -594,7 +594,7 @@ def _fw_rules(info: LabInfo, subject: str | None = None) -> Verdict:
     got = {t: probes.firewall(info, t) for t in ("iptables", "ip6tables")}
     ok = all(got[t] == _fw_expected(t) for t in got)
     n4, n6 = len(got["iptables"]), len(got["ip6tables"])
-    return ok, f"v4 {n4} rules, v6 {n6} rules (guide + ERRATA 2, in order)"
+    return ok, f"v4 {n4} rules, v6 {n6} rules (guide + docs/guide-notes.md#firewall-loopback-and-ipv6, in order)"
 
 
 @verifier("firewall-absent")

@@ -23,7 +23,7 @@ ADDRESSES: dict[str, tuple[str, str]] = {
 }
 V4_PREFIX = 16
 V6_PREFIX = 32
-# The guide's firewall example, and its IPv6 equivalent (ERRATA 2).
+# The guide's firewall example, and its IPv6 equivalent (docs/guide-notes.md#firewall-loopback-and-ipv6).
 ALLOWED_V4: tuple[str, ...] = ("10.0.1.10/32", "10.0.5.0/24", "10.0.10.0/24")
 ALLOWED_V6: tuple[str, ...] = ("fd00:0:1::10/128", "fd00:0:5::/64", "fd00:0:10::/64")
 

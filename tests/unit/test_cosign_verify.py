@@ -1,5 +1,5 @@
 """Cosign verification on signatures made exactly as cosign makes them (lab builders) and on the
-real keyless bundle of ../shared/testdata (verified offline by sigstore-python)."""
+real keyless bundle in tests/fixtures/upstream/cosign (verified offline by sigstore-python)."""
 
 from __future__ import annotations
 

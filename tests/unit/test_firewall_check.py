@@ -90,12 +90,12 @@ def test_loopback_bound_registry_judges_ipv4_rules_and_skips_ipv6() -> None:
 
 
 def test_guide_as_written_drops_the_proxys_own_connection() -> None:
-    # ERRATA 2: without -i lo -j ACCEPT first, 127.0.0.1 -> 127.0.0.1:5000 hits the DROP (rule 4)
+    # docs/guide-notes.md#firewall-loopback-and-ipv6: without -i lo -j ACCEPT first, 127.0.0.1 -> 127.0.0.1:5000 hits the DROP (rule 4)
     out = judge(facts("guide-as-written", ["127.0.0.1"]))
     assert out["IPv4"].status is Status.PASS
     local = out["local connections"]
     assert local.status is Status.FAIL
-    assert "127.0.0.1:5000" in local.message and "rule 4" in local.message and "ERRATA 2" in local.message
+    assert "127.0.0.1:5000" in local.message and "rule 4" in local.message and "docs/guide-notes.md#firewall-loopback-and-ipv6" in local.message
 
 
 def test_no_rules_and_registry_on_every_address_fails_both_families() -> None:

@@ -1,7 +1,7 @@
 """The lab's images are real: tar layers whose diff_ids are right, and Trivy reports in trivy's shape.
 
 The Trivy checks compare with the real `trivy image --format json` output kept in
-../shared/testdata/trivy (alpine-310.json.golden, trivy's own integration golden).
+tests/fixtures/upstream/trivy (alpine-310.json.golden, trivy's own integration golden).
 """
 
 from __future__ import annotations

@@ -554,7 +554,7 @@ def test_errata_4_client_body_temp_path_moves_onto_the_tmpfs(tmp_path: Path) -> 
     [change] = plan.files
     assert change.content is not None
     out = change.content.decode()
-    assert f"client_body_temp_path {cache}/client_body;" in out and "ERRATA 4" in change.note
+    assert f"client_body_temp_path {cache}/client_body;" in out and "docs/guide-notes.md#nginx-temp-paths-on-tmpfs" in change.note
     assert f"proxy_temp_path {tmp_path}/proxy;" in out  # already on the tmpfs: kept
     if shutil.which("nginx"):
         for sub in ("body", "proxy", "fcgi", "uwsgi", "scgi"):

@@ -1,4 +1,4 @@
-"""The generated scripts, CI jobs and policies: headers, ERRATA fixes, `bash -n`, shellcheck, and a real
+"""The generated scripts, CI jobs and policies: headers, the fixes of docs/guide-notes.md, `bash -n`, shellcheck, and a real
 garbage-collection run of the GC script against Debian's docker-registry on a scratch storage."""
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def test_yaml_artifacts_parse_and_say_what_the_errata_say(tmp_path: Path) -> Non
     policy = yaml.safe_load(by_name["kyverno/verify-image-signatures.yaml"])
     verify = policy["spec"]["rules"][0]["verifyImages"][0]
     assert policy["kind"] == "ClusterPolicy" and policy["spec"]["validationFailureAction"] == "Enforce"
-    assert verify["imageReferences"] == ["registry.example.com/*"]  # ERRATA 5
+    assert verify["imageReferences"] == ["registry.example.com/*"]  # docs/guide-notes.md#kyverno-image-references
     assert verify["attestors"][0]["entries"][0]["keys"]["publicKeys"] == PEM.strip()
     gitlab = yaml.safe_load(by_name["cosign-ci/gitlab-ci.yml"])
     assert any("cosign sign --key env://COSIGN_PRIVATE_KEY" in line for line in gitlab["sign-image"]["script"])
@@ -69,7 +69,7 @@ def test_yaml_artifacts_parse_and_say_what_the_errata_say(tmp_path: Path) -> Non
     steps = github["jobs"]["sign"]["steps"]
     assert "@${DIGEST}" in steps[-1]["run"] and steps[-1]["env"]["DIGEST"] == "${{ steps.build.outputs.digest }}"
     for text in (by_name["cosign-ci/gitlab-ci.yml"], by_name["cosign-ci/github-actions.yml"]):
-        assert "COSIGN_EXPERIMENTAL" not in text.replace("no COSIGN_EXPERIMENTAL", "")  # ERRATA 7
+        assert "COSIGN_EXPERIMENTAL" not in text.replace("no COSIGN_EXPERIMENTAL", "")  # docs/guide-notes.md#keyless-cosign
 
 
 def test_scan_script_has_the_errata_6_fixes(tmp_path: Path) -> None:
@@ -88,9 +88,9 @@ def test_scan_script_has_the_errata_6_fixes(tmp_path: Path) -> None:
 def test_gc_script_never_deletes_untagged_and_restores_on_exit(tmp_path: Path) -> None:
     text = next(a for a in full_plan(tmp_path).artifacts if a.name.endswith("registry-gc.sh")).content.decode()
     code = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
-    assert "--delete-untagged" not in code  # ERRATA 8
+    assert "--delete-untagged" not in code  # docs/guide-notes.md#garbage-collection
     assert "docker-registry garbage-collect" in code and "trap restore EXIT" in code
-    assert "kill -HUP" not in code and "SIGHUP" not in code  # ERRATA 9: restart
+    assert "kill -HUP" not in code and "SIGHUP" not in code  # docs/guide-notes.md#registry-config-reload: restart
 
 
 def _shell_artifacts(tmp_path: Path) -> list[Path]:

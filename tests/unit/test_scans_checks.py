@@ -1,4 +1,4 @@
-"""scans.* judged on real Trivy reports (../shared/testdata/trivy goldens, reshaped as the scan script
+"""scans.* judged on real Trivy reports (tests/fixtures/upstream/trivy goldens, reshaped as the scan script
 would leave them), .trivyignore semantics, file-name collisions, and cosign vuln attestations."""
 
 from __future__ import annotations

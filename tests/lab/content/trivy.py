@@ -1,7 +1,7 @@
 """Trivy JSON reports as `trivy image --format json` writes them (SchemaVersion 2, trivy v0.74).
 
 Contract: `report(...)` returns the report dict in trivy's field order (pkg/types/report.go and
-the goldens in ../shared/testdata/trivy: SchemaVersion, Trivy{Version}, ReportID (UUIDv7),
+the goldens in tests/fixtures/upstream/trivy: SchemaVersion, Trivy{Version}, ReportID (UUIDv7),
 CreatedAt (RFC 3339 with nanoseconds), ArtifactID, ArtifactName, ArtifactType container_image,
 Metadata{Size, OS, ImageID, DiffIDs, RepoTags, RepoDigests, Reference, ImageConfig, Layers},
 Results[]); `write(...)` serialises it with Go's MarshalIndent and sets the file's mtime to
