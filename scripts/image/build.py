@@ -3,13 +3,14 @@
 
     python3 scripts/image/build.py --docker-host unix:///path/docker.sock [--out DIR] [--tag regaudit:VERSION]
 
-Steps (docs/distribution.md): copy Debian's python3.11 (interpreter, standard library, the shared
-libraries `ldd` names, CA certificates) into a fresh root; `pip install --target` regaudit and its
-dependencies; compile bytecode with hash-based invalidation; write a CycloneDX 1.5 SBOM of every
-Debian package and Python distribution in the root; pack the root as a tar with sorted names, fixed
-owners and mtimes (SOURCE_DATE_EPOCH, default: the last commit's time), so two builds of one commit
-give the same bytes; `docker import` it with the entrypoint, environment and OCI labels. Prints one
-JSON line: the image id, the rootfs tar's sha256, sizes, and the SBOM path.
+Steps (docs/distribution.md): copy Debian's python3.11 (interpreter, standard library, the
+shared libraries `ldd` names, CA certificates) into a fresh root; `pip install --target` regaudit
+(from `git archive HEAD`) and its dependencies; compile bytecode with hash-based invalidation;
+write a CycloneDX 1.5 SBOM of every Debian package and Python distribution in the root; pack the
+root as a tar with sorted names, fixed owners and mtimes (SOURCE_DATE_EPOCH, default: the last
+commit's time), so two builds of one commit give the same bytes; `docker import` it with the
+entrypoint, environment and OCI labels. Prints one JSON line: the image id, the rootfs tar's
+sha256, sizes, and the SBOM path.
 """
 
 from __future__ import annotations
@@ -105,10 +106,26 @@ def python_runtime(root: Path) -> None:
             shutil.copy2(path, target)
 
 
-def regaudit_packages(root: Path) -> None:
+def regaudit_packages(root: Path, work: Path) -> None:
+    """regaudit from the committed tree (`git archive HEAD`: no stale build/ or uncommitted file), and
+    its dependencies."""
+    source = work / "source"
+    shutil.rmtree(source, ignore_errors=True)
+    source.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", "HEAD"], capture_output=True,
+                             check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(source)], input=archive, check=True)
     target = root / SITE.lstrip("/")
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-compile", "--no-warn-script-location",
-                    "--target", str(target), str(REPO)], check=True)
+                    "--target", str(target), str(source)], check=True)
+    shutil.rmtree(source, ignore_errors=True)
+    # pip records where it installed from (a temporary path): not part of a reproducible image
+    for direct_url in target.glob("*.dist-info/direct_url.json"):
+        direct_url.unlink()
+        record = direct_url.with_name("RECORD")
+        if record.exists():
+            lines = [ln for ln in record.read_text().splitlines(keepends=True) if "/direct_url.json," not in ln]
+            record.write_text("".join(lines))
     shutil.rmtree(target / "bin", ignore_errors=True)  # console scripts point at the build's interpreter
 
 
@@ -236,7 +253,7 @@ def main() -> int:
     root.mkdir(parents=True)
     base(root)
     python_runtime(root)
-    regaudit_packages(root)
+    regaudit_packages(root, out)
     shared_libraries(root)
     compile_bytecode(root, epoch)
     bom_text = sbom(root, __version__, epoch)
