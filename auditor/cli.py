@@ -67,7 +67,25 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+# Optional packages that other libraries import when installed, at a start-up cost regaudit never
+# needs: jsonschema's format checkers import rfc3987_syntax, which builds a Lark grammar (about a
+# second of CPU) for the `iri` formats; none of regaudit's schemas uses them.
+NOT_IMPORTED = ("rfc3987_syntax",)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    blocked = [name for name in NOT_IMPORTED if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # type: ignore[assignment]  # `import name` raises ImportError
+    try:
+        return _main(argv)
+    finally:
+        for name in blocked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)

@@ -16,7 +16,7 @@ from auditor import cli
 
 HEAVY = ("sigstore", "cryptography.x509", "jinja2", "rich", "httpx", "httpcore", "h2", "auditor.remediation",
          "auditor.reports", "reports", "auditor.tlsprobe.scanner", "auditor.judge.certs",
-         "auditor.content.walker", "auditor.history", "auditor.signing")
+         "auditor.content.walker", "auditor.history", "auditor.signing", "rfc3987_syntax", "lark")
 
 PROGRAM = """
 import contextlib, io, json, runpy, sys
