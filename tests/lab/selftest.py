@@ -22,7 +22,7 @@ import yaml
 from . import probes
 from .procs import alive, cmdline
 from .state import LabInfo
-from .variants import ALLOWED_V4, ALLOWED_V6, GUIDE_CIPHERS, ROLES
+from .variants import ALLOWED_V4, ALLOWED_V6, GUIDE_CIPHERS, ROLES, VARIANTS
 
 Verdict = tuple[bool, str]
 Verifier = Callable[[LabInfo, str | None], Verdict]
@@ -116,6 +116,8 @@ def _processes(info: LabInfo, subject: str | None = None) -> Verdict:
         expect["nginx"] = ["nginx", "-c", info["nginx"]["config"]]
     if info.raw.get("apache"):
         expect["apache"] = ["apache2", "-d", info["apache"]["server_root"], "-f", info["apache"]["config"]]
+    if VARIANTS[info.variant].ocsp_stapling:  # the OCSP responder Apache/nginx staple from
+        expect["ocsp-responder"] = ["lab.ocsp_responder"]
     recs = {r["name"]: r for r in info["processes"]}
     extra = sorted(set(recs) - set(expect) - {"token-service"})
     if extra:
