@@ -85,8 +85,10 @@ def _attestation_scan(tag: Mapping[str, Any], verifier: Verification) -> tuple[S
 def _envelope_as_bundle(envelope: str) -> str:
     import json
 
+    from auditor.judge.parse import load_json
+
     try:
-        env = json.loads(envelope)
+        env = load_json(envelope, "attestation envelope")
     except ValueError:
         return ""
     return json.dumps({"verificationMaterial": {"publicKey": {"hint": ""}}, "dsseEnvelope": env})

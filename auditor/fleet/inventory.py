@@ -11,7 +11,6 @@ children included). Per-target variables, usually set on groups:
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from auditor import bounded
 from auditor.errors import UsageError
 
 DEFAULT_GROUP = "registries"
@@ -54,7 +54,7 @@ def ansible_inventory(inventory: str, timeout: float = 120.0) -> dict[str, Any]:
         last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
         raise UsageError(f"ansible-inventory -i {inventory} failed: {last}")
     try:
-        data = json.loads(proc.stdout)
+        data = bounded.load_json(proc.stdout, "ansible-inventory output", max_bytes=256 * 1024 * 1024)
     except ValueError as exc:
         raise UsageError(f"ansible-inventory printed no JSON: {exc}") from None
     if not isinstance(data, dict):

@@ -15,7 +15,6 @@ signature does not verify is an `error` for that target only: the others are jud
 from __future__ import annotations
 
 import dataclasses
-import json
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from auditor import bounded
 from auditor.checkapi import Check
 from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile, merge_evidence
@@ -68,9 +68,9 @@ def resolve_profile(target: FleetTarget, default: str, cache: dict[tuple[str, st
 
 def _with_waivers(ref: str, waivers_path: str) -> Profile:
     try:
-        data = yaml.safe_load(Path(waivers_path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"regaudit_waivers {waivers_path}: {exc.strerror or exc}") from None
+        data = bounded.load_yaml_file(waivers_path, what="regaudit_waivers")
+    except bounded.InputError as exc:
+        raise UsageError(str(exc)) from None
     except yaml.YAMLError as exc:
         raise UsageError(f"regaudit_waivers {waivers_path}: invalid YAML: {exc}") from None
     if not isinstance(data, dict) or not isinstance(data.get("waivers"), list):
@@ -91,9 +91,9 @@ def read_reach(directory: Path) -> tuple[bool, str]:
     """(reachable, message) the playbook recorded; unknown counts as unreachable."""
     path = directory / "reach.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError:
-        return False, "the playbook recorded nothing for this host (was it in the play?)"
+        if not path.exists():
+            return False, "the playbook recorded nothing for this host (was it in the play?)"
+        data = bounded.load_json_file(path, what="reach record", max_bytes=1024 * 1024)
     except ValueError:
         return False, f"{path} is not JSON"
     if not isinstance(data, dict):
@@ -105,7 +105,9 @@ def check_signature(path: Path, key: PublicKey) -> str:
     """'valid ...' or raise ValueError with why the evidence must not be trusted."""
     sig = path.with_name(path.name + ".sig")
     try:
-        envelope = json.loads(sig.read_text(encoding="utf-8"))
+        if not sig.exists():
+            raise FileNotFoundError(sig)
+        envelope = bounded.load_json_file(sig, what="signature file", max_bytes=1024 * 1024)
     except OSError:
         raise ValueError(f"{path.name} has no signature ({sig.name} missing) but evidence signing is "
                          "configured") from None

@@ -14,7 +14,6 @@ Contract:
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
 import shlex
@@ -22,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from auditor import bounded
 from auditor.host import procfs
 from auditor.host.localhttp import LocalHTTPError, get_unix, get_url
 from auditor.model import JSON
@@ -309,7 +309,10 @@ async def _api(endpoint: Endpoint, path: str, timeout: float) -> Any:
         response = await get_url(f"http://{endpoint.address}{path}", timeout, MAX_API_BODY, truncate=False)
     if response.status != 200:
         raise LocalHTTPError(f"Engine API {path}: HTTP {response.status}")
-    return json.loads(response.body)
+    try:
+        return bounded.load_json(response.body, f"Engine API {path}")
+    except bounded.InputError as exc:
+        raise LocalHTTPError(str(exc)) from None
 
 
 async def list_containers(endpoint: Endpoint, timeout: float = 5.0) -> dict[str, list[dict[str, JSON]]]:

@@ -12,10 +12,11 @@ Contract: `parse_envelope(body)` returns the events or raises `EnvelopeError` (t
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from auditor import bounded
 
 MEDIA_TYPES = frozenset({
     "application/vnd.docker.distribution.events.v1+json",
@@ -106,7 +107,7 @@ def parse_event(raw: Any) -> Event:
 def parse_envelope(body: bytes) -> list[Event]:
     """The events of a notification body; EnvelopeError when it is not one."""
     try:
-        doc = json.loads(body)
+        doc = bounded.load_json(body, "notification envelope")
     except (ValueError, UnicodeDecodeError) as exc:
         raise EnvelopeError(f"malformed JSON: {exc}") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("events", []), list):
