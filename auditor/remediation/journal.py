@@ -71,6 +71,10 @@ class Journal:
             raise UsageError(f"cannot read {exc}") from None
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise UsageError(f"{path} is not a regaudit remediation journal")
+        missing = [k for k in ("id", "backup_dir", "status") if not isinstance(data.get(k), str)]
+        if missing or not isinstance(data.get("steps", []), list):
+            raise UsageError(f"{path} is a damaged remediation journal (missing {', '.join(missing) or 'steps'}): "
+                             "restore the files from its backups directory by hand")
         return cls(id=data["id"], backup_dir=data["backup_dir"], status=data["status"],
                    started_at=data.get("started_at", ""), steps=data.get("steps", []),
                    services=data.get("services", {}), firewall=data.get("firewall", {}),

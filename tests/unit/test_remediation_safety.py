@@ -74,3 +74,14 @@ def test_a_second_remediate_is_refused_while_the_lock_is_held(tmp_path: Path) ->
     free = subprocess.run(["regaudit", "remediate", "--rollback"], capture_output=True, text=True, env=env,
                           timeout=120)
     assert free.returncode == 2 and "nothing to roll back" in free.stderr  # the kernel dropped the dead holder's lock
+
+
+@pytest.mark.parametrize("content", ["{", '{"format": "regaudit-remediation-journal/1"}', "[1, 2]",
+                                     "[" * 5000 + "]" * 5000])
+def test_a_damaged_journal_is_exit_2_naming_it(tmp_path: Path, content: str) -> None:
+    journal = tmp_path / "remediation" / "journal.json"
+    journal.parent.mkdir()
+    journal.write_text(content)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("REGAUDIT_")}, "REGAUDIT_STATE_DIR": str(tmp_path)}
+    proc = subprocess.run(["regaudit", "remediate", "--rollback"], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2 and str(journal) in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
