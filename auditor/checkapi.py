@@ -12,12 +12,13 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from auditor.errors import EvidenceNotApplicable, PluginError, ProbeUnavailable
 from auditor.model import JSON, CheckMeta, Severity, Status, Vantage
 
 Params = Mapping[str, Any]
+T = TypeVar("T")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*\.[a-z0-9][a-z0-9-]*$")
 
 
@@ -92,6 +93,15 @@ class Evidence:
         if record.state == "not_applicable":
             raise EvidenceNotApplicable(name, record.reason)
         raise ProbeUnavailable(name, record.reason)
+
+    def typed(self, name: str, shape: type[T]) -> T:
+        """The value of probe `name` read as its declared shape (a TypedDict of auditor/judge/shapes.py);
+        raises like `ev[name]`. The audit and `evaluate` have checked the value against the shape's
+        schema, so the keys and types a check reads are the declared ones."""
+        value = self[name]
+        if not isinstance(value, dict):
+            raise ProbeUnavailable(name, f"value is a {type(value).__name__}, not the declared {shape.__name__}")
+        return cast(T, value)
 
     def get(self, name: str, default: JSON = None) -> JSON:
         """The value of probe `name` when it succeeded, else `default` (for optional evidence)."""

@@ -66,7 +66,7 @@ class EvidenceFile:
             raise UsageError(f"{path} is not a regaudit evidence file (format {EVIDENCE_FORMAT})")
         try:
             records = {name: ProbeRecord.from_json(name, rec) for name, rec in data["probes"].items()}
-            return cls(
+            loaded = cls(
                 target=data["target"],
                 started_at=data["started_at"],
                 ended_at=data["ended_at"],
@@ -77,6 +77,26 @@ class EvidenceFile:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"evidence file {path} is incomplete: missing {exc}") from None
+        check_shapes(path, loaded)
+        return loaded
+
+
+def check_shapes(path: Path, evidence: EvidenceFile) -> None:
+    """UsageError naming the probe, the field and the format when a recorded `ok` value does not fit
+    the probe's declared shape (auditor/judge/shapes.py, docs/evidence.md). One pass per value."""
+    from auditor.evidence_schema import value_mismatch
+
+    for name, record in sorted(evidence.records.items()):
+        if not isinstance(record.state, str) or record.state not in ("ok", "error", "not_applicable"):
+            raise UsageError(f"evidence file {path}: probe {name}: state {record.state!r} is not ok, error "
+                             "or not_applicable")
+        if record.state != "ok":
+            continue
+        wrong = value_mismatch(name, record.value)
+        if wrong is not None:
+            raise UsageError(f"evidence file {path}: probe {name}: field {wrong} (this regaudit reads "
+                             f"{EVIDENCE_FORMAT} values of the shapes in docs/evidence.md; the file was "
+                             f"written by regaudit {evidence.tool_version})")
 
 
 def merge_evidence(files: list[EvidenceFile]) -> EvidenceFile:

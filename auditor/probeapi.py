@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from auditor.errors import PluginError
 from auditor.model import JSON
@@ -31,10 +31,12 @@ class Probe:
     fn: ProbeFn
     timeout: float
     description: str
+    shape: Any = None  # the TypedDict of its value (auditor/judge/shapes.py); None: undeclared (plugins)
 
 
-def probe(name: str, *, timeout: float = 30.0) -> Callable[[ProbeFn], Probe]:
-    """Decorate an async function `fn(ctx) -> JSON` into a Probe."""
+def probe(name: str, *, timeout: float = 30.0, shape: Any = None) -> Callable[[ProbeFn], Probe]:
+    """Decorate an async function `fn(ctx) -> JSON` into a Probe whose value has the declared `shape`
+    (a TypedDict of auditor/judge/shapes.py; its JSON Schema is checked when evidence is saved/loaded)."""
     if not name or "." not in name:
         raise PluginError(f"probe name {name!r} is not of the form area.fact")
     if timeout <= 0:
@@ -42,7 +44,7 @@ def probe(name: str, *, timeout: float = 30.0) -> Callable[[ProbeFn], Probe]:
 
     def wrap(fn: ProbeFn) -> Probe:
         doc = (fn.__doc__ or "").strip().splitlines()
-        return Probe(name=name, fn=fn, timeout=timeout, description=doc[0] if doc else name)
+        return Probe(name=name, fn=fn, timeout=timeout, description=doc[0] if doc else name, shape=shape)
 
     return wrap
 

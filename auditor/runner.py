@@ -17,6 +17,7 @@ from auditor.checkapi import Check, Evidence, Outcome, ProbeRecord
 from auditor.credentials import Credentials
 from auditor.errors import EvidenceNotApplicable, ProbeUnavailable
 from auditor.evidence import EvidenceFile
+from auditor.evidence_schema import value_mismatch
 from auditor.gather import Gatherer, ProgressFn
 from auditor.model import Result, Severity, Status, Vantage, WaiverRef
 from auditor.probeapi import Probe
@@ -213,7 +214,8 @@ async def gather_evidence(
     records = await gatherer.gather(needed_probes(checks, target.vantages()))
     secrets = (credentials.password.reveal(),) if credentials else ()
     cleaned = {
-        name: ProbeRecord(r.name, r.state, redact(r.value, secrets), redact(r.reason, secrets), r.seconds)
+        name: fit_to_shape(ProbeRecord(r.name, r.state, redact(r.value, secrets), redact(r.reason, secrets),
+                                       r.seconds))
         for name, r in records.items()
     }
     discovery = cleaned.get("host.discovery")
@@ -226,6 +228,20 @@ async def gather_evidence(
         records=cleaned,
         discovery=discovery.value if discovery and discovery.state == "ok" else {},
     )
+
+
+def fit_to_shape(record: ProbeRecord) -> ProbeRecord:
+    """The record, or an `error` record naming the field when an `ok` value does not fit the probe's
+    declared shape (auditor/judge/shapes.py): a check never judges a value of another shape."""
+    if record.state != "ok":
+        return record
+    wrong = value_mismatch(record.name, record.value)
+    if wrong is None:
+        return record
+    log.warning("probe %s: value does not fit its declared shape: %s", record.name, wrong)
+    return ProbeRecord(record.name, "error", None,
+                       f"the probe's value does not fit its declared shape (docs/evidence.md): {wrong}",
+                       record.seconds)
 
 
 def run_audit(

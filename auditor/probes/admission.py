@@ -20,6 +20,7 @@ import yaml
 
 from auditor import bounded
 from auditor.errors import NotApplicable, ProbeError
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -214,7 +215,7 @@ async def registry_hosts(ctx: ProbeContext) -> list[str]:
     return hosts
 
 
-@probe("admission.manifests", timeout=30.0)
+@probe("admission.manifests", shape=shapes.AdmissionManifests, timeout=30.0)
 async def admission_manifests(ctx: ProbeContext) -> JSON:
     """Kyverno policies in --manifests-dir, the trusted cosign keys, and the registry's host names."""
     directory = ctx.target.path("manifests_dir")

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from auditor.content.scandir import read_scan_dir
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host.discovery import registry_running
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -111,7 +112,7 @@ async def _choose_source(ctx: ProbeContext) -> tuple[str, str]:
     return "storage", "inside audit: the filesystem storage is readable"
 
 
-@probe("registry.content", timeout=3600.0)
+@probe("registry.content", shape=shapes.RegistryContent, timeout=3600.0)
 async def registry_content(ctx: ProbeContext) -> JSON:
     """Every repository and tag: digests, platforms, signatures, attestations, largest layer."""
     hosts: list[str] = []
@@ -165,7 +166,7 @@ async def registry_content(ctx: ProbeContext) -> JSON:
     return facts
 
 
-@probe("signatures.trust", timeout=10.0)
+@probe("signatures.trust", shape=shapes.SignaturesTrust, timeout=10.0)
 async def signatures_trust(ctx: ProbeContext) -> JSON:
     """Trusted cosign public keys (PEM text) and the optional sigstore trusted root (JSON text)."""
     keys = []
@@ -186,7 +187,8 @@ async def signatures_trust(ctx: ProbeContext) -> JSON:
     return {"keys": keys, "trusted_root_path": root_path, "trusted_root_json": root_json, "errors": errors}
 
 
-@probe("scans.reports", timeout=3600.0)  # with --rescan-stale it waits for the walk, then trivy
+# With --rescan-stale it waits for the walk, then trivy.
+@probe("scans.reports", shape=shapes.ScansReports, timeout=3600.0)
 async def scans_reports(ctx: ProbeContext) -> JSON:
     """The Trivy JSON reports and .trivyignore rules of the scan directory (--scan-dir)."""
     path = ctx.target.path("scan_dir")

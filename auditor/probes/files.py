@@ -10,6 +10,7 @@ from typing import Any
 
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host import files
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -138,7 +139,7 @@ def gather(src: dict[str, Any], missing: dict[str, str], explicit_key: str | Non
     }
 
 
-@probe("files.stat", timeout=20.0)
+@probe("files.stat", shape=shapes.FilesStat, timeout=20.0)
 async def files_stat(ctx: ProbeContext) -> JSON:
     """Mode and owner of TLS keys, htpasswd files (and their hash schemes) and config files."""
     if not ctx.target.inside:

@@ -17,6 +17,7 @@ from typing import Any
 from auditor import bounded
 from auditor.errors import NotApplicable
 from auditor.host.discovery import registry_running
+from auditor.judge import shapes
 from auditor.judge.netaddr import parse_listen
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
@@ -161,7 +162,7 @@ def containerised(discovery: Any, port: int) -> dict[str, JSON]:
     return {"containerised": True, "container": registry.get("container"), "published_ports": ports}
 
 
-@probe("host.firewall", timeout=45.0)
+@probe("host.firewall", shape=shapes.HostFirewall, timeout=45.0)
 async def host_firewall(ctx: ProbeContext) -> JSON:
     """Packet-filter rulesets (iptables, ip6tables, nftables) and the registry port's listeners."""
     if not ctx.target.inside:

@@ -8,6 +8,7 @@ from typing import Any
 
 from auditor.errors import NotApplicable
 from auditor.host import discovery, docker, sockets
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -89,7 +90,7 @@ def merge(procs: dict[str, Any], engine: dict[str, Any], paths: dict[str, str]) 
     return out
 
 
-@probe("host.discovery", timeout=15.0)
+@probe("host.discovery", shape=shapes.HostDiscovery, timeout=15.0)
 async def host_discovery(ctx: ProbeContext) -> JSON:
     """The running registry, nginx and Apache (own network namespace; Docker API) and their configs."""
     _require_inside(ctx)
@@ -107,7 +108,7 @@ async def host_discovery(ctx: ProbeContext) -> JSON:
     return merge(procs, engine, paths)
 
 
-@probe("host.sockets", timeout=15.0)
+@probe("host.sockets", shape=shapes.HostSockets, timeout=15.0)
 async def host_sockets(ctx: ProbeContext) -> JSON:
     """Listening TCP sockets (IPv4 and IPv6) of this network namespace, with their processes."""
     _require_inside(ctx)

@@ -20,6 +20,7 @@ import httpx
 
 from auditor.errors import NotApplicable, ProbeError
 from auditor.httpclient import bounded_request, same_origin
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 from auditor.regauth import (
@@ -66,7 +67,7 @@ async def _anonymous(ctx: ProbeContext, base: str, path: str, headers: dict[str,
     return facts
 
 
-@probe("auth.anonymous", timeout=90.0)
+@probe("auth.anonymous", shape=shapes.AuthAnonymous, timeout=90.0)
 async def auth_anonymous(ctx: ProbeContext) -> JSON:
     """Anonymous GET /v2/, /v2/_catalog and a manifest pull: status and challenges of each."""
     base = require_url(ctx)
@@ -131,7 +132,7 @@ async def _plain_endpoint(ctx: ProbeContext, address: str, family: JSON, port: i
     return entry
 
 
-@probe("auth.plaintext", timeout=60.0)
+@probe("auth.plaintext", shape=shapes.AuthPlaintext, timeout=60.0)
 async def auth_plaintext(ctx: ProbeContext) -> JSON:
     """Plain-HTTP /v2/ on port 80 and the http:// form of the target, on every address of the host."""
     require_url(ctx)
@@ -245,7 +246,7 @@ async def _cancel_upload(ctx: ProbeContext, base: str, upload_url: str, auth: ht
             "the registry's upload purging removes it once it is older than the purge age"}
 
 
-@probe("auth.token", timeout=90.0)
+@probe("auth.token", shape=shapes.AuthToken, timeout=90.0)
 async def auth_token(ctx: ProbeContext) -> JSON:
     """The Bearer token protocol as an outsider sees it (upload attempts only with --active)."""
     base = require_url(ctx)
@@ -289,7 +290,7 @@ async def auth_token(ctx: ProbeContext) -> JSON:
     return facts
 
 
-@probe("http.registry-headers", timeout=60.0)
+@probe("http.registry-headers", shape=shapes.HttpRegistryHeaders, timeout=60.0)
 async def registry_headers(ctx: ProbeContext) -> JSON:
     """The registry's own /v2/ and /v2/_catalog responses and their headers (authenticated if needed)."""
     base = require_url(ctx)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 from auditor.errors import ProbeError
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -43,7 +44,7 @@ async def _address(ctx: ProbeContext, address: str, family: JSON, port: int) -> 
     return entry
 
 
-@probe("net.registry-port", timeout=45.0)
+@probe("net.registry-port", shape=shapes.NetRegistryPort, timeout=45.0)
 async def registry_port_probe(ctx: ProbeContext) -> JSON:
     """TCP reachability of the registry's own port on every address of the target host."""
     require_url(ctx)

@@ -33,6 +33,7 @@ from typing import Any
 
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host import apache, nginx
+from auditor.judge import shapes
 from auditor.judge.netaddr import parse_listen
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
@@ -166,7 +167,7 @@ async def _nginx_build(binary: str | None) -> nginx.Build:
     return nginx.Build.from_version_output(out + err) if code == 0 else nginx.Build()
 
 
-@probe("config.nginx", timeout=60.0)
+@probe("config.nginx", shape=shapes.ConfigNginx, timeout=60.0)
 async def config_nginx(ctx: ProbeContext) -> JSON:
     """nginx's effective config: the servers proxying /v2/ to the registry, temp paths, listeners."""
     found, why = await discovered(ctx, "nginx")
@@ -281,7 +282,7 @@ async def _apache2ctl(found: dict[str, Any], path: str, root: str) -> dict[str, 
     return out
 
 
-@probe("config.apache", timeout=60.0)
+@probe("config.apache", shape=shapes.ConfigApache, timeout=60.0)
 async def config_apache(ctx: ProbeContext) -> JSON:
     """Apache's effective config for the vhost serving the registry on 443: TLS, proxy, auth."""
     found, why = await discovered(ctx, "apache")

@@ -12,6 +12,7 @@ import yaml
 
 from auditor import bounded
 from auditor.errors import NotApplicable, ProbeError
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -150,7 +151,7 @@ def read_registry_config(path: str, source: str) -> dict[str, JSON]:
     return facts
 
 
-@probe("config.registry", timeout=10.0)
+@probe("config.registry", shape=shapes.ConfigRegistry, timeout=10.0)
 async def registry_config(ctx: ProbeContext) -> JSON:
     """The registry's config file: where it was found, its parsed content, referenced files."""
     path, source = await registry_config_path(ctx)

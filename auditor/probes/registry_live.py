@@ -10,6 +10,7 @@ from typing import Any
 
 from auditor.errors import NotApplicable
 from auditor.host.localhttp import get_url
+from auditor.judge import shapes
 from auditor.judge.netaddr import parse_listen
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
@@ -34,7 +35,7 @@ def health_url(debug_addr: str, local_addresses: set[str]) -> tuple[str | None, 
     return f"http://{shown}:{listen.port}/debug/health", "debug server address"
 
 
-@probe("registry.debug-health", timeout=15.0)
+@probe("registry.debug-health", shape=shapes.RegistryDebugHealth, timeout=15.0)
 async def debug_health(ctx: ProbeContext) -> JSON:
     """Status and body of /debug/health on the registry's debug listener (this host only)."""
     if not ctx.target.inside:

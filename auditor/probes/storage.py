@@ -10,6 +10,7 @@ from typing import Any
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host import docker, mounts, procfs, storage_layout
 from auditor.host.discovery import registry_running
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -79,7 +80,7 @@ async def _root(ctx: ProbeContext) -> dict[str, JSON]:
     return root
 
 
-@probe("storage.layout", timeout=120.0)
+@probe("storage.layout", shape=shapes.StorageLayout, timeout=120.0)
 async def storage_layout_probe(ctx: ProbeContext) -> JSON:
     """The filesystem driver's layout: largest layer and image, uploads, unreferenced blobs."""
     root = await _root(ctx)
@@ -88,7 +89,7 @@ async def storage_layout_probe(ctx: ProbeContext) -> JSON:
     return facts
 
 
-@probe("storage.filesystem", timeout=10.0)
+@probe("storage.filesystem", shape=shapes.StorageFilesystem, timeout=10.0)
 async def storage_filesystem(ctx: ProbeContext) -> JSON:
     """Size, used and available bytes of the filesystem holding the storage root (statvfs)."""
     root = await _root(ctx)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from auditor.errors import NotApplicable, ProbeError
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 from auditor.tlsprobe import ScanOptions, scan
@@ -43,7 +44,7 @@ def _reasons(result: dict[str, JSON]) -> str:
     return "; ".join(reasons) or "no address to scan"
 
 
-@probe("tls.scan", timeout=PROBE_TIMEOUT)
+@probe("tls.scan", shape=shapes.TlsScan, timeout=PROBE_TIMEOUT)
 async def tls_scan(ctx: ProbeContext) -> JSON:
     """Wire-level TLS scan of the registry URL's host and port (every address it resolves to)."""
     target = ctx.target

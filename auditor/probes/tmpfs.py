@@ -10,6 +10,7 @@ from typing import Any
 
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host import mounts, procfs
+from auditor.judge import shapes
 from auditor.model import JSON
 from auditor.probeapi import ProbeContext, probe
 
@@ -104,7 +105,7 @@ async def _no_nginx_reason(ctx: ProbeContext, why: str) -> str:
     return f"no nginx buffers requests on this host ({why}): the guide's tmpfs holds nginx's temp paths only"
 
 
-@probe("host.tmpfs", timeout=20.0)
+@probe("host.tmpfs", shape=shapes.HostTmpfs, timeout=20.0)
 async def host_tmpfs(ctx: ProbeContext) -> JSON:
     """nginx's temp paths: the mount each lives on (fstype, flags, size) and its fstab entries."""
     try:
