@@ -2,8 +2,9 @@
 
 nginx: `nginx -t -c <conf>` with the running master's -p/-g; Apache: `apache2 -t -d ... -f ...`
 with the running instance's environment (APACHE_* from /proc/PID/environ, as discovered); the
-registry: the YAML parses, validates against checks/registry/config.schema.json and the engine's
-registry.config-valid judgement does not fail; iptables: `iptables-restore --test --noflush`.
+registry: the YAML parses and the engine's registry.config-valid judgement (an audit session of the
+file: the config.registry probe reads it, the check judges it against checks/registry/config.schema.json)
+does not fail; iptables: `iptables-restore --test --noflush`.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from typing import Any
 import yaml
 
 from auditor import bounded
-from auditor.checkapi import Evidence, ProbeRecord
 from auditor.model import Status
 
 from .model import FileChange
 from .procs import StepError, in_ns, must
+
+CONFIG_VALID = "registry.config-valid"
 
 
 def _nginx_argv(info: dict[str, Any], conf: str) -> list[str]:
@@ -80,22 +82,29 @@ def validate_apache(info: dict[str, Any], path: str) -> None:
 
 
 def validate_registry(path: str) -> None:
-    from auditor.plugins import load_checks
-
+    """The file parses, and the engine's registry.config-valid judgement, run by an audit session on
+    the file (the config.registry probe reads it as any audit does), does not fail."""
     try:
         config = bounded.load_yaml_file(path, what="registry config")
     except (bounded.InputError, yaml.YAMLError) as exc:
         raise StepError(f"registry config {path} does not parse: {exc}") from None
     if not isinstance(config, dict):
         raise StepError(f"registry config {path} is not a mapping")
-    judge = load_checks()["registry.config-valid"]
-    import datetime as dt
+    from auditor.plugins import load_checks
+    from auditor.profile import Profile
+    from auditor.runner import RunOptions, Selection
+    from auditor.session import AuditSession
+    from auditor.target import Target
 
-    record = ProbeRecord("config.registry", "ok", {"config": config, "path": path, "file": {"path": path}})
-    evidence = Evidence({"config.registry": record}, dt.datetime.now(dt.UTC))
-    for outcome in judge.judge(evidence, {}):
-        if outcome.status in (Status.FAIL, Status.ERROR):
-            raise StepError(f"registry config {path} is invalid: {outcome.message}")
+    target = Target(inside=True, paths={"registry_config": os.path.abspath(path)})
+    selection = Selection(Profile("remediation-validate"), (CONFIG_VALID,))
+    report = AuditSession(load_checks(), selection, RunOptions(deadline=60.0)).audit(target).report
+    results = [r for r in report.results if r.check_id == CONFIG_VALID]
+    if not results:
+        raise StepError(f"registry config {path}: {CONFIG_VALID} was not judged")
+    for result in results:
+        if result.status in (Status.FAIL, Status.ERROR):
+            raise StepError(f"registry config {path} is invalid: {result.message}")
 
 
 def validate_compose(path: str) -> None:

@@ -149,3 +149,18 @@ def test_evidence_saved_before_typed_evidence_rejudges_identically(tmp_path: Pat
     theirs = evaluate(checks, raw, selection, RunOptions())
     assert [r.to_json() for r in ours.results] == [r.to_json() for r in theirs.results]
     assert ours.exit_code == theirs.exit_code
+
+
+def test_remediation_validates_a_registry_config_through_the_engine(tmp_path: Path) -> None:
+    """validate_registry runs the config.registry probe and registry.config-valid (no hand-made record)."""
+    from auditor.remediation.procs import StepError
+    from auditor.remediation.validate import validate_registry
+
+    good = tmp_path / "good.yml"
+    good.write_text("version: 0.1\nstorage:\n  filesystem: {rootdirectory: /var/lib/registry}\n"
+                    "http:\n  addr: 127.0.0.1:5000\n")
+    validate_registry(str(good))
+    bad = tmp_path / "bad.yml"
+    bad.write_text("version: 0.1\nstorage:\n  filesystem: {rootdirectory: 5}\nhttp: [1]\n")
+    with pytest.raises(StepError, match=r"is invalid: .*http: \[1\] is not of type 'object'"):
+        validate_registry(str(bad))
