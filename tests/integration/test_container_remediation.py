@@ -1,14 +1,12 @@
 """`regaudit remediate` on a containerised deployment: plan, apply --recreate-containers, re-audit, rollback.
 
-apply MUTATES the deployment, so this never touches the shared `container-weak` variant: it registers a
-private copy (namespaces `rgd-<n>-*`, its own dockerd) and tears it down at the end (REGAUDIT_LAB_KEEP=1
-keeps it). The rollback must restore the filter ruleset and every file byte for byte, and the original
-containers (same settings, same volume, the content still there).
+apply mutates the deployment: these tests use the session's `container-weak` lab (no test of another
+helper uses it) and every apply is rolled back; the rollback must restore the filter ruleset and every
+file byte for byte, and the original containers (same settings, same volume, the content still there).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -18,16 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import lab
 import pytest
 import yaml
-from lab import containers, variants
+from lab import containers
 from lab.paths import Paths
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
-VARIANT = f"container-remedy{os.getpid()}"
-PREFIX = f"rgd-{os.getpid() % 10000}-"
 REPO = Path(__file__).resolve().parents[2]
 PROFILE = REPO / "tests" / "lab-profile.yaml"
 
@@ -38,18 +33,12 @@ def _defect_checks() -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def remedy() -> Iterator[Any]:
-    reason = lab.available() or containers.available()
-    if reason:
-        pytest.skip(f"lab: {reason}")
-    variants.VARIANTS[VARIANT] = dataclasses.replace(variants.VARIANTS["container-weak"], name=VARIANT,
-                                                     prefix=PREFIX)
-    info = lab.up(VARIANT, content=True, recreate=True)
-    try:
-        yield info
-    finally:
-        if os.environ.get("REGAUDIT_LAB_KEEP") != "1":
-            lab.down(VARIANT)
+def remedy(lab_container_weak: Any) -> Iterator[Any]:
+    """The session's container-weak lab (one dockerd per variant per session). Every test leaves it
+    exactly as it found it: each apply is rolled back and the test checks it byte for byte."""
+    before = snapshot(lab_container_weak)
+    yield lab_container_weak
+    assert snapshot(lab_container_weak) == before
 
 
 def regaudit(info: Any, state: Path, *args: str) -> subprocess.CompletedProcess[str]:
