@@ -28,12 +28,13 @@ from auditor.checkapi import Check
 from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile, merge_evidence
 from auditor.fleet.inventory import FleetTarget
+from auditor.fleet.verify import check_signature
 from auditor.model import Severity
 from auditor.profile import DEFAULT_PROFILE, Profile, load_profile
 from auditor.report import AuditReport
 from auditor.runner import RunOptions, Selection
 from auditor.session import AuditSession
-from auditor.signing import PublicKey, verify
+from auditor.signing import PublicKey
 
 EVIDENCE_FILES = ("outside.json", "inside.json")
 
@@ -99,24 +100,6 @@ def read_reach(directory: Path) -> tuple[bool, str]:
     if not isinstance(data, dict):
         return False, f"{path} is not a JSON object"
     return bool(data.get("reachable")), str(data.get("msg") or "")
-
-
-def check_signature(path: Path, key: PublicKey) -> str:
-    """'valid ...' or raise ValueError with why the evidence must not be trusted."""
-    sig = path.with_name(path.name + ".sig")
-    try:
-        if not sig.exists():
-            raise FileNotFoundError(sig)
-        envelope = bounded.load_json_file(sig, what="signature file", max_bytes=1024 * 1024)
-    except OSError:
-        raise ValueError(f"{path.name} has no signature ({sig.name} missing) but evidence signing is "
-                         "configured") from None
-    except ValueError:
-        raise ValueError(f"{sig.name} is not JSON") from None
-    valid, reason = verify(path.read_bytes(), envelope if isinstance(envelope, dict) else {}, key)
-    if not valid:
-        raise ValueError(f"{path.name}: signature INVALID: {reason}")
-    return reason
 
 
 def judge_target(
