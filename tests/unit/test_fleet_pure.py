@@ -130,3 +130,30 @@ def test_py39_rewrite_keeps_behaviour_and_runs_on_39() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["scalar", "container", "other3"]
+
+
+def test_arrival_check_flags_altered_and_unsigned_evidence(tmp_path) -> None:
+    import sys
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    pem, pub = tmp_path / "sign.pem", tmp_path / "sign.pub"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()))
+    pub.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                  serialization.PublicFormat.SubjectPublicKeyInfo))
+    signer = evidence_sign.load_signer(str(pem))
+    for name in ("good", "altered", "unsigned"):
+        data = f'{{"host": "{name}"}}\n'.encode()
+        (tmp_path / f"{name}.json").write_bytes(data)
+        if name != "unsigned":
+            (tmp_path / f"{name}.json.sig").write_bytes(signer(data))
+    (tmp_path / "altered.json").write_bytes(b'{"host": "forged"}\n')
+
+    def check(name: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "auditor.fleet.verify", "--key", str(pub),
+                               str(tmp_path / f"{name}.json")], capture_output=True, text=True, timeout=60)
+
+    good, altered, unsigned = check("good"), check("altered"), check("unsigned")
+    assert good.returncode == 0 and ": OK: valid ed25519" in good.stdout
+    assert altered.returncode == 1 and "signature INVALID" in altered.stdout
+    assert unsigned.returncode == 1 and "has no signature" in unsigned.stdout
