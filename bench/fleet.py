@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -48,6 +49,13 @@ def _sign_key(base: Path) -> tuple[Path, Path]:
     public.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                      serialization.PublicFormat.SubjectPublicKeyInfo))
     return private, public
+
+
+def _cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children: the control host's and, the
+    hosts being namespaces of this machine, the targets' sshd sessions and gatherers too."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _timed(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, subprocess.CompletedProcess[str]]:
@@ -87,17 +95,19 @@ def main() -> int:
               "(shared machine: other sessions run tests and labs at the same time)")
         rows = []
         for forks in (None, args.hosts):
-            times = []
+            times, cpus = [], []
             for _ in range(args.runs):
                 lab.end_connections()
-                started = time.monotonic()
+                started, cpu = time.monotonic(), _cpu()
                 proc = lab.run_playbook(PLAYBOOK, inventory, forks=forks)
                 times.append(time.monotonic() - started)
+                cpus.append(_cpu() - cpu)
                 if proc.returncode != 0:
                     print(proc.stdout[-3000:], proc.stderr[-2000:], file=sys.stderr)
                     return 1
             wall = statistics.median(times)
-            rows.append((f"ansible-playbook, forks={forks or 5}{' (default)' if forks is None else ''}", wall))
+            rows.append((f"ansible-playbook, forks={forks or 5}{' (default)' if forks is None else ''}", wall,
+                         statistics.median(cpus)))
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("REGAUDIT_")},
                "REGAUDIT_STATE_DIR": str(base / "state")}
         judge_wall, judged = _timed([regaudit, "fleet", str(base / "evidence"), "-i", str(inventory), "--format",
@@ -105,7 +115,7 @@ def main() -> int:
         if judged.returncode not in (0, 1):
             print(judged.stderr, file=sys.stderr)
             return 1
-        started = time.monotonic()
+        started, cpu = time.monotonic(), _cpu()
         for name in names:
             flags = [a for key, value in sorted(paths[name].items()) for a in (f"--{key.replace('_', '-')}", value)]
             proc = subprocess.run(["ip", "netns", "exec", lab.hosts[name].ns, regaudit, "audit", "--inside", *flags,
@@ -115,11 +125,12 @@ def main() -> int:
             if proc.returncode not in (0, 1):
                 print(proc.stderr, file=sys.stderr)
                 return 1
-        cli_wall = time.monotonic() - started
-        print(f"{'mode':<44} {'wall s':>8} {'targets/min':>12}")
-        for label, wall in rows:
-            print(f"{label:<44} {wall:8.1f} {args.hosts / wall * 60:12.1f}")
-        print(f"{'CLI host by host (audit --inside, no SSH)':<44} {cli_wall:8.1f} {args.hosts / cli_wall * 60:12.1f}")
+        cli_wall, cli_cpu = time.monotonic() - started, _cpu() - cpu
+        print(f"{'mode':<44} {'wall s':>8} {'targets/min':>12} {'CPU s/target':>13}")
+        for label, wall, cpu_used in rows:
+            print(f"{label:<44} {wall:8.1f} {args.hosts / wall * 60:12.1f} {cpu_used / args.hosts:13.2f}")
+        print(f"{'CLI host by host (audit --inside, no SSH)':<44} {cli_wall:8.1f} {args.hosts / cli_wall * 60:12.1f} "
+              f"{cli_cpu / args.hosts:13.2f}")
         print(f"{'regaudit fleet: judge + report ' + str(args.hosts) + ' targets':<44} {judge_wall:8.1f}")
         return 0
     finally:
