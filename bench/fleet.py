@@ -11,7 +11,8 @@ tree: tests/lab/fleet.py light_host). Figures:
 - `regaudit fleet` over the N targets (judging, history, per-target JSON and HTML reports, the
   five fleet formats): wall time;
 - the same hosts audited one by one with the CLI (`regaudit audit --inside` in each namespace,
-  sequentially, no SSH): wall time and targets per minute, for comparison.
+  sequentially, no SSH): wall time and targets per minute, for comparison;
+- CPU seconds per target: the control host's side for the playbook, the whole audit for the CLI.
 
 Usage: python bench/fleet.py [--hosts 20] [--runs 1]   (root; needs ansible-core and openssh-server)
 """
@@ -52,8 +53,9 @@ def _sign_key(base: Path) -> tuple[Path, Path]:
 
 
 def _cpu() -> float:
-    """CPU seconds (user + system) of this process's finished children: the control host's and, the
-    hosts being namespaces of this machine, the targets' sshd sessions and gatherers too."""
+    """CPU seconds (user + system) of this process's finished children: for the playbook, the control
+    host's side (ansible-playbook, its workers and local tasks, the ssh clients); what runs on the
+    targets runs under their sshd and is not counted. For the CLI runs, everything."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
 
