@@ -53,6 +53,8 @@ def answer(request_der: bytes, ca: x509.Certificate, key: object, certs: dict[in
             serial_number=request.serial_number, algorithm=request.hash_algorithm, cert_status=status,
             this_update=now, next_update=now + dt.timedelta(hours=1), revocation_time=None, revocation_reason=None,
         ).responder_id(ocsp.OCSPResponderEncoding.HASH, ca)
+    # the signer's certificate travels in the response: nginx's OCSP_basic_verify looks for it there
+    builder = builder.certificates([ca])
     return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)  # type: ignore[arg-type]
 
 
