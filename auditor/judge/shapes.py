@@ -405,6 +405,7 @@ class ConfigNginxRegistryServerProxySetHeader(TypedDict, total=False):
     level: str | None
 
 class ConfigNginxRegistryServerTls(TypedDict, total=False):
+    cipher_expansion: dict[str, Any]
     plaintext_listeners: list[str]
     ssl_ciphers: dict[str, Any]
     ssl_conf_command: list[Any]

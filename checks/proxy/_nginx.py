@@ -10,17 +10,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, errored, skipped
+from auditor.judge.shapes import ConfigNginx, ConfigNginxRegistryServer
 
 NGINX = "config.nginx"
 GUIDE_NGINX = "Nginx Alternative with Buffer Tuning"
 
 
-def _nginx_servers(ev: Evidence) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    facts = ev[NGINX]
+def _nginx_servers(ev: Evidence) -> tuple[ConfigNginx, list[ConfigNginxRegistryServer]]:
+    facts = ev.typed(NGINX, ConfigNginx)
     return facts, [s for s in facts.get("registry_servers") or [] if isinstance(s, dict)]
 
 
-def _no_registry_server(facts: Mapping[str, Any]) -> Outcome:
+def _no_registry_server(facts: ConfigNginx) -> Outcome:
     reg = facts.get("registry_address") or {}
     host = reg.get("host") or "*"
     seen = [f"{o.get('where')} -> {(o.get('v2_proxy_pass') or {}).get('url')}" for o in facts.get("other_servers") or []
@@ -37,14 +38,15 @@ def _no_registry_server(facts: Mapping[str, Any]) -> Outcome:
     return skipped(str(facts.get("path")), reason)
 
 
-def _server_subject(facts: Mapping[str, Any], server: Mapping[str, Any]) -> str:
+def _server_subject(facts: ConfigNginx, server: ConfigNginxRegistryServer) -> str:
     names = " ".join(server.get("server_names") or []) or "-"
     location = (server.get("location") or {}).get("match") or "?"
     return f"nginx server {names} at {server.get('where')}, location {location}"
 
 
-def _directive(server: Mapping[str, Any], name: str) -> dict[str, Any]:
-    return dict((server.get("directives") or {}).get(name) or {"args": None, "level": "default"})
+def _directive(server: ConfigNginxRegistryServer, name: str) -> dict[str, Any]:
+    directives: Mapping[str, Any] = server.get("directives") or {}
+    return dict(directives.get(name) or {"args": None, "level": "default"})
 
 
 def _shown(entry: Mapping[str, Any]) -> str:

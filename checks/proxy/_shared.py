@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from auditor.checkapi import Params
@@ -16,7 +16,7 @@ TLS_PARAMS: dict[str, Any] = {"allowed_protocols": ["TLSv1.2", "TLSv1.3"], "allo
                               "require_hsts": False, "hsts_min_max_age": 31536000}
 
 
-def hsts_problem(headers: list[Mapping[str, Any]], params: Params, where: str) -> str | None:
+def hsts_problem(headers: Sequence[Mapping[str, Any]], params: Params, where: str) -> str | None:
     """The HSTS shortfall of the response headers a proxy adds, when the profile requires HSTS."""
     if not params.get("require_hsts"):
         return None

@@ -10,6 +10,7 @@ from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
 from auditor.judge.ciphers import canonical_suite, explicit_ciphers, with_flags
+from auditor.judge.shapes import ConfigApache, ConfigApacheVhost
 from auditor.model import Severity, Vantage
 
 from ._shared import REFS, REFS_TLS, TLS_PARAMS, hsts_problem, shown_where
@@ -22,8 +23,8 @@ PROTOCOLS = ("SSLv3", "TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 PROTOCOL_ALL = ("TLSv1", "TLSv1.1", "TLSv1.2", "TLSv1.3")
 
 
-def _apache_vhost(ev: Evidence) -> tuple[dict[str, Any], dict[str, Any] | None, str]:
-    facts = ev[APACHE]
+def _apache_vhost(ev: Evidence) -> tuple[ConfigApache, ConfigApacheVhost | None, str]:
+    facts = ev.typed(APACHE, ConfigApache)
     vhost = facts.get("vhost")
     if isinstance(vhost, dict):
         subject = f"Apache <VirtualHost {' '.join(vhost.get('addresses') or [])}> {vhost.get('server_name') or '-'} " \
@@ -32,7 +33,7 @@ def _apache_vhost(ev: Evidence) -> tuple[dict[str, Any], dict[str, Any] | None, 
     return facts, None, f"Apache {facts.get('path')}"
 
 
-def _no_vhost(facts: Mapping[str, Any], subject: str) -> Outcome:
+def _no_vhost(facts: ConfigApache, subject: str) -> Outcome:
     return skipped(subject, f"Apache ({facts.get('path')}) serves no registry vhost: {facts.get('selection')}")
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
 from auditor.judge.ciphers import canonical_suite, explicit_ciphers, with_flags
 from auditor.judge.proxies import behind_another_proxy
+from auditor.judge.shapes import ConfigNginxRegistryServer, ConfigNginxRegistryServerAuthByUriItem
 from auditor.judge.units import size_bytes, time_seconds
 from auditor.model import Severity, Vantage
 
@@ -44,7 +45,7 @@ def _args(entry: Mapping[str, Any]) -> str:
     return " ".join(str(a) for a in entry.get("args") or []) or "(unset)"
 
 
-def _behind(server: Mapping[str, Any], apache: Any) -> str | None:
+def _behind(server: ConfigNginxRegistryServer, apache: Any) -> str | None:
     return behind_another_proxy(server, apache)
 
 
@@ -147,7 +148,8 @@ def _token_auth(ev: Evidence) -> tuple[bool, Any]:
     return isinstance(auth, dict) and isinstance(auth.get("token"), dict), registry
 
 
-def _uri_problems(entry: Mapping[str, Any], user_files: Mapping[str, Mapping[str, Any]]) -> list[str]:
+def _uri_problems(entry: ConfigNginxRegistryServerAuthByUriItem,
+                  user_files: Mapping[str, Mapping[str, Any]]) -> list[str]:
     """Why a request for entry["uri"] reaches the registry without authentication (empty: it does not)."""
     returned = entry.get("return") or {}
     code = str((returned.get("args") or [""])[0])
@@ -256,11 +258,11 @@ def nginx_auth(ev: Evidence, params: Params) -> Iterator[Outcome]:
                      observed=observed, expected=expected)
 
 
-def _api_version_header(server: Mapping[str, Any], maps: list[Mapping[str, Any]]) -> tuple[str | None, Any]:
+def _api_version_header(server: ConfigNginxRegistryServer, maps: list[Mapping[str, Any]]) -> tuple[str | None, Any]:
     """(problem or None, observed) for the Docker-Distribution-Api-Version header nginx adds."""
     added = server.get("add_header") or {}
     found = [h for h in added.get("headers") or [] if str(h.get("name", "")).lower() == API_VERSION_HEADER]
-    observed = {"add_header": found, "level": added.get("level")}
+    observed: dict[str, Any] = {"add_header": found, "level": added.get("level")}
     if not found:
         level = added.get("level")
         note = "" if level == "default" else \
