@@ -27,13 +27,13 @@ class AuthAnonymousReference(TypedDict, total=False):
     tag: str | None
 
 class AuthAnonymousRequestChallenge(TypedDict, total=False):
-    params: dict[str, Any]
+    params: dict[str, Any] | None
     scheme: str | None
 
 class AuthAnonymousRequest(TypedDict, total=False):
     body_truncated: bool | None
-    challenges: list[AuthAnonymousRequestChallenge]
-    headers: dict[str, Any]
+    challenges: list[AuthAnonymousRequestChallenge] | None
+    headers: dict[str, Any] | None
     http_version: str | None
     method: str | None
     path: str | None
@@ -41,10 +41,10 @@ class AuthAnonymousRequest(TypedDict, total=False):
     status: int | None
 
 class AuthAnonymous(TypedDict, total=False):
-    catalog_walk: AuthAnonymousCatalogWalk
+    catalog_walk: AuthAnonymousCatalogWalk | None
     credentials_given: bool | None
-    reference: AuthAnonymousReference
-    requests: list[AuthAnonymousRequest]
+    reference: AuthAnonymousReference | None
+    requests: list[AuthAnonymousRequest] | None
     url: str | None
 
 class AuthPlaintextAddress(TypedDict, total=False):
@@ -53,8 +53,8 @@ class AuthPlaintextAddress(TypedDict, total=False):
 
 class AuthPlaintextEndpointHttp(TypedDict, total=False):
     body_truncated: bool | None
-    challenges: list[Any]
-    headers: dict[str, Any]
+    challenges: list[Any] | None
+    headers: dict[str, Any] | None
     http_version: str | None
     method: str | None
     path: str | None
@@ -65,24 +65,24 @@ class AuthPlaintextEndpoint(TypedDict, total=False):
     attempts: float | None
     detail: str | None
     family: str | None
-    http: AuthPlaintextEndpointHttp
+    http: AuthPlaintextEndpointHttp | None
     port: int | None
     rtt_ms: float | None
     rtt_samples: float | None
     seconds: float | None
     state: str | None
-    timeouts_ms: list[Any]
+    timeouts_ms: list[Any] | None
 
 class AuthPlaintext(TypedDict, total=False):
-    addresses: list[AuthPlaintextAddress]
-    endpoints: list[AuthPlaintextEndpoint]
+    addresses: list[AuthPlaintextAddress] | None
+    endpoints: list[AuthPlaintextEndpoint] | None
     host: str | None
-    ports: list[float]
+    ports: list[float] | None
 
 class ConfigApacheApache2ctlAgrees(TypedDict, total=False):
     files_agree: bool | None
-    files_only_apache_read: list[Any]
-    files_only_parser_read: list[Any]
+    files_only_apache_read: list[Any] | None
+    files_only_parser_read: list[Any] | None
     vhost_known_to_apache: bool | None
 
 class ConfigApacheAuthUserFile(TypedDict, total=False):
@@ -104,7 +104,7 @@ class ConfigApacheCipherExpansionSuite(TypedDict, total=False):
 
 class ConfigApacheCipherExpansion(TypedDict, total=False):
     string: str | None
-    suites: list[ConfigApacheCipherExpansionSuite]
+    suites: list[ConfigApacheCipherExpansionSuite] | None
     tool: str | None
 
 class ConfigApacheFile(TypedDict, total=False):
@@ -117,7 +117,7 @@ class ConfigApacheFile(TypedDict, total=False):
     uid: int | None
 
 class ConfigApacheRegistryAddress(TypedDict, total=False):
-    also: list[Any]
+    also: list[Any] | None
     host: str | None
     port: int | None
     source: str | None
@@ -144,17 +144,17 @@ class ConfigApacheV2AccessLimitRequestBody(TypedDict, total=False):
 
 ConfigApacheV2AccessRequire = TypedDict("ConfigApacheV2AccessRequire", {
     "from": str | None,
-    "rules": list[Any],
+    "rules": list[Any] | None,
 }, total=False)
 
 class ConfigApacheV2Access(TypedDict, total=False):
-    auth_basic_provider: ConfigApacheV2AccessAuthBasicProvider
-    auth_name: ConfigApacheV2AccessAuthName
-    auth_type: ConfigApacheV2AccessAuthType
-    auth_user_file: ConfigApacheV2AccessAuthUserFile
-    limit_request_body: ConfigApacheV2AccessLimitRequestBody
-    require: ConfigApacheV2AccessRequire
-    sections: list[str]
+    auth_basic_provider: ConfigApacheV2AccessAuthBasicProvider | None
+    auth_name: ConfigApacheV2AccessAuthName | None
+    auth_type: ConfigApacheV2AccessAuthType | None
+    auth_user_file: ConfigApacheV2AccessAuthUserFile | None
+    limit_request_body: ConfigApacheV2AccessLimitRequestBody | None
+    require: ConfigApacheV2AccessRequire | None
+    sections: list[str] | None
     uri: str | None
 
 class ConfigApacheV2AccessByUriItemAuthBasicProvider(TypedDict, total=False):
@@ -179,17 +179,17 @@ class ConfigApacheV2AccessByUriItemLimitRequestBody(TypedDict, total=False):
 
 ConfigApacheV2AccessByUriItemRequire = TypedDict("ConfigApacheV2AccessByUriItemRequire", {
     "from": str | None,
-    "rules": list[Any],
+    "rules": list[Any] | None,
 }, total=False)
 
 class ConfigApacheV2AccessByUriItem(TypedDict, total=False):
-    auth_basic_provider: ConfigApacheV2AccessByUriItemAuthBasicProvider
-    auth_name: ConfigApacheV2AccessByUriItemAuthName
-    auth_type: ConfigApacheV2AccessByUriItemAuthType
-    auth_user_file: ConfigApacheV2AccessByUriItemAuthUserFile
-    limit_request_body: ConfigApacheV2AccessByUriItemLimitRequestBody
-    require: ConfigApacheV2AccessByUriItemRequire
-    sections: list[str]
+    auth_basic_provider: ConfigApacheV2AccessByUriItemAuthBasicProvider | None
+    auth_name: ConfigApacheV2AccessByUriItemAuthName | None
+    auth_type: ConfigApacheV2AccessByUriItemAuthType | None
+    auth_user_file: ConfigApacheV2AccessByUriItemAuthUserFile | None
+    limit_request_body: ConfigApacheV2AccessByUriItemLimitRequestBody | None
+    require: ConfigApacheV2AccessByUriItemRequire | None
+    sections: list[str] | None
     uri: str | None
 
 class ConfigApacheVhostProxyAddHeaders(TypedDict, total=False):
@@ -199,7 +199,7 @@ class ConfigApacheVhostProxyAddHeaders(TypedDict, total=False):
     where: Any
 
 class ConfigApacheVhostProxyPas(TypedDict, total=False):
-    flags: list[str]
+    flags: list[str] | None
     in_location: Any
     level: str | None
     path: str | None
@@ -257,7 +257,7 @@ class ConfigApacheVhostSslProtocol(TypedDict, total=False):
     where: str | None
 
 class ConfigApacheVhostV2ProxyPass(TypedDict, total=False):
-    flags: list[str]
+    flags: list[str] | None
     in_location: Any
     level: str | None
     path: str | None
@@ -265,60 +265,60 @@ class ConfigApacheVhostV2ProxyPass(TypedDict, total=False):
     where: str | None
 
 class ConfigApacheVhost(TypedDict, total=False):
-    addresses: list[str]
+    addresses: list[str] | None
     limit_request_body_default: float | None
-    proxy_add_headers: ConfigApacheVhostProxyAddHeaders
-    proxy_pass: list[ConfigApacheVhostProxyPas]
-    proxy_pass_reverse: list[ConfigApacheVhostProxyPassReverseItem]
-    proxy_preserve_host: ConfigApacheVhostProxyPreserveHost
-    proxy_timeout: ConfigApacheVhostProxyTimeout
-    request_headers: list[ConfigApacheVhostRequestHeader]
-    response_headers: list[ConfigApacheVhostResponseHeader]
-    server_aliases: list[Any]
+    proxy_add_headers: ConfigApacheVhostProxyAddHeaders | None
+    proxy_pass: list[ConfigApacheVhostProxyPas] | None
+    proxy_pass_reverse: list[ConfigApacheVhostProxyPassReverseItem] | None
+    proxy_preserve_host: ConfigApacheVhostProxyPreserveHost | None
+    proxy_timeout: ConfigApacheVhostProxyTimeout | None
+    request_headers: list[ConfigApacheVhostRequestHeader] | None
+    response_headers: list[ConfigApacheVhostResponseHeader] | None
+    server_aliases: list[Any] | None
     server_name: str | None
-    ssl_certificate_file: list[str]
-    ssl_certificate_key_file: list[str]
-    ssl_cipher_suite: ConfigApacheVhostSslCipherSuite
+    ssl_certificate_file: list[str] | None
+    ssl_certificate_key_file: list[str] | None
+    ssl_cipher_suite: ConfigApacheVhostSslCipherSuite | None
     ssl_cipher_suite_tls13: Any
-    ssl_engine: ConfigApacheVhostSslEngine
-    ssl_honor_cipher_order: ConfigApacheVhostSslHonorCipherOrder
-    ssl_openssl_conf_cmd: list[Any]
-    ssl_protocol: ConfigApacheVhostSslProtocol
-    v2_proxy_pass: ConfigApacheVhostV2ProxyPass
+    ssl_engine: ConfigApacheVhostSslEngine | None
+    ssl_honor_cipher_order: ConfigApacheVhostSslHonorCipherOrder | None
+    ssl_openssl_conf_cmd: list[Any] | None
+    ssl_protocol: ConfigApacheVhostSslProtocol | None
+    v2_proxy_pass: ConfigApacheVhostV2ProxyPass | None
     v2_upstream_loopback: bool | None
     where: str | None
 
 class ConfigApacheVhostItem(TypedDict, total=False):
-    addresses: list[str]
+    addresses: list[str] | None
     on_port_443: bool | None
-    server_aliases: list[Any]
+    server_aliases: list[Any] | None
     server_name: str | None
     where: str | None
 
 class ConfigApache(TypedDict, total=False):
-    apache2ctl: dict[str, Any]
-    apache2ctl_agrees: ConfigApacheApache2ctlAgrees
-    auth_user_file: ConfigApacheAuthUserFile
-    cipher_expansion: ConfigApacheCipherExpansion
-    defines: list[str]
-    errors: list[Any]
-    files: list[ConfigApacheFile]
-    listen: list[str]
-    modules: list[str]
+    apache2ctl: dict[str, Any] | None
+    apache2ctl_agrees: ConfigApacheApache2ctlAgrees | None
+    auth_user_file: ConfigApacheAuthUserFile | None
+    cipher_expansion: ConfigApacheCipherExpansion | None
+    defines: list[str] | None
+    errors: list[Any] | None
+    files: list[ConfigApacheFile] | None
+    listen: list[str] | None
+    modules: list[str] | None
     path: str | None
     pid: int | None
-    registry_address: ConfigApacheRegistryAddress
+    registry_address: ConfigApacheRegistryAddress | None
     running: bool | None
     selection: str | None
     server_root: str | None
-    skipped_sections: list[str]
+    skipped_sections: list[str] | None
     source: str | None
     target_host: str | None
     target_port: int | None
-    v2_access: ConfigApacheV2Access
-    v2_access_by_uri: list[ConfigApacheV2AccessByUriItem]
-    vhost: ConfigApacheVhost
-    vhosts: list[ConfigApacheVhostItem]
+    v2_access: ConfigApacheV2Access | None
+    v2_access_by_uri: list[ConfigApacheV2AccessByUriItem] | None
+    vhost: ConfigApacheVhost | None
+    vhosts: list[ConfigApacheVhostItem] | None
 
 class ConfigNginxBuild(TypedDict, total=False):
     client_body_temp_path: str | None
@@ -336,51 +336,51 @@ class ConfigNginxFile(TypedDict, total=False):
     uid: int | None
 
 class ConfigNginxRegistryAddress(TypedDict, total=False):
-    also: list[Any]
+    also: list[Any] | None
     host: str | None
     port: int | None
     source: str | None
 
 class ConfigNginxRegistryServerAddHeader(TypedDict, total=False):
-    headers: list[Any]
+    headers: list[Any] | None
     level: str | None
 
 ConfigNginxRegistryServerAuthByUriItem = TypedDict("ConfigNginxRegistryServerAuthByUriItem", {
-    "access": dict[str, Any],
-    "auth_basic": dict[str, Any],
-    "auth_basic_user_file": dict[str, Any],
-    "auth_request": dict[str, Any],
-    "limit_except": list[Any],
-    "location": dict[str, Any],
+    "access": dict[str, Any] | None,
+    "auth_basic": dict[str, Any] | None,
+    "auth_basic_user_file": dict[str, Any] | None,
+    "auth_request": dict[str, Any] | None,
+    "limit_except": list[Any] | None,
+    "location": dict[str, Any] | None,
     "proxy_pass": str | None,
     "return": Any,
-    "satisfy": dict[str, Any],
+    "satisfy": dict[str, Any] | None,
     "to_registry": bool | None,
     "uri": str | None,
 }, total=False)
 
 class ConfigNginxRegistryServerDirectives(TypedDict, total=False):
-    auth_basic: dict[str, Any]
-    auth_request: dict[str, Any]
-    chunked_transfer_encoding: dict[str, Any]
-    client_body_temp_path: dict[str, Any]
-    client_body_timeout: dict[str, Any]
-    client_max_body_size: dict[str, Any]
-    proxy_buffer_size: dict[str, Any]
-    proxy_buffering: dict[str, Any]
-    proxy_buffers: dict[str, Any]
-    proxy_busy_buffers_size: dict[str, Any]
-    proxy_connect_timeout: dict[str, Any]
-    proxy_http_version: dict[str, Any]
-    proxy_max_temp_file_size: dict[str, Any]
-    proxy_read_timeout: dict[str, Any]
-    proxy_request_buffering: dict[str, Any]
-    proxy_send_timeout: dict[str, Any]
-    proxy_temp_file_write_size: dict[str, Any]
-    proxy_temp_path: dict[str, Any]
-    satisfy: dict[str, Any]
-    ssl_ciphers: dict[str, Any]
-    ssl_protocols: dict[str, Any]
+    auth_basic: dict[str, Any] | None
+    auth_request: dict[str, Any] | None
+    chunked_transfer_encoding: dict[str, Any] | None
+    client_body_temp_path: dict[str, Any] | None
+    client_body_timeout: dict[str, Any] | None
+    client_max_body_size: dict[str, Any] | None
+    proxy_buffer_size: dict[str, Any] | None
+    proxy_buffering: dict[str, Any] | None
+    proxy_buffers: dict[str, Any] | None
+    proxy_busy_buffers_size: dict[str, Any] | None
+    proxy_connect_timeout: dict[str, Any] | None
+    proxy_http_version: dict[str, Any] | None
+    proxy_max_temp_file_size: dict[str, Any] | None
+    proxy_read_timeout: dict[str, Any] | None
+    proxy_request_buffering: dict[str, Any] | None
+    proxy_send_timeout: dict[str, Any] | None
+    proxy_temp_file_write_size: dict[str, Any] | None
+    proxy_temp_path: dict[str, Any] | None
+    satisfy: dict[str, Any] | None
+    ssl_ciphers: dict[str, Any] | None
+    ssl_protocols: dict[str, Any] | None
 
 class ConfigNginxRegistryServerListenItem(TypedDict, total=False):
     address: str | None
@@ -396,62 +396,62 @@ class ConfigNginxRegistryServerLocation(TypedDict, total=False):
 
 class ConfigNginxRegistryServerProxyPass(TypedDict, total=False):
     resolved_by: str | None
-    targets: list[str]
+    targets: list[str] | None
     to_registry: bool | None
     url: str | None
 
 class ConfigNginxRegistryServerProxySetHeader(TypedDict, total=False):
-    headers: list[Any]
+    headers: list[Any] | None
     level: str | None
 
 class ConfigNginxRegistryServerTls(TypedDict, total=False):
-    cipher_expansion: dict[str, Any]
-    plaintext_listeners: list[str]
-    ssl_ciphers: dict[str, Any]
-    ssl_conf_command: list[Any]
-    ssl_listeners: list[Any]
-    ssl_prefer_server_ciphers: dict[str, Any]
-    ssl_protocols: dict[str, Any]
+    cipher_expansion: dict[str, Any] | None
+    plaintext_listeners: list[str] | None
+    ssl_ciphers: dict[str, Any] | None
+    ssl_conf_command: list[Any] | None
+    ssl_listeners: list[Any] | None
+    ssl_prefer_server_ciphers: dict[str, Any] | None
+    ssl_protocols: dict[str, Any] | None
 
 class ConfigNginxRegistryServer(TypedDict, total=False):
-    add_header: ConfigNginxRegistryServerAddHeader
+    add_header: ConfigNginxRegistryServerAddHeader | None
     all_sample_uris_same_location: bool | None
-    auth_basic_user_files: list[Any]
-    auth_by_uri: list[ConfigNginxRegistryServerAuthByUriItem]
-    directives: ConfigNginxRegistryServerDirectives
-    listen: list[ConfigNginxRegistryServerListenItem]
-    location: ConfigNginxRegistryServerLocation
-    plaintext_public_listeners: list[Any]
-    proxy_pass: ConfigNginxRegistryServerProxyPass
-    proxy_set_header: ConfigNginxRegistryServerProxySetHeader
-    server_names: list[str]
-    ssl_certificate: list[Any]
-    ssl_certificate_key: list[Any]
-    tls: ConfigNginxRegistryServerTls
+    auth_basic_user_files: list[Any] | None
+    auth_by_uri: list[ConfigNginxRegistryServerAuthByUriItem] | None
+    directives: ConfigNginxRegistryServerDirectives | None
+    listen: list[ConfigNginxRegistryServerListenItem] | None
+    location: ConfigNginxRegistryServerLocation | None
+    plaintext_public_listeners: list[Any] | None
+    proxy_pass: ConfigNginxRegistryServerProxyPass | None
+    proxy_set_header: ConfigNginxRegistryServerProxySetHeader | None
+    server_names: list[str] | None
+    ssl_certificate: list[Any] | None
+    ssl_certificate_key: list[Any] | None
+    tls: ConfigNginxRegistryServerTls | None
     where: str | None
 
 class ConfigNginx(TypedDict, total=False):
-    auth_user_files: list[Any]
-    build: ConfigNginxBuild
+    auth_user_files: list[Any] | None
+    build: ConfigNginxBuild | None
     client_body_temp_path: str | None
-    errors: list[Any]
-    files: list[ConfigNginxFile]
+    errors: list[Any] | None
+    files: list[ConfigNginxFile] | None
     http_block: bool | None
-    maps: list[Any]
+    maps: list[Any] | None
     method: str | None
     nginx_t_error: Any
-    other_servers: list[Any]
+    other_servers: list[Any] | None
     path: str | None
     pid: int | None
-    plaintext_v2_listeners: list[Any]
+    plaintext_v2_listeners: list[Any] | None
     prefix: str | None
     proxy_temp_path: str | None
-    registry_address: ConfigNginxRegistryAddress
-    registry_servers: list[ConfigNginxRegistryServer]
+    registry_address: ConfigNginxRegistryAddress | None
+    registry_servers: list[ConfigNginxRegistryServer] | None
     running: bool | None
     source: str | None
-    temp_paths: list[str]
-    upstreams: dict[str, Any]
+    temp_paths: list[str] | None
+    upstreams: dict[str, Any] | None
 
 class ConfigRegistryFile(TypedDict, total=False):
     exists: bool | None
@@ -463,8 +463,8 @@ class ConfigRegistryFile(TypedDict, total=False):
     uid: int | None
 
 class ConfigRegistry(TypedDict, total=False):
-    config: dict[str, Any]
-    file: ConfigRegistryFile
+    config: dict[str, Any] | None
+    file: ConfigRegistryFile | None
     path: str | None
     source: str | None
 
@@ -489,7 +489,7 @@ class FilesStatHtpasswdItemEntrie(TypedDict, total=False):
     user: str | None
 
 class FilesStatHtpasswdItem(TypedDict, total=False):
-    entries: list[FilesStatHtpasswdItemEntrie]
+    entries: list[FilesStatHtpasswdItemEntrie] | None
     exists: bool | None
     gid: int | None
     group: str | None
@@ -520,19 +520,19 @@ class FilesStatTlsKey(TypedDict, total=False):
     uid: int | None
 
 class FilesStat(TypedDict, total=False):
-    configs: list[FilesStatConfig]
-    htpasswd: list[FilesStatHtpasswdItem]
-    sources: list[str]
-    sources_unavailable: dict[str, Any]
-    tls_keys: list[FilesStatTlsKey]
+    configs: list[FilesStatConfig] | None
+    htpasswd: list[FilesStatHtpasswdItem] | None
+    sources: list[str] | None
+    sources_unavailable: dict[str, Any] | None
+    tls_keys: list[FilesStatTlsKey] | None
 
 class HostDiscoveryApache(TypedDict, total=False):
-    argv: list[str]
+    argv: list[str] | None
     cmdline: str | None
     config: str | None
     config_source: str | None
-    defines: list[str]
-    env: dict[str, str | None]
+    defines: list[str] | None
+    env: dict[str, str | None] | None
     env_source: str | None
     exe: str | None
     netns: str | None
@@ -540,12 +540,12 @@ class HostDiscoveryApache(TypedDict, total=False):
     server_root: str | None
 
 class HostDiscoveryApacheAllItem(TypedDict, total=False):
-    argv: list[str]
+    argv: list[str] | None
     cmdline: str | None
     config: str | None
     config_source: str | None
-    defines: list[str]
-    env: dict[str, str | None]
+    defines: list[str] | None
+    env: dict[str, str | None] | None
     env_source: str | None
     exe: str | None
     netns: str | None
@@ -558,7 +558,7 @@ class HostDiscoveryDocker(TypedDict, total=False):
     state: str | None
 
 class HostDiscoveryNginx(TypedDict, total=False):
-    argv: list[str]
+    argv: list[str] | None
     cmdline: str | None
     config: str | None
     config_source: str | None
@@ -569,7 +569,7 @@ class HostDiscoveryNginx(TypedDict, total=False):
     prefix: str | None
 
 class HostDiscoveryNginxAllItem(TypedDict, total=False):
-    argv: list[str]
+    argv: list[str] | None
     cmdline: str | None
     config: str | None
     config_source: str | None
@@ -580,37 +580,37 @@ class HostDiscoveryNginxAllItem(TypedDict, total=False):
     prefix: str | None
 
 class HostDiscoveryRegistrie(TypedDict, total=False):
-    argv: list[str]
+    argv: list[str] | None
     cmdline: str | None
     config: str | None
     config_source: str | None
-    env_overrides: dict[str, Any]
+    env_overrides: dict[str, Any] | None
     exe: str | None
     netns: str | None
     pid: int | None
 
 class HostDiscoveryRegistry(TypedDict, total=False):
-    argv: list[str]
+    argv: list[str] | None
     cmdline: str | None
     config: str | None
     config_source: str | None
-    env_overrides: dict[str, Any]
+    env_overrides: dict[str, Any] | None
     exe: str | None
     netns: str | None
     pid: int | None
 
 class HostDiscovery(TypedDict, total=False):
-    apache: HostDiscoveryApache
-    apache_all: list[HostDiscoveryApacheAllItem]
-    container_runtime: list[Any]
-    containers: list[Any]
-    docker: HostDiscoveryDocker
+    apache: HostDiscoveryApache | None
+    apache_all: list[HostDiscoveryApacheAllItem] | None
+    container_runtime: list[Any] | None
+    containers: list[Any] | None
+    docker: HostDiscoveryDocker | None
     netns: str | None
-    nginx: HostDiscoveryNginx
-    nginx_all: list[HostDiscoveryNginxAllItem]
-    registries: list[HostDiscoveryRegistrie]
-    registry: HostDiscoveryRegistry
-    sources: list[str]
+    nginx: HostDiscoveryNginx | None
+    nginx_all: list[HostDiscoveryNginxAllItem] | None
+    registries: list[HostDiscoveryRegistrie] | None
+    registry: HostDiscoveryRegistry | None
+    sources: list[str] | None
 
 class HostFirewallRoute(TypedDict, total=False):
     dev: str | None
@@ -622,33 +622,33 @@ class HostFirewallRulesetsIp6tables(TypedDict, total=False):
     text: str | None
     tool: str | None
     variant: str | None
-    warnings: list[Any]
+    warnings: list[Any] | None
 
 class HostFirewallRulesetsIptables(TypedDict, total=False):
     text: str | None
     tool: str | None
     variant: str | None
-    warnings: list[Any]
+    warnings: list[Any] | None
 
 class HostFirewallRulesetsNft(TypedDict, total=False):
-    json: dict[str, Any]
+    json: dict[str, Any] | None
 
 class HostFirewallRulesets(TypedDict, total=False):
-    ip6tables: HostFirewallRulesetsIp6tables
-    iptables: HostFirewallRulesetsIptables
-    nft: HostFirewallRulesetsNft
+    ip6tables: HostFirewallRulesetsIp6tables | None
+    iptables: HostFirewallRulesetsIptables | None
+    nft: HostFirewallRulesetsNft | None
 
 class HostFirewall(TypedDict, total=False):
     containerised: bool | None
-    interfaces: dict[str, list[str]]
-    listen: list[str]
+    interfaces: dict[str, list[str]] | None
+    listen: list[str] | None
     listen_source: str | None
     port_source: str | None
-    published_ports: list[Any]
+    published_ports: list[Any] | None
     registry_port: int | None
     registry_running: bool | None
-    routes: list[HostFirewallRoute]
-    rulesets: HostFirewallRulesets
+    routes: list[HostFirewallRoute] | None
+    rulesets: HostFirewallRulesets | None
 
 class HostSocketsSocketProcesse(TypedDict, total=False):
     comm: str | None
@@ -661,42 +661,42 @@ class HostSocketsSocket(TypedDict, total=False):
     inode: float | None
     loopback: bool | None
     port: int | None
-    processes: list[HostSocketsSocketProcesse]
+    processes: list[HostSocketsSocketProcesse] | None
     table: str | None
     uid: int | None
 
 class HostSockets(TypedDict, total=False):
-    sockets: list[HostSocketsSocket]
+    sockets: list[HostSocketsSocket] | None
     source: str | None
 
 class HostTmpfsPathFstabItem(TypedDict, total=False):
     file: str | None
-    flags: list[str]
+    flags: list[str] | None
     line: int | None
-    options: list[str]
+    options: list[str] | None
     size_bytes: int | None
     spec: str | None
     vfstype: str | None
 
 class HostTmpfsPathMount(TypedDict, total=False):
     available_bytes: int | None
-    flags: list[str]
+    flags: list[str] | None
     fstype: str | None
     mount_id: float | None
     mountpoint: str | None
-    options: list[str]
+    options: list[str] | None
     root: str | None
     size_bytes: int | None
     size_option: str | None
     size_option_bytes: int | None
     source: str | None
-    super_options: list[str]
+    super_options: list[str] | None
 
 class HostTmpfsPath(TypedDict, total=False):
     directive: str | None
     exists: bool | None
-    fstab: list[HostTmpfsPathFstabItem]
-    mount: HostTmpfsPathMount
+    fstab: list[HostTmpfsPathFstabItem] | None
+    mount: HostTmpfsPathMount | None
     path: str | None
 
 class HostTmpfs(TypedDict, total=False):
@@ -705,17 +705,17 @@ class HostTmpfs(TypedDict, total=False):
     memory_bytes: int | None
     nginx_config: str | None
     nginx_pid: float | None
-    paths: list[HostTmpfsPath]
+    paths: list[HostTmpfsPath] | None
     view: str | None
 
 class HttpRegistryHeadersAnonymousChallenge(TypedDict, total=False):
-    params: dict[str, Any]
+    params: dict[str, Any] | None
     scheme: str | None
 
 class HttpRegistryHeadersAnonymous(TypedDict, total=False):
     body_truncated: bool | None
-    challenges: list[HttpRegistryHeadersAnonymousChallenge]
-    headers: dict[str, Any]
+    challenges: list[HttpRegistryHeadersAnonymousChallenge] | None
+    headers: dict[str, Any] | None
     http_version: str | None
     method: str | None
     path: str | None
@@ -723,24 +723,24 @@ class HttpRegistryHeadersAnonymous(TypedDict, total=False):
 
 class HttpRegistryHeadersResponse(TypedDict, total=False):
     body_truncated: bool | None
-    challenges: list[Any]
-    headers: dict[str, Any]
+    challenges: list[Any] | None
+    headers: dict[str, Any] | None
     http_version: str | None
     method: str | None
     path: str | None
     status: int | None
 
 class HttpRegistryHeaders(TypedDict, total=False):
-    anonymous: HttpRegistryHeadersAnonymous
+    anonymous: HttpRegistryHeadersAnonymous | None
     authenticated: bool | None
-    responses: list[HttpRegistryHeadersResponse]
+    responses: list[HttpRegistryHeadersResponse] | None
     scheme: str | None
     open_registry: bool | None
 
 class NetRegistryPortAddresseHttp(TypedDict, total=False):
     body_truncated: bool | None
-    challenges: list[Any]
-    headers: dict[str, Any]
+    challenges: list[Any] | None
+    headers: dict[str, Any] | None
     http_version: str | None
     method: str | None
     path: str | None
@@ -756,14 +756,14 @@ class NetRegistryPortAddress(TypedDict, total=False):
     rtt_samples: float | None
     seconds: float | None
     state: str | None
-    timeouts_ms: list[float]
+    timeouts_ms: list[float] | None
     auth_required: bool | None
-    http: NetRegistryPortAddresseHttp
+    http: NetRegistryPortAddresseHttp | None
     registry_answers: bool | None
 
 class NetRegistryPort(TypedDict, total=False):
-    addresses: list[NetRegistryPortAddress]
-    families: list[str]
+    addresses: list[NetRegistryPortAddress] | None
+    families: list[str] | None
     host: str | None
     port: int | None
     port_source: str | None
@@ -781,20 +781,20 @@ class RegistryContentLargestLayer(TypedDict, total=False):
 class RegistryContentStatsTransport(TypedDict, total=False):
     client: str | None
     http1_connections_opened: float | None
-    http2_origins: list[Any]
+    http2_origins: list[Any] | None
 
 class RegistryContentStats(TypedDict, total=False):
     file_reads: float | None
     reads_per_tag: float | None
     seconds: float | None
-    requests: dict[str, float | None]
+    requests: dict[str, float | None] | None
     requests_per_tag: float | None
     retries: float | None
     token_requests: float | None
-    transport: RegistryContentStatsTransport
+    transport: RegistryContentStatsTransport | None
 
 class RegistryContentTagSignature(TypedDict, total=False):
-    layers: list[Any]
+    layers: list[Any] | None
     manifest_digest: str | None
     scheme: str | None
     tag: str | None
@@ -807,27 +807,27 @@ class RegistryContentTagPlatform(TypedDict, total=False):
     platform: str | None
 
 class RegistryContentTag(TypedDict, total=False):
-    attestations: list[Any]
+    attestations: list[Any] | None
     digest: str | None
     media_type: str | None
     repo: str | None
-    signatures: list[RegistryContentTagSignature]
+    signatures: list[RegistryContentTagSignature] | None
     tag: str | None
-    platforms: list[RegistryContentTagPlatform]
+    platforms: list[RegistryContentTagPlatform] | None
 
 class RegistryContent(TypedDict, total=False):
     auth_scheme: str | None
-    hosts: list[str]
-    largest_image: RegistryContentLargestImage
-    largest_layer: RegistryContentLargestLayer
+    hosts: list[str] | None
+    largest_image: RegistryContentLargestImage | None
+    largest_layer: RegistryContentLargestLayer | None
     referrers_api: bool | None
     registry: str | None
     repositories: int | None
     source: str | None
     source_choice: str | None
-    stats: RegistryContentStats
+    stats: RegistryContentStats | None
     storage_root_source: str | None
-    tags: list[RegistryContentTag]
+    tags: list[RegistryContentTag] | None
 
 class RegistryDebugHealth(TypedDict, total=False):
     body: str | None
@@ -838,10 +838,10 @@ class RegistryDebugHealth(TypedDict, total=False):
     url: str | None
 
 class ScansReports(TypedDict, total=False):
-    errors: list[Any]
-    ignore: list[Any]
-    ignore_sources: list[Any]
-    reports: dict[str, Any]
+    errors: list[Any] | None
+    ignore: list[Any] | None
+    ignore_sources: list[Any] | None
+    reports: dict[str, Any] | None
     scan_dir: str | None
 
 class SignaturesTrustKey(TypedDict, total=False):
@@ -849,8 +849,8 @@ class SignaturesTrustKey(TypedDict, total=False):
     source: str | None
 
 class SignaturesTrust(TypedDict, total=False):
-    errors: list[Any]
-    keys: list[SignaturesTrustKey]
+    errors: list[Any] | None
+    keys: list[SignaturesTrustKey] | None
     trusted_root_json: Any
     trusted_root_path: Any
 
@@ -867,7 +867,7 @@ class StorageFilesystem(TypedDict, total=False):
 class StorageLayoutBlobs(TypedDict, total=False):
     bytes: int | None
     count: int | None
-    unreferenced: list[Any]
+    unreferenced: list[Any] | None
     unreferenced_bytes: int | None
     unreferenced_count: int | None
 
@@ -891,26 +891,26 @@ class StorageLayoutUpload(TypedDict, total=False):
     uuid: str | None
 
 class StorageLayout(TypedDict, total=False):
-    blobs: StorageLayoutBlobs
+    blobs: StorageLayoutBlobs | None
     exists: bool | None
-    largest_image: StorageLayoutLargestImage
-    largest_layer: StorageLayoutLargestLayer
+    largest_image: StorageLayoutLargestImage | None
+    largest_layer: StorageLayoutLargestLayer | None
     layout: str | None
     manifests_read: int | None
-    problems: list[Any]
+    problems: list[Any] | None
     repositories: int | None
     root_source: str | None
     rootdirectory: str | None
     tags: int | None
-    uploads: list[StorageLayoutUpload]
+    uploads: list[StorageLayoutUpload] | None
 
 class TlsScanAddressCertificate(TypedDict, total=False):
-    anchors: list[str]
+    anchors: list[str] | None
     auth: str | None
-    chain: list[Any]
-    chain_verified_at_scan: dict[str, Any]
+    chain: list[Any] | None
+    chain_verified_at_scan: dict[str, Any] | None
     name_matches: bool | None
-    ocsp_stapling: dict[str, Any]
+    ocsp_stapling: dict[str, Any] | None
     server_name: str | None
     source: str | None
     trust_store: str | None
@@ -918,49 +918,49 @@ class TlsScanAddressCertificate(TypedDict, total=False):
 class TlsScanAddress(TypedDict, total=False):
     address: str | None
     certificate_error: Any
-    certificates: list[TlsScanAddressCertificate]
-    cipher_suites: dict[str, Any]
-    enumeration_errors: dict[str, Any]
+    certificates: list[TlsScanAddressCertificate] | None
+    cipher_suites: dict[str, Any] | None
+    enumeration_errors: dict[str, Any] | None
     family: str | None
-    protocol_answers: dict[str, str | None]
-    protocols: dict[str, bool | None]
+    protocol_answers: dict[str, str | None] | None
+    protocols: dict[str, bool | None] | None
     reachable: bool | None
-    server_preference: dict[str, Any]
+    server_preference: dict[str, Any] | None
 
 class TlsScanSuiteTable(TypedDict, total=False):
     iana: int | None
     suites: int | None
 
 class TlsScan(TypedDict, total=False):
-    addresses: list[TlsScanAddress]
+    addresses: list[TlsScanAddress] | None
     elapsed_s: float | None
-    errors: list[Any]
+    errors: list[Any] | None
     handshakes: int | None
     host: str | None
     port: int | None
     scanned_at: str | None
     server_name: str | None
-    suite_table: TlsScanSuiteTable
+    suite_table: TlsScanSuiteTable | None
 
 class AdmissionManifests(TypedDict, total=False):
     directory: str | None
     files: int | None
-    kinds: dict[str, Any]
-    errors: list[Any]
+    kinds: dict[str, Any] | None
+    errors: list[Any] | None
     truncated: bool | None
-    policies: list[dict[str, Any]]
-    trusted_keys: list[Any]
-    registry_hosts: list[str]
+    policies: list[dict[str, Any]] | None
+    trusted_keys: list[Any] | None
+    registry_hosts: list[str] | None
 class AuthToken(TypedDict, total=False):
     realm: str | None
     realm_scheme: str | None
     service: str | None
-    services_seen: list[Any]
+    services_seen: list[Any] | None
     target_host: str | None
     active: bool | None
     upload_repository: str | None
-    pull_token: dict[str, Any]
-    anonymous: dict[str, Any]
+    pull_token: dict[str, Any] | None
+    anonymous: dict[str, Any] | None
 
 # The shape of each built-in probe's value, by probe name.
 SHAPES: dict[str, Any] = {

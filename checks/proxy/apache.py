@@ -108,7 +108,7 @@ def apache_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
     expansion = facts.get("cipher_expansion") or {}
     suites: list[str] | None = None
     if expansion.get("suites") is not None:
-        suites = [str(s["name"]) for s in expansion["suites"] if s.get("protocol") != "TLSv1.3"]
+        suites = [str(s["name"]) for s in expansion.get("suites") or [] if s.get("protocol") != "TLSv1.3"]
     elif cipher.get("value"):
         suites = explicit_ciphers(str(cipher["value"]))
     if suites is None:

@@ -170,7 +170,7 @@ def _uri_problems(entry: ConfigNginxRegistryServerAuthByUriItem,
     if not basic_on and not request_on:
         shown = f"auth_basic {_args(basic)} ({_where(basic)})"
         if entry.get("limit_except"):
-            shown += "; limit_except " + ", ".join(" ".join(le["methods"]) for le in entry["limit_except"]) \
+            shown += "; limit_except " + ", ".join(" ".join(le["methods"]) for le in entry.get("limit_except") or []) \
                 + " guards only the other methods"
         problems.append(f"no authentication ({shown})")
     satisfy = entry.get("satisfy") or {}
