@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped, warned
 from auditor.judge.certs_policy import WEAK_HASHES
+from auditor.judge.shapes import TlsScan, TlsScanAddress
 from auditor.judge.suites import ALL_VERSIONS, lookup
 from auditor.model import Severity, Vantage
 
@@ -31,29 +32,29 @@ GUIDE_SUITES = ("TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_A
 FORBIDDEN_FLAGS = ("NULL", "EXPORT", "RC4", "3DES", "DES", "CBC", "anon", "SSLv2")
 
 
-def _addresses(ev: Evidence) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    scan = ev[PROBE]
+def _addresses(ev: Evidence) -> tuple[TlsScan, list[TlsScanAddress]]:
+    scan = ev.typed(PROBE, TlsScan)
     addresses = scan.get("addresses") or []
     return scan, [a for a in addresses if isinstance(a, dict)]
 
 
-def _subject(scan: Mapping[str, Any], entry: Mapping[str, Any]) -> str:
+def _subject(scan: TlsScan, entry: TlsScanAddress) -> str:
     address = str(entry.get("address"))
     shown = f"[{address}]" if ":" in address else address
     return f"{scan.get('host')}:{scan.get('port')} ({shown})"
 
 
-def _accepted_versions(entry: Mapping[str, Any]) -> list[str]:
+def _accepted_versions(entry: TlsScanAddress) -> list[str]:
     protocols = entry.get("protocols") or {}
     return [v for v in ALL_VERSIONS if protocols.get(v) is True]
 
 
-def _accepted_suites(entry: Mapping[str, Any]) -> dict[str, list[str]]:
+def _accepted_suites(entry: TlsScanAddress) -> dict[str, list[str]]:
     suites = entry.get("cipher_suites") or {}
     return {v: [str(s.get("name")) for s in suites.get(v) or []] for v in ALL_VERSIONS if v in suites}
 
 
-def _unscanned(addresses: Sequence[Mapping[str, Any]], entry: Mapping[str, Any],
+def _unscanned(addresses: Sequence[TlsScanAddress], entry: TlsScanAddress,
                subject: str) -> Outcome | None:
     """The outcome for an address the scan could not judge, or None when it was scanned.
 
@@ -68,7 +69,7 @@ def _unscanned(addresses: Sequence[Mapping[str, Any]], entry: Mapping[str, Any],
     return errored(subject, f"address not scanned: {entry['error']}")
 
 
-def _no_scan(scan: Mapping[str, Any], addresses: Sequence[Any]) -> Iterator[Outcome]:
+def _no_scan(scan: TlsScan, addresses: Sequence[Any]) -> Iterator[Outcome]:
     if not addresses:
         reason = "; ".join(scan.get("errors") or []) or "no address was scanned"
         yield errored(f"{scan.get('host')}:{scan.get('port')}", f"TLS scan has no result: {reason}")
@@ -190,7 +191,7 @@ def tls_ciphers(ev: Evidence, params: Params) -> Iterator[Outcome]:
                     violations.append({"version": version, "suite": suite.get("name"),
                                        "code": suite.get("code"), "why": why})
         incomplete = dict(entry.get("enumeration_errors") or {})
-        observed = {"accepted_protocols": _accepted_versions(entry),
+        observed: dict[str, Any] = {"accepted_protocols": _accepted_versions(entry),
                     "accepted_suites": _accepted_suites(entry),
                     "server_preference": entry.get("server_preference") or {}}
         expected = {"tls12_allowlist": sorted(allowed),

@@ -917,6 +917,7 @@ class TlsScanAddressCertificate(TypedDict, total=False):
 
 class TlsScanAddress(TypedDict, total=False):
     address: str | None
+    error: str | None
     certificate_error: Any
     certificates: list[TlsScanAddressCertificate] | None
     cipher_suites: dict[str, Any] | None
