@@ -14,7 +14,7 @@ import re
 import shutil
 from typing import Any
 
-from auditor import bounded
+from auditor import bounded, subproc
 from auditor.errors import NotApplicable
 from auditor.host.discovery import registry_running
 from auditor.judge import shapes
@@ -29,20 +29,12 @@ MAX_OUTPUT = 8 * 1024 * 1024
 
 async def run_tool(argv: list[str], timeout: float = TOOL_TIMEOUT) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of a read-only tool; -1 and the reason when it cannot run."""
-    if shutil.which(argv[0]) is None:
+    ran = await subproc.run_async(argv, timeout=timeout, max_stdout=MAX_OUTPUT, max_stderr=4096)
+    if ran.problem == "missing":
         return -1, "", f"{argv[0]} is not installed"
-    try:
-        proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
-                                                    stderr=asyncio.subprocess.PIPE, stdin=asyncio.subprocess.DEVNULL)
-    except OSError as exc:
-        return -1, "", f"{argv[0]}: {exc.strerror}"
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        return -1, "", f"{argv[0]} timed out after {timeout:g}s"
-    return proc.returncode or 0, out[:MAX_OUTPUT].decode(errors="replace"), err[:4096].decode(errors="replace")
+    if ran.problem:
+        return -1, "", ran.reason
+    return ran.returncode, ran.stdout, ran.stderr
 
 
 def save_variant(text: str) -> str | None:

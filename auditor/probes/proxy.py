@@ -26,11 +26,11 @@ Evidence contract (other probes, checks and generators read these keys):
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 from typing import Any
 
+from auditor import subproc
 from auditor.errors import NotApplicable, ProbeError
 from auditor.host import apache, nginx
 from auditor.judge import shapes
@@ -50,20 +50,12 @@ MAX_OUTPUT = 8 * 1024 * 1024
 async def run_command(argv: list[str], env: dict[str, str] | None = None,
                       timeout: float = COMMAND_TIMEOUT) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of argv; ProbeError when it cannot start or times out."""
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env=env)
-    except OSError as exc:
-        raise ProbeError(f"cannot run {argv[0]}: {exc.strerror}") from None
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        raise ProbeError(f"{argv[0]} did not finish within {timeout:g}s") from None
-    return (proc.returncode or 0, out[:MAX_OUTPUT].decode("utf-8", "replace"),
-            err[:MAX_OUTPUT].decode("utf-8", "replace"))
+    ran = await subproc.run_async(argv, env=env, timeout=timeout, max_stdout=MAX_OUTPUT, max_stderr=MAX_OUTPUT)
+    if ran.problem == "timeout":
+        raise ProbeError(f"{argv[0]} did not finish within {timeout:g}s")
+    if ran.problem:
+        raise ProbeError(f"cannot run {ran.reason}")
+    return ran.returncode, ran.stdout, ran.stderr
 
 
 async def discovered(ctx: ProbeContext, kind: str) -> tuple[dict[str, Any] | None, str | None]:

@@ -22,12 +22,13 @@ from typing import Any
 from auditor import bounded
 from auditor.errors import UsageError
 from auditor.model import Result, Status
+from auditor.subproc import in_namespaces, ns_inode
 
 from . import containers, netfilter, services
 from .fsops import replace_atomically, sha256, write_durably
 from .journal import Journal
 from .model import Plan
-from .procs import ProcessSpec, StepError, in_ns, must, ns_inode
+from .procs import ProcessSpec, StepError, must
 from .validate import validate
 
 Say = Callable[[str], None]
@@ -196,7 +197,7 @@ def _config_root(plan: Plan, service: str | None) -> Path | None:
 
 def _remount(mountpoint: str, options: str, ns_pid: int | None) -> None:
     argv = ["mount", "-o", f"remount,{options}", mountpoint]
-    must(in_ns(ns_pid, argv, ("mnt",)), f"remount {mountpoint}")
+    must(in_namespaces(ns_pid, argv, ("mnt",)), f"remount {mountpoint}")
     if ns_pid and ns_inode(ns_pid, "mnt") != ns_inode("self", "mnt") and os.path.ismount(mountpoint):
         must(argv, f"remount {mountpoint} (our mount namespace)")
 
@@ -215,7 +216,7 @@ def _firewall(plan: Plan, journal: Journal, say: Say, timeout: float) -> None:
     journal.firewall = {"deadline": time.time() + timeout, "confirmed": False, "reverted": False}
     journal.save()
     pid = plan.firewall[0].ns_pid
-    argv = in_ns(pid, [sys.executable, "-m", "auditor.remediation.watchdog", str(journal.path)])
+    argv = in_namespaces(pid, [sys.executable, "-m", "auditor.remediation.watchdog", str(journal.path)])
     watchdog = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True)
     journal.firewall["watchdog_pid"] = watchdog.pid
@@ -252,7 +253,7 @@ def _reload(service: str, journal: Journal, say: Say) -> None:
 
 def _hold_namespace(pid: int) -> int:
     """A sleeping helper in `pid`'s namespaces, so they outlive the process being restarted."""
-    proc = subprocess.Popen(in_ns(pid, ["sleep", "120"], ("net", "mnt")), stdin=subprocess.DEVNULL,
+    proc = subprocess.Popen(in_namespaces(pid, ["sleep", "120"], ("net", "mnt")), stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 5
     while time.time() < deadline:

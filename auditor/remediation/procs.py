@@ -1,48 +1,24 @@
-"""Processes and namespaces: run a command in a process's network/mount namespace, read its spec."""
+"""Processes for remediation: a step's command (through auditor.subproc), a process's spec, children,
+listening sockets."""
 
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from auditor.subproc import run
 
 
 class StepError(RuntimeError):
     """A remediation step failed; the message says which and why (apply rolls back)."""
 
 
-def ns_inode(pid: int | str, kind: str) -> int | None:
-    try:
-        return os.stat(f"/proc/{pid}/ns/{kind}").st_ino
-    except OSError:
-        return None
-
-
-def in_ns(pid: int | None, argv: Sequence[str], kinds: Sequence[str] = ("net",)) -> list[str]:
-    """argv wrapped in nsenter for the namespaces of `pid` that differ from ours."""
-    if not pid:
-        return list(argv)
-    flags = [f"--{ 'mount' if k == 'mnt' else k}=/proc/{pid}/ns/{k}" for k in kinds
-             if ns_inode(pid, k) is not None and ns_inode(pid, k) != ns_inode("self", k)]
-    return ["nsenter", *flags, "--", *argv] if flags else list(argv)
-
-
-def run(argv: Sequence[str], *, input: str | None = None, env: Mapping[str, str] | None = None,
-        timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run without a shell; never raises for a non-zero exit (the caller judges)."""
-    try:
-        return subprocess.run(list(argv), input=input, capture_output=True, text=True, timeout=timeout,
-                              env=dict(env) if env is not None else None, check=False)
-    except FileNotFoundError as exc:
-        return subprocess.CompletedProcess(list(argv), 127, "", f"{argv[0]}: {exc.strerror}")
-    except subprocess.TimeoutExpired:
-        return subprocess.CompletedProcess(list(argv), 124, "", f"timed out after {timeout}s")
-
-
-def must(argv: Sequence[str], what: str, **kwargs: object) -> str:
-    cp = run(argv, **kwargs)  # type: ignore[arg-type]
+def must(argv: Sequence[str], what: str, *, input: str | None = None, env: Mapping[str, str] | None = None,
+         timeout: float = 60.0) -> str:
+    """The command's stdout; StepError naming `what` when it cannot run or exits non-zero."""
+    cp = run(argv, input=input, env=env, timeout=timeout)
     if cp.returncode != 0:
         raise StepError(f"{what} failed (exit {cp.returncode}): {(cp.stderr or cp.stdout).strip()[-600:]}")
     return cp.stdout

@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 
 from auditor import bounded
+from auditor.subproc import run
 
-from .procs import ProcessSpec, StepError, children, find_pids, listening, must, run
+from .procs import ProcessSpec, StepError, children, find_pids, listening, must
 
 FAULT = "REGAUDIT_REMEDIATE_FAULT"  # fault injection for the tests: e.g. "fail-reload:registry"
 
@@ -183,7 +184,7 @@ def restart_registry(info: dict[str, Any], spec: ProcessSpec, anchor_pid: int) -
 
 def anchor_for(journal_services: dict[str, Any], netns: int | None) -> int | None:
     """A live pid in the registry's network namespace (the registry, else the proxies, else us)."""
-    from .procs import ns_inode
+    from auditor.subproc import ns_inode
 
     candidates = [journal_services.get(name, {}).get("pid") for name in ("registry", "nginx", "apache")]
     candidates += find_pids(str(journal_services.get("registry", {}).get("config") or "\0"))

@@ -17,9 +17,10 @@ import yaml
 
 from auditor import bounded
 from auditor.model import Status
+from auditor.subproc import in_namespaces
 
 from .model import FileChange
-from .procs import StepError, in_ns, must
+from .procs import StepError, must
 
 CONFIG_VALID = "registry.config-valid"
 
@@ -72,13 +73,13 @@ def validation_command(change: FileChange, services: dict[str, dict[str, Any]]) 
 
 def validate_nginx(info: dict[str, Any], path: str) -> None:
     conf = str(info.get("config") or path)
-    must(in_ns(info.get("pid"), _nginx_argv(info, conf), ("mnt",)), f"nginx -t -c {conf}")
+    must(in_namespaces(info.get("pid"), _nginx_argv(info, conf), ("mnt",)), f"nginx -t -c {conf}")
 
 
 def validate_apache(info: dict[str, Any], path: str) -> None:
     conf = str(info.get("config") or path)
     env = {**os.environ, **{k: str(v) for k, v in (info.get("env") or {}).items()}}
-    must(in_ns(info.get("pid"), _apache_argv(info, conf), ("mnt",)), f"apache2 -t -f {conf}", env=env)
+    must(in_namespaces(info.get("pid"), _apache_argv(info, conf), ("mnt",)), f"apache2 -t -f {conf}", env=env)
 
 
 def validate_registry(path: str) -> None:
