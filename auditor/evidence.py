@@ -43,7 +43,7 @@ class EvidenceFile:
 
     def save(self, path: Path) -> None:
         """Write the evidence (owner-only: it describes the deployment in detail), streamed, atomically."""
-        from auditor.reportapi import write_atomically
+        from auditor.atomicfile import write_atomically
 
         def dump(handle: BinaryIO) -> None:
             # Probe values down to their lists (e.g. one line per tag of registry.content).

@@ -24,8 +24,8 @@ from typing import Any
 import jinja2
 
 from auditor import bounded
+from auditor.atomicfile import write_atomically
 from auditor.errors import UsageError
-from auditor.reportapi import write_atomically
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
 AT = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")

@@ -141,7 +141,7 @@ def write_reports(report: AuditReport, wanted: list[str], out_dir: Path) -> list
 
 def sign_report(out_dir: Path, key: PrivateKey) -> Path:
     """Sign the JSON report just written; the signature lands beside it as regaudit.json.sig."""
-    from auditor.reportapi import write_atomically
+    from auditor.atomicfile import write_atomically
     from auditor.signing import sign
 
     report = out_dir / "regaudit.json"

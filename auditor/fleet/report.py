@@ -29,9 +29,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from auditor import __version__
+from auditor.atomicfile import write_atomically
 from auditor.fleet.judge import TargetOutcome
 from auditor.model import Severity, Status
-from auditor.reportapi import write_atomically
 
 FLEET_FORMAT = "regaudit-fleet/1"
 WORST = 25

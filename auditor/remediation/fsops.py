@@ -1,23 +1,17 @@
-"""File operations apply relies on: atomic replacement keeping mode and owner, fsynced copies."""
+"""File operations apply relies on: replacing a live file keeping its mode and owner, fsynced copies
+(both through the one atomic writer, auditor/atomicfile.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
+
+from auditor.atomicfile import write_atomically
 
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def replace_atomically(path: Path, data: bytes, mode: int | None = None, uid: int | None = None,
@@ -34,20 +28,7 @@ def replace_atomically(path: Path, data: bytes, mode: int | None = None, uid: in
         gid = st.st_gid if gid is None else gid
     except FileNotFoundError:
         mode = 0o644 if mode is None else mode
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.regaudit-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-            os.fchmod(handle.fileno(), mode)
-            if uid is not None or gid is not None:
-                os.fchown(handle.fileno(), -1 if uid is None else uid, -1 if gid is None else gid)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
+    write_atomically(path, data, mode, uid, gid, parents=False)
 
 
 def write_durably(path: Path, data: bytes, mode: int = 0o600) -> None:

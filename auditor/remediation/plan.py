@@ -13,8 +13,8 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from auditor.atomicfile import write_atomically
 from auditor.errors import PluginError
-from auditor.reportapi import write_atomically
 
 from . import (
     apache_vhost,
