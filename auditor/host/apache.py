@@ -321,7 +321,7 @@ def _names(node: Node) -> tuple[str | None, list[str]]:
     for child in node.block or []:
         if child.key == "servername" and child.args:
             raw = child.args[0]
-            name = (urlsplit(raw).hostname if "://" in raw else raw.rsplit(":", 1)[0] if raw.count(":") == 1
+            name = (_hostname(raw) or None if "://" in raw else raw.rsplit(":", 1)[0] if raw.count(":") == 1
                     else raw)
         elif child.key == "serveralias":
             aliases.extend(child.args)
@@ -500,8 +500,16 @@ def proxy_for(rules: Sequence[dict[str, JSON]], uri: str) -> dict[str, JSON] | N
     return None
 
 
+def _hostname(url: str) -> str:
+    """The URL's host, "" when the URL does not parse (an unbalanced [ in a config value)."""
+    try:
+        return urlsplit(url).hostname or ""
+    except ValueError:
+        return ""
+
+
 def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
+    host = _hostname(url)
     if host.lower() in ("localhost", "ip6-localhost"):
         return True
     try:

@@ -22,7 +22,10 @@ def _apache_in_front(server: Mapping[str, JSON], apache: JSON) -> str | None:
     url = str(rule.get("url") or "")
     if not url.startswith("http://"):
         return None
-    port = urlsplit(url).port or 80
+    try:
+        port = urlsplit(url).port or 80
+    except ValueError:  # not a valid URL: no port to compare
+        return None
     if any(lst.get("port") == port and not lst.get("ssl") for lst in server.get("listen") or []):
         return f"Apache's vhost at {vhost.get('where')} (ProxyPass {url})"
     return None

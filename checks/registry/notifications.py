@@ -80,8 +80,12 @@ def judge_endpoint(name: str, endpoint: Mapping[str, Any]) -> Outcome:
     url = endpoint.get("url")
     if not isinstance(url, str) or not url.strip():
         return failed(name, "the endpoint has no url", observed=None, expected=EXPECTED)
-    parts = urlsplit(url.strip())
-    port = _port(parts)
+    try:
+        parts = urlsplit(url.strip())
+        port = _port(parts)
+    except ValueError as exc:  # an unbalanced [ ], a port that is not a number
+        return failed(name, f"the endpoint url {url.strip()!r} is not a valid URL ({exc})", observed=url,
+                      expected=EXPECTED)
     shown = f"{parts.scheme}://{parts.hostname or ''}{f':{port}' if port else ''}{parts.path}"
     problems = []
     scheme = parts.scheme.lower()

@@ -40,7 +40,11 @@ def token_config(ev: Evidence, params: Params) -> Iterator[Outcome]:
         return
     problems = []
     realm = str(token.get("realm") or "")
-    if urlsplit(realm).scheme != "https":
+    try:
+        https = urlsplit(realm).scheme == "https"
+    except ValueError:  # e.g. an unbalanced [ in the host part
+        https = False
+    if not https:
         problems.append(f"realm {realm!r} is not https")
     for key in ("service", "issuer"):
         if not token.get(key):

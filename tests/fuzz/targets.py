@@ -137,7 +137,12 @@ def _scratch_file(name: str, data: bytes) -> str:
 # ---- registry config -------------------------------------------------------------------------------
 
 
-@target("registry_config", glob("tests/fixtures/registry/*.yml", "tests/fixtures/lab-*/*.yml"))
+@target("registry_config", glob("tests/fixtures/registry/*.yml", "tests/fixtures/lab-*/*.yml"), extra=lambda: iter([
+    b"version: 0.1\nstorage: {filesystem: {rootdirectory: /var/lib/registry}}\nauth:\n  token:\n"
+    b"    realm: https://auth.example.com/token\n    service: registry\n    issuer: auth\n"
+    b"    rootcertbundle: /etc/ssl/token.pem\nnotifications:\n  endpoints:\n    - name: audit\n"
+    b"      url: https://events.example.com:8443/hook\n      headers: {Authorization: [Bearer x]}\n"
+    b"      timeout: 1s\n      threshold: 5\n      backoff: 10s\nhttp: {addr: 127.0.0.1:5000, host: https://r.example.com}\n"]))
 def registry_config(data: bytes) -> None:
     """The registry config file: bounded read and YAML load, then every registry.* check (the
     effective-defaults merge included) on the facts."""
