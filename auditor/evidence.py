@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from auditor.jsonstream import write_json
 from auditor.model import JSON
 
 EVIDENCE_FORMAT = "regaudit-evidence/1"
+GATHER_ARTIFACT = "regaudit-gather"  # the zipapp's name in the `gathered_by` field of its evidence
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
 
 
@@ -77,8 +79,25 @@ class EvidenceFile:
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise UsageError(f"evidence file {path} is incomplete: missing {exc}") from None
+        if (data.get("gathered_by") or {}).get("artifact") == GATHER_ARTIFACT:
+            loaded = fit_gathered(loaded)
         check_shapes(path, loaded)
         return loaded
+
+
+def fit_gathered(evidence: EvidenceFile) -> EvidenceFile:
+    """Evidence of the gather-only zipapp (auditor/fleet), fitted to the declared shapes on the control
+    host: the zipapp carries no schema checker, so what `regaudit audit` does when it saves evidence
+    (an `ok` value of another shape becomes an `error` record naming the field) happens on arrival."""
+    from auditor.evidence_schema import value_mismatch
+
+    records = {}
+    for name, record in evidence.records.items():
+        wrong = value_mismatch(name, record.value) if record.state == "ok" else None
+        records[name] = record if wrong is None else ProbeRecord(
+            name, "error", None, f"the probe's value does not fit its declared shape (docs/evidence.md): {wrong}",
+            record.seconds)
+    return dataclasses.replace(evidence, records=records)
 
 
 def check_shapes(path: Path, evidence: EvidenceFile) -> None:

@@ -177,8 +177,31 @@ class _Py39(ast.NodeTransformer):
             return node.id in TYPE_NAMES or node.id[:1].isupper()
         return isinstance(node, ast.Attribute) and node.attr[:1].isupper()
 
+    @staticmethod
+    def _union(parts: list[ast.expr]) -> ast.expr:
+        return ast.Subscript(
+            value=ast.Attribute(value=ast.Call(func=ast.Name("__import__", ast.Load()), args=[ast.Constant("typing")],
+                                               keywords=[]), attr="Union", ctx=ast.Load()),
+            slice=ast.Tuple(elts=parts, ctx=ast.Load()), ctx=ast.Load())
+
+    def _unions_in(self, node: ast.expr) -> ast.expr:
+        """Every `A | B` of types inside `node` (a functional TypedDict's field types) as typing.Union."""
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.BitOr):
+            parts = self._operands(node)
+            if all(self._typelike(p) for p in parts):
+                self.changed = True
+                return self._union([self._unions_in(p) for p in parts])
+        for field, value in ast.iter_fields(node):
+            if isinstance(value, ast.expr):
+                setattr(node, field, self._unions_in(value))
+            elif isinstance(value, list):
+                setattr(node, field, [self._unions_in(v) if isinstance(v, ast.expr) else v for v in value])
+        return node
+
     def visit_Call(self, node: ast.Call) -> ast.AST:
         self.generic_visit(node)
+        if isinstance(node.func, ast.Name) and node.func.id == "TypedDict":
+            node.args = [self._unions_in(a) for a in node.args]
         if isinstance(node.func, ast.Name) and node.func.id in ("isinstance", "issubclass") and len(node.args) == 2:
             second = node.args[1]
             if isinstance(second, ast.BinOp) and isinstance(second.op, ast.BitOr):
@@ -192,11 +215,7 @@ class _Py39(ast.NodeTransformer):
             if isinstance(value, ast.BinOp) and isinstance(value.op, ast.BitOr):
                 parts = self._operands(value)
                 if all(self._typelike(p) for p in parts):
-                    stmt.value = ast.Subscript(  # type: ignore[attr-defined]
-                        value=ast.Attribute(value=ast.Call(func=ast.Name("__import__", ast.Load()),
-                                                           args=[ast.Constant("typing")], keywords=[]),
-                                            attr="Union", ctx=ast.Load()),
-                        slice=ast.Tuple(elts=parts, ctx=ast.Load()), ctx=ast.Load())
+                    stmt.value = self._union(parts)  # type: ignore[attr-defined]
                     self.changed = True
 
 

@@ -104,6 +104,8 @@ def test_only_unencrypted_ed25519_keys_sign_on_hosts(tmp_path) -> None:
 
 SNIPPET = '''
 from __future__ import annotations
+from typing import Any, TypedDict
+Access = TypedDict("Access", {"from": str | None, "rules": list[Any]}, total=False)
 JSONish = dict[str, int] | list[int] | None
 FLAGS = 1 | 2
 def kind(value):
@@ -130,6 +132,9 @@ def test_py39_rewrite_keeps_behaviour_and_runs_on_39() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["scalar", "container", "other3"]
+    fields = subprocess.run([py39, "-I", "-S", "-c", rewritten + "\nprint(sorted(Access.__annotations__))"],
+                            capture_output=True, text=True, timeout=30)
+    assert fields.returncode == 0 and fields.stdout.strip() == "['from', 'rules']", fields.stderr
 
 
 def test_arrival_check_flags_altered_and_unsigned_evidence(tmp_path) -> None:
