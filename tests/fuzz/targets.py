@@ -437,6 +437,25 @@ def link_header(data: bytes) -> None:
     _next_link(text(data).split("\n"))
 
 
+@target("notification_envelope", lambda: [], extra=lambda: iter([json.dumps({"events": [
+    {"id": "e1", "timestamp": "2026-01-01T00:00:00Z", "action": "push",
+     "target": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "repository": "app/web",
+                "digest": "sha256:" + "d" * 64, "tag": "v1"}, "actor": {"name": "ci"}, "source": {"addr": "r:5000"}},
+    {"id": "e2", "action": "delete", "target": {"repository": "app/web", "tag": "sha256-" + "d" * 64 + ".sig",
+                                                "digest": "sha256:" + "d" * 64}}]}).encode()]))
+def notification_envelope(data: bytes) -> None:
+    """A registry notification body (`regaudit watch`): EnvelopeError is its documented refusal
+    (answered 400), every parsed event is classified."""
+    from auditor.watch.events import EnvelopeError, classify, parse_envelope
+
+    try:
+        events = parse_envelope(data)
+    except EnvelopeError:
+        return
+    for event in events:
+        classify(event)
+
+
 # ---- user files ----------------------------------------------------------------------------------------
 
 
