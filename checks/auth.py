@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped, warned
+from auditor.judge.shapes import AuthAnonymous, AuthPlaintext, AuthToken, NetRegistryPort
 from auditor.model import Severity, Vantage
 
 REFS = ("NIST SP 800-190 4.2.3 (insufficient authentication and authorization restrictions)",
@@ -15,7 +16,7 @@ ANONYMOUS = "an anonymous"
 PULL_ONLY = "a pull-only"
 
 
-def _schemes(exchange: dict[str, Any]) -> list[str]:
+def _schemes(exchange: Mapping[str, Any]) -> list[str]:
     return [str(c.get("scheme")) for c in exchange.get("challenges") or []]
 
 
@@ -37,7 +38,7 @@ def _schemes(exchange: dict[str, Any]) -> list[str]:
     references=REFS,
 )
 def anonymous_denied(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts = ev["auth.anonymous"]
+    facts = ev.typed("auth.anonymous", AuthAnonymous)
     reference = facts.get("reference") or {}
     walk = facts.get("catalog_walk") or {}
     for exchange in facts.get("requests") or []:
@@ -74,7 +75,7 @@ def anonymous_denied(ev: Evidence, params: Params) -> Iterator[Outcome]:
                          "authenticate)", observed, expected)
 
 
-def _judge_plain(subject: str, entry: dict[str, Any], what: str) -> Outcome:
+def _judge_plain(subject: str, entry: Mapping[str, Any], what: str) -> Outcome:
     """One plaintext endpoint: closed or redirecting to https passes; serving /v2/ or Basic fails."""
     state = entry.get("state")
     observed = {k: entry.get(k) for k in ("state", "detail", "http", "http_error") if entry.get(k) is not None}
@@ -121,12 +122,12 @@ def _judge_plain(subject: str, entry: dict[str, Any], what: str) -> Outcome:
     references=REFS,
 )
 def challenge_over_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts = ev["auth.plaintext"]
+    facts = ev.typed("auth.plaintext", AuthPlaintext)
     for entry in facts.get("endpoints") or []:
         subject = f"http://{_hostport(entry)}/v2/"
         yield _judge_plain(subject, entry, f"plaintext port {entry.get('port')}")
     if ev.state("net.registry-port") == "ok":
-        registry = ev["net.registry-port"]
+        registry = ev.typed("net.registry-port", NetRegistryPort)
         for entry in registry.get("addresses") or []:
             if entry.get("state") == "open":
                 yield _judge_plain(f"http://{_hostport(entry)}/v2/", entry, f"registry port {entry.get('port')}")
@@ -135,16 +136,16 @@ def challenge_over_tls(ev: Evidence, params: Params) -> Iterator[Outcome]:
                       f"{ev.reason('net.registry-port')}")
 
 
-def _hostport(entry: dict[str, Any]) -> str:
+def _hostport(entry: Mapping[str, Any]) -> str:
     address = str(entry.get("address"))
     return f"[{address}]:{entry.get('port')}" if ":" in address else f"{address}:{entry.get('port')}"
 
 
-def _grants_write(token: dict[str, Any]) -> list[str]:
+def _grants_write(token: Mapping[str, Any]) -> list[str]:
     return sorted(set(token.get("actions_granted") or []) & WRITE_ACTIONS)
 
 
-def _judge_token(subject: str, token: dict[str, Any], upload: dict[str, Any] | None, active: bool,
+def _judge_token(subject: str, token: Mapping[str, Any], upload: Mapping[str, Any] | None, active: bool,
                  who: str) -> Outcome:
     observed: dict[str, Any] = {"token_request": token}
     if upload is not None:
@@ -203,7 +204,7 @@ def _judge_token(subject: str, token: dict[str, Any], upload: dict[str, Any] | N
     references=REFS,
 )
 def token_service(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts = ev["auth.token"]
+    facts = ev.typed("auth.token", AuthToken)
     realm = facts.get("realm")
     if facts.get("realm_scheme") == "https":
         yield passed("token realm", f"realm {realm} is https", realm, "an https realm")
@@ -215,9 +216,9 @@ def token_service(ev: Evidence, params: Params) -> Iterator[Outcome]:
         return
     service = facts.get("service")
     seen = facts.get("services_seen") or []
-    audiences = {str(name): facts[name].get("audience") for name in ("anonymous_token", "pull_token")
-                 if isinstance(facts.get(name), dict) and facts[name].get("token_issued")
-                 and facts[name].get("audience") is not None}
+    tokens = {"anonymous_token": facts.get("anonymous_token"), "pull_token": facts.get("pull_token")}
+    audiences = {name: token.get("audience") for name, token in tokens.items()
+                 if isinstance(token, dict) and token.get("token_issued") and token.get("audience") is not None}
     observed = {"service": service, "services_seen": seen, "token_audiences": audiences}
     mismatched = {k: v for k, v in audiences.items() if v != service and not (isinstance(v, list) and service in v)}
     if not service:

@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
+from auditor.judge.shapes import FilesStat
 from auditor.model import Severity, Vantage
 
 PROBE = "files.stat"
 KEY_MODES = ("0600", "0400")
 
 
-def _observed(item: dict[str, Any]) -> dict[str, Any]:
+def _observed(item: Mapping[str, Any]) -> dict[str, Any]:
     keys = ("path", "source", "mode", "uid", "owner", "gid", "group", "symlink", "realpath")
     return {k: item.get(k) for k in keys if k in item}
 
 
-def _not_a_file(item: dict[str, Any], what: str) -> Outcome | None:
+def _not_a_file(item: Mapping[str, Any], what: str) -> Outcome | None:
     """files.* judge files, never directories: a named path that exists but is not a regular file
     is reported (which, named by what) and not judged."""
     if not item.get("exists") or item.get("is_file", True):
@@ -28,7 +29,7 @@ def _not_a_file(item: dict[str, Any], what: str) -> Outcome | None:
                    expected=f"a regular {what} file")
 
 
-def _nothing(facts: dict[str, Any], what: str, flag: str) -> Outcome:
+def _nothing(facts: Mapping[str, Any], what: str, flag: str) -> Outcome:
     broken = {k: v for k, v in (facts.get("sources_unavailable") or {}).items() if str(v).startswith("error")}
     if broken:
         return errored("-", f"no {what} found, and config evidence failed: "
@@ -54,7 +55,7 @@ def _nothing(facts: dict[str, Any], what: str, flag: str) -> Outcome:
     references=("CIS Apache HTTP Server 2.4 Benchmark 7.x (private key permissions)",),
 )
 def tls_key(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts = ev[PROBE]
+    facts = ev.typed(PROBE, FilesStat)
     keys = facts.get("tls_keys") or []
     if not keys:
         yield _nothing(facts, "TLS private key", "--tls-key")
@@ -98,7 +99,7 @@ def tls_key(ev: Evidence, params: Params) -> Iterator[Outcome]:
     generator="file-permissions",
 )
 def htpasswd(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts = ev[PROBE]
+    facts = ev.typed(PROBE, FilesStat)
     found = facts.get("htpasswd") or []
     if not found:
         yield _nothing(facts, "htpasswd file", "--htpasswd")
@@ -148,7 +149,7 @@ def htpasswd(ev: Evidence, params: Params) -> Iterator[Outcome]:
     references=("CIS Apache HTTP Server 2.4 Benchmark 3.x (config ownership and permissions)",),
 )
 def configs(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts = ev[PROBE]
+    facts = ev.typed(PROBE, FilesStat)
     found = facts.get("configs") or []
     if not found:
         yield _nothing(facts, "config file", "--registry-config")

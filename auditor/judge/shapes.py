@@ -31,6 +31,8 @@ class AuthAnonymousRequestChallenge(TypedDict, total=False):
     scheme: str | None
 
 class AuthAnonymousRequest(TypedDict, total=False):
+    error: str | None
+    redirected_off_origin: Any
     body_truncated: bool | None
     challenges: list[AuthAnonymousRequestChallenge] | None
     headers: dict[str, Any] | None
@@ -953,6 +955,7 @@ class AdmissionManifests(TypedDict, total=False):
     trusted_keys: list[Any] | None
     registry_hosts: list[str] | None
 class AuthToken(TypedDict, total=False):
+    error: str | None
     realm: str | None
     realm_scheme: str | None
     service: str | None
@@ -960,8 +963,10 @@ class AuthToken(TypedDict, total=False):
     target_host: str | None
     active: bool | None
     upload_repository: str | None
+    anonymous_token: dict[str, Any] | None
     pull_token: dict[str, Any] | None
-    anonymous: dict[str, Any] | None
+    bad_credentials: dict[str, Any] | None
+    upload_attempts: dict[str, Any] | None
 
 # The shape of each built-in probe's value, by probe name.
 SHAPES: dict[str, Any] = {
