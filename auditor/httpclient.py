@@ -1,7 +1,7 @@
 """A defensive HTTP client for probes: bounded bodies, deadlines, no credential leaks.
 
-Redirects are never followed automatically: a probe that wants to follow one calls
-:func:`follow_redirects` which refuses loops, off-host hops with credentials, and too many hops.
+Redirects are never followed automatically: a probe that follows one does it hop by hop, sending
+credentials only where :func:`same_origin` holds.
 """
 
 from __future__ import annotations
@@ -152,33 +152,3 @@ def same_origin(a: str, b: str) -> bool:
     ua, ub = httpx.URL(a), httpx.URL(b)
     return (ua.scheme, ua.host, ua.port) == (ub.scheme, ub.host, ub.port)
 
-
-async def follow_redirects(
-    client: httpx.AsyncClient,
-    url: str,
-    *,
-    max_hops: int = 5,
-    max_body: int = DEFAULT_MAX_BODY,
-    headers: dict[str, str] | None = None,
-    auth: httpx.Auth | None = None,
-    total_timeout: float | None = None,
-) -> tuple[BoundedResponse, list[str]]:
-    """GET `url` following redirects safely; returns the last response and the chain of URLs.
-
-    Credentials (auth) are only sent to the origin of `url`: an off-origin hop goes without them.
-    A loop or more than `max_hops` hops raises ProbeError. `total_timeout` bounds each hop.
-    """
-    chain = [url]
-    current = url
-    for _ in range(max_hops + 1):
-        hop_auth = auth if same_origin(current, url) else None
-        response = await bounded_request(client, "GET", current, max_body=max_body, headers=headers,
-                                         auth=hop_auth, total_timeout=total_timeout)
-        if response.status_code not in (301, 302, 303, 307, 308) or "location" not in response.headers:
-            return response, chain
-        nxt = str(httpx.URL(current).join(response.headers["location"]))
-        if nxt in chain:
-            raise ProbeError(f"redirect loop: {' -> '.join(safe_url(u) for u in [*chain, nxt])}")
-        chain.append(nxt)
-        current = nxt
-    raise ProbeError(f"more than {max_hops} redirects from {safe_url(url)}")

@@ -16,7 +16,7 @@ compliance prose. `evaluate(framework, report)` turns an audit's results into pe
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -209,10 +209,3 @@ def attach(report: AuditReport, framework_ids: Iterable[str]) -> AuditReport:
     views = tuple(evaluate(get_framework(fid), report) for fid in dict.fromkeys(framework_ids))
     return dataclasses.replace(report, compliance=views) if views else report
 
-
-def status_of(view: Mapping[str, JSON], control_id: str) -> str:
-    """The status of one control in an evaluated view (KeyError when absent)."""
-    for control in view["controls"]:
-        if control["id"] == control_id:
-            return str(control["status"])
-    raise KeyError(control_id)

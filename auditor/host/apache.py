@@ -35,7 +35,6 @@ DEFAULT_TIMEOUT = 60
 DEFAULT_SSL_PROTOCOL = "all -SSLv3"
 SAMPLE_URIS = ("/v2/", "/v2/_catalog", "/v2/myapp/backend/blobs/uploads/")
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
-SECRET_DIRECTIVES = ("authldapbindpassword", "sslpassphrasedialog", "proxypassinterpolateenv")
 CONDITIONALS = ("ifmodule", "ifdefine", "iffile", "ifversion", "ifdirective", "ifsection")
 _VAR = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 

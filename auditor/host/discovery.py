@@ -20,7 +20,6 @@ from auditor.host.procfs import Process
 from auditor.model import JSON
 
 REGISTRY_NAMES = ("registry", "docker-registry")
-REGISTRY_DEFAULT_CONFIG = "/etc/docker/registry/config.yml"
 NGINX_DEFAULT_CONFIG = "/etc/nginx/nginx.conf"
 NGINX_DEFAULT_PREFIX = "/usr/share/nginx"
 APACHE_DEFAULTS = {"apache2": ("/etc/apache2", "apache2.conf"), "httpd": ("/etc/httpd", "conf/httpd.conf")}

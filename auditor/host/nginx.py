@@ -63,7 +63,6 @@ AUTH_URIS = ("/v2/", "/v2/_catalog", "/v2/library/app/tags/list", "/v2/library/a
              "/v2/library/app/blobs/uploads/")
 PATH_DIRECTIVES = ("proxy_temp_path", "client_body_temp_path")
 REPORTED = (*DEFAULTS, *PATH_DIRECTIVES, "ssl_protocols", "ssl_ciphers")
-ARRAY_DIRECTIVES = ("proxy_set_header",)
 DEFAULT_PROXY_HEADERS = [["Host", "$proxy_host"], ["Connection", "close"]]
 SECRET_HEADERS = ("authorization", "proxy-authorization", "cookie")
 SAMPLE_URIS = ("/v2/", "/v2/myapp/backend/blobs/uploads/")

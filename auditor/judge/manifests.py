@@ -19,16 +19,13 @@ DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 INDEX_TYPES = frozenset({DOCKER_LIST, OCI_INDEX})
-IMAGE_TYPES = frozenset({DOCKER_MANIFEST, OCI_MANIFEST})
 ACCEPT = ", ".join((OCI_INDEX, OCI_MANIFEST, DOCKER_LIST, DOCKER_MANIFEST))
 
 SIMPLESIGNING = "application/vnd.dev.cosign.simplesigning.v1+json"
 DSSE_ENVELOPE = "application/vnd.dsse.envelope.v1+json"
-BUNDLE_V03 = "application/vnd.dev.sigstore.bundle.v0.3+json"
 BUNDLE_PREFIX = "application/vnd.dev.sigstore.bundle"
 SIGNATURE_ANNOTATION = "dev.cosignproject.cosign/signature"
 CERTIFICATE_ANNOTATION = "dev.sigstore.cosign/certificate"
-CHAIN_ANNOTATION = "dev.sigstore.cosign/chain"
 REKOR_ANNOTATION = "dev.sigstore.cosign/bundle"
 PREDICATE_ANNOTATION = "dev.sigstore.bundle.predicateType"
 SIGN_PREDICATE = "https://sigstore.dev/cosign/sign/v1"

@@ -16,7 +16,6 @@ DEFAULT_CEILING = 3.0
 DEFAULT_INITIAL = 1.0
 ALPHA = 1 / 8
 BETA = 1 / 4
-ATTEMPTS = 2
 # The kernel retransmits an unanswered SYN after its initial RTO (1 s on Linux, RFC 6298). A SYN
 # dropped on the way (loss, or a listener whose accept queue is full) is answered only then, so
 # "filtered" waits for that retransmission's answer too, unless the ceiling says otherwise.

@@ -21,7 +21,6 @@ from typing import Any
 from auditor.judge.parse import load_yaml
 
 MAX_REPORT = 64 * 1024 * 1024
-SEVERITIES = ("UNKNOWN", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 

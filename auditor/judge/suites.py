@@ -58,7 +58,6 @@ _BITS = (
     (re.compile(r"_128|IDEA|SEED|SM4|AEGIS_128L"), 128),
 )
 
-VERSIONS_UP_TO_12 = ("SSLv3", "TLSv1.0", "TLSv1.1", "TLSv1.2")
 
 
 @dataclass(frozen=True)

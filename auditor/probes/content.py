@@ -74,7 +74,6 @@ async def _registry_runs_here(ctx: ProbeContext) -> bool:
         return False
 
 
-CONTENT_SOURCES = ("auto", "api", "storage")
 
 
 async def _readable_storage(ctx: ProbeContext) -> tuple[str, str] | str:

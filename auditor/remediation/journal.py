@@ -142,14 +142,3 @@ def exclusive() -> Iterator[None]:
     finally:
         os.close(fd)
 
-
-def pid_alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

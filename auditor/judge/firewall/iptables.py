@@ -61,8 +61,6 @@ BASE_CHAINS: dict[tuple[str, str], tuple[str, int]] = {
 }
 CONTINUE_TARGETS = {"LOG", "NFLOG", "ULOG", "TRACE"}
 VERDICTS = {"ACCEPT": ACCEPT, "DROP": DROP, "REJECT": REJECT, "RETURN": RETURN}
-TOP_OPTIONS = {"-s", "--source", "-d", "--destination", "-i", "--in-interface", "-o", "--out-interface",
-               "-p", "--protocol", "-m", "--match", "-j", "--jump", "-g", "--goto", "-f", "--fragment"}
 KNOWN_MODULES = {"tcp", "udp", "multiport", "conntrack", "state", "comment", "iprange", "addrtype"}
 TCP_FLAG_NAMES = {"SYN", "ACK", "FIN", "RST", "URG", "PSH", "ALL", "NONE"}
 
@@ -352,23 +350,3 @@ def base_chains(tables: dict[str, Table]) -> list[BaseChain]:
             out.append(BaseChain(table, cname, hook, prio, fam))
     return out
 
-
-def dnat_rules(tables: dict[str, Table]) -> list[dict[str, object]]:
-    """DNAT rules of the nat table (Docker's published ports): chain, rule, dport, to-destination."""
-    nat = tables.get("nat")
-    if nat is None:
-        return []
-    out: list[dict[str, object]] = []
-    for chain in nat.chains.values():
-        for rule in chain.rules:
-            if rule.target.name != "DNAT":
-                continue
-            dports = [m.intervals for m in rule.matches if isinstance(m, PortMatch) and m.field == "dport"
-                      and not m.negate]
-            not_in = [m.patterns[0] for m in rule.matches if isinstance(m, IfaceMatch) and m.direction == "in"
-                      and m.negate]
-            out.append({"chain": chain.name, "rule": rule.number, "text": rule.text,
-                        "dports": [list(i) for i in dports[0]] if dports else None,
-                        "to_destination": rule.target.options.get("--to-destination", ""),
-                        "bridge": not_in[0] if not_in else None})
-    return out
