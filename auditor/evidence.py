@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,11 @@ GATHER_ARTIFACT = "regaudit-gather"  # the zipapp's name in the `gathered_by` fi
 MAX_EVIDENCE_BYTES = 256 * 1024 * 1024
 
 
+def utcnow() -> dt.datetime:
+    """The present, in UTC, to the second (what evidence and results record)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
 @dataclass(frozen=True)
 class EvidenceFile:
     """Recorded evidence: enough to re-judge an audit offline, exactly."""
@@ -30,6 +36,16 @@ class EvidenceFile:
     records: Mapping[str, ProbeRecord]
     discovery: Mapping[str, JSON]
     tool_version: str = __version__
+
+    @classmethod
+    def gathered(cls, target: Mapping[str, JSON], started: dt.datetime,
+                 records: Mapping[str, ProbeRecord]) -> EvidenceFile:
+        """Evidence gathered from `started` until now, judged at its end; discovery from host.discovery."""
+        ended = utcnow()
+        discovery = records.get("host.discovery")
+        return cls(target=target, started_at=started.isoformat(), ended_at=ended.isoformat(),
+                   judged_at=ended.isoformat(), records=records,
+                   discovery=discovery.value if discovery and discovery.state == "ok" else {})
 
     def to_json(self) -> dict[str, JSON]:
         return {

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from auditor.checkapi import Check, Evidence, Outcome, ProbeRecord
 from auditor.credentials import Credentials
 from auditor.errors import EvidenceNotApplicable, ProbeUnavailable
-from auditor.evidence import EvidenceFile
+from auditor.evidence import EvidenceFile, utcnow
 from auditor.evidence_schema import value_mismatch
 from auditor.gather import Gatherer, ProgressFn
 from auditor.model import Result, Severity, Status, Vantage, WaiverRef
@@ -197,10 +197,6 @@ def build_report(
     )
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
 async def gather_evidence(
     checks: Sequence[Check],
     probes: Mapping[str, Probe],
@@ -218,16 +214,7 @@ async def gather_evidence(
                                        r.seconds))
         for name, r in records.items()
     }
-    discovery = cleaned.get("host.discovery")
-    ended = utcnow()
-    return EvidenceFile(
-        target=target.describe(),
-        started_at=started.isoformat(),
-        ended_at=ended.isoformat(),
-        judged_at=ended.isoformat(),
-        records=cleaned,
-        discovery=discovery.value if discovery and discovery.state == "ok" else {},
-    )
+    return EvidenceFile.gathered(target.describe(), started, cleaned)
 
 
 def fit_to_shape(record: ProbeRecord) -> ProbeRecord:

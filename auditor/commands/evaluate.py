@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from auditor.console import make_console, print_report
-from auditor.evidence import EvidenceFile, merge_evidence
-from auditor.runner import RunOptions, Selection, utcnow
+from auditor.evidence import EvidenceFile, merge_evidence, utcnow
+from auditor.runner import RunOptions, Selection
 from auditor.session import AuditSession, Outputs
 
 from ._common import (

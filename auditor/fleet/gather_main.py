@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import importlib
 import json
 import os
@@ -33,7 +32,7 @@ compat.install()
 
 from auditor.checkapi import ProbeRecord  # noqa: E402  (after the compat shims)
 from auditor.errors import UsageError  # noqa: E402
-from auditor.evidence import EvidenceFile  # noqa: E402
+from auditor.evidence import EvidenceFile, utcnow  # noqa: E402
 from auditor.gather import Gatherer  # noqa: E402
 from auditor.probeapi import Probe  # noqa: E402
 from auditor.target import Target  # noqa: E402
@@ -127,23 +126,10 @@ def build_target(args: argparse.Namespace) -> Target:
                   cosign_keys=tuple(str(Path(k).absolute()) for k in args.cosign_key))
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
 async def gather(target: Target, probes: dict[str, Probe], deadline: float) -> EvidenceFile:
     started = utcnow()
     records = await Gatherer(dict(probes), target, None, deadline).gather(probes)
-    discovery = records.get("host.discovery")
-    ended = utcnow()
-    return EvidenceFile(
-        target=target.describe(),
-        started_at=started.isoformat(),
-        ended_at=ended.isoformat(),
-        judged_at=ended.isoformat(),
-        records=records,
-        discovery=discovery.value if discovery and discovery.state == "ok" else {},
-    )
+    return EvidenceFile.gathered(target.describe(), started, records)
 
 
 def write_private(path: Path, data: bytes) -> None:
