@@ -9,7 +9,9 @@ another shape, naming the probe and the field. Mappings whose keys are data (a u
 config, HTTP headers, per-interface addresses) stay `dict[str, ...]`. Checks read these types:
 `ev.typed("config.nginx", ConfigNginx)`.
 
-Pure: typing only (checks import it; see docs/architecture.md).
+Pure: typing only (checks import it; see docs/architecture.md). Probes import it too, so it also runs
+in the gather-only zipapp on Python 3.9: annotations are never evaluated at import (postponed in
+classes, quoted in the functional TypedDicts whose keys are Python keywords).
 """
 
 from __future__ import annotations
@@ -145,8 +147,8 @@ class ConfigApacheV2AccessLimitRequestBody(TypedDict, total=False):
     where: str | None
 
 ConfigApacheV2AccessRequire = TypedDict("ConfigApacheV2AccessRequire", {
-    "from": str | None,
-    "rules": list[Any] | None,
+    "from": "str | None",
+    "rules": "list[Any] | None",
 }, total=False)
 
 class ConfigApacheV2Access(TypedDict, total=False):
@@ -180,8 +182,8 @@ class ConfigApacheV2AccessByUriItemLimitRequestBody(TypedDict, total=False):
     where: str | None
 
 ConfigApacheV2AccessByUriItemRequire = TypedDict("ConfigApacheV2AccessByUriItemRequire", {
-    "from": str | None,
-    "rules": list[Any] | None,
+    "from": "str | None",
+    "rules": "list[Any] | None",
 }, total=False)
 
 class ConfigApacheV2AccessByUriItem(TypedDict, total=False):
@@ -348,17 +350,17 @@ class ConfigNginxRegistryServerAddHeader(TypedDict, total=False):
     level: str | None
 
 ConfigNginxRegistryServerAuthByUriItem = TypedDict("ConfigNginxRegistryServerAuthByUriItem", {
-    "access": dict[str, Any] | None,
-    "auth_basic": dict[str, Any] | None,
-    "auth_basic_user_file": dict[str, Any] | None,
-    "auth_request": dict[str, Any] | None,
-    "limit_except": list[Any] | None,
-    "location": dict[str, Any] | None,
-    "proxy_pass": str | None,
-    "return": Any,
-    "satisfy": dict[str, Any] | None,
-    "to_registry": bool | None,
-    "uri": str | None,
+    "access": "dict[str, Any] | None",
+    "auth_basic": "dict[str, Any] | None",
+    "auth_basic_user_file": "dict[str, Any] | None",
+    "auth_request": "dict[str, Any] | None",
+    "limit_except": "list[Any] | None",
+    "location": "dict[str, Any] | None",
+    "proxy_pass": "str | None",
+    "return": "Any",
+    "satisfy": "dict[str, Any] | None",
+    "to_registry": "bool | None",
+    "uri": "str | None",
 }, total=False)
 
 class ConfigNginxRegistryServerDirectives(TypedDict, total=False):

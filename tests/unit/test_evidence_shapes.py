@@ -164,3 +164,22 @@ def test_remediation_validates_a_registry_config_through_the_engine(tmp_path: Pa
     bad.write_text("version: 0.1\nstorage:\n  filesystem: {rootdirectory: 5}\nhttp: [1]\n")
     with pytest.raises(StepError, match=r"is invalid: .*http: \[1\] is not of type 'object'"):
         validate_registry(str(bad))
+
+
+def test_shapes_import_on_the_gather_zipapps_python_3_9() -> None:
+    """Probes import the shapes, and the gather-only zipapp runs them on Python 3.9: no `A | B` may be
+    evaluated at import."""
+    import shutil
+
+    python39 = next((str(p) for p in sorted(Path("/root/.pyenv/versions").glob("3.9*/bin/python3.9"))),
+                    None) or shutil.which("python3.9")
+    if python39 is None:
+        pytest.skip("no Python 3.9 interpreter on this machine")
+    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('shapes', sys.argv[1]); "
+            "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m); print(len(m.SHAPES))")
+    proc = subprocess.run([python39, "-c", code, str(ROOT / "auditor" / "judge" / "shapes.py")],
+                          capture_output=True, text=True, timeout=60)
+    if proc.returncode != 0 and "pyenv" in proc.stderr:
+        pytest.skip(f"python3.9 is not runnable here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    assert int(proc.stdout) == len(SHAPES)
