@@ -10,146 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import lab
 import pytest
-from lab.watchlab import notifications_sent
+from lab.watchlab import Watch, notifications_sent, wait_for
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GRACE_SECONDS = 3.0
-RECEIVER = """
-import http.server, json, sys
-out = open(sys.argv[1], "a")
-class H(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        out.write(json.dumps({"path": self.path, "body": json.loads(body)}) + "\\n"); out.flush()
-        self.send_response(200); self.end_headers()
-    def log_message(self, *a): pass
-http.server.ThreadingHTTPServer(("127.0.0.1", 9472), H).serve_forever()
-"""
-
-
-class Watch:
-    """The watcher process in the registry namespace, its database, and the alert receiver."""
-
-    def __init__(self, info: lab.LabInfo, tmp: Path) -> None:
-        self.info = info
-        self.tmp = tmp
-        self.db = tmp / "watch.sqlite"
-        self.state_dir = tmp / "state"
-        raw = info.raw
-        base = Path(raw["base_dir"])
-        profile = tmp / "watch-profile.yaml"
-        profile.write_text("name: watch-lab\nextends: seed-hardened\n"
-                           f"params:\n  signatures.present: {{grace_minutes: {GRACE_SECONDS / 60}}}\n")
-        self.argv = [sys.executable, "-m", "auditor", "watch", "serve", raw["url"],
-                     "--token-file", raw["watch"]["token_file"], "--db", str(self.db), "--profile", str(profile),
-                     "--ca-bundle", raw["tls"]["ca"], "--username", raw["auth"]["username"],
-                     "--password-file", raw["auth"]["password_file"], "--cosign-key", raw["cosign"]["public_key"],
-                     "--scan-dir", raw["scan_dir"], "--recheck-interval", "0.5",
-                     "--alert", "webhook=http://127.0.0.1:9472/hook", "--alert", "slack=http://127.0.0.1:9472/slack",
-                     "--alert", "alertmanager=http://127.0.0.1:9472"]
-        self.env = {**os.environ, "REGAUDIT_STATE_DIR": str(self.state_dir), "PYTHONPATH": str(REPO_ROOT)}
-        self.alerts_file = tmp / "alerts.jsonl"
-        self.alerts_file.touch()
-        self.receiver = subprocess.Popen(["ip", "netns", "exec", info.ns("registry"), sys.executable, "-c", RECEIVER,
-                                          str(self.alerts_file)], start_new_session=True)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.lab_json = base / "lab.json"
-        del base
-
-    def start(self) -> None:
-        log = open(self.tmp / "watch.log", "ab")  # noqa: SIM115 - the child keeps it
-        self.proc = subprocess.Popen(["ip", "netns", "exec", self.info.ns("registry"), *self.argv], stdout=log,
-                                     stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
-        log.close()
-        wait_for(self.ready, 60, "the watcher to be ready")
-
-    def ready(self) -> bool:
-        assert self.proc is not None and self.proc.poll() is None, (self.tmp / "watch.log").read_text()[-3000:]
-        return bool(self.health().get("ready")) and self.db.exists()
-
-    def health(self) -> dict[str, Any]:
-        out = self.info.run_in("registry", ["curl", "-sf", "http://127.0.0.1:9471/healthz"], timeout=10, check=False)
-        return json.loads(out.stdout) if out.returncode == 0 else {}
-
-    def metrics(self) -> str:
-        return str(self.info.run_in("registry", ["curl", "-sf", "http://127.0.0.1:9471/metrics"], timeout=10).stdout)
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.receiver.kill()
-        self.receiver.wait()
-
-    def sql(self, query: str, *args: Any) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(self.db, timeout=10) as conn:
-            return conn.execute(query, args).fetchall()
-
-    def state(self, repo: str, tag: str) -> str | None:
-        rows = self.sql("SELECT state FROM tags WHERE repository = ? AND tag = ?", repo, tag)
-        return rows[0][0] if rows else None
-
-    def row(self, repo: str, tag: str) -> dict[str, Any]:
-        rows = self.sql("SELECT digest, state, message, findings FROM tags WHERE repository = ? AND tag = ?", repo, tag)
-        digest, state, message, findings = rows[0]
-        return {"digest": digest, "state": state, "message": message, "findings": json.loads(findings)}
-
-    def changed_at(self, repo: str, tag: str, new_state: str, after: float) -> float | None:
-        rows = self.sql("SELECT MIN(at) FROM changes WHERE repository = ? AND tag = ? AND new_state = ? AND at >= ?",
-                        repo, tag, new_state, after)
-        return rows[0][0]
-
-    def events(self) -> int:
-        return int(self.sql("SELECT COUNT(*) FROM events")[0][0])
-
-    def alerts(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in self.alerts_file.read_text().splitlines() if line.strip()]
-
-    def regaudit(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "auditor", *argv], capture_output=True, text=True,
-                              env=self.env, timeout=120, check=False)
-
-    def push(self, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out = self.info.run_in("ci", [sys.executable, "-m", "lab.watchlab", str(self.lab_json), "-"],
-                               env={"PYTHONPATH": str(REPO_ROOT / "tests")}, timeout=300, input=json.dumps(steps))
-        assert out.returncode == 0, out.stderr
-        return [json.loads(line) for line in out.stdout.splitlines()]
-
-
-def wait_for(predicate: Callable[[], Any], seconds: float, what: str) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {seconds}s waiting for {what}")
-
-
 @pytest.fixture(scope="module")
 def watch(lab_watch: lab.LabInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watch]:
-    w = Watch(lab_watch, tmp_path_factory.mktemp("watch-lab"))
+    w = Watch(lab_watch, tmp_path_factory.mktemp("watch-lab"), GRACE_SECONDS)
     try:
         w.start()
         yield w
