@@ -137,12 +137,12 @@ class Pusher:
 
 
 RECEIVER = """
-import http.server, json, sys
+import http.server, json, sys, time
 out = open(sys.argv[1], "a")
 class H(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        out.write(json.dumps({"path": self.path, "body": json.loads(body)}) + "\\n"); out.flush()
+        out.write(json.dumps({"path": self.path, "body": json.loads(body), "received_at": time.time()}) + "\\n"); out.flush()
         self.send_response(200); self.end_headers()
     def log_message(self, *a): pass
 http.server.ThreadingHTTPServer(("127.0.0.1", 9472), H).serve_forever()
