@@ -109,7 +109,7 @@ class Watcher:
         self.alerts = AlertSender(self.run_db, self.store, config.alert_targets)
         self._alert_rows = outbox_rows(config.alert_targets, config.registry)
         self._tasks: list[asyncio.Task[Any]] = []
-        self._scan_mtime = 0
+        self._scan_stamps: list[int] = self._ignore_stamps()  # the walk at start judges with these
         self.ready = asyncio.Event()
 
     async def run_db(self, fn: Callable[..., T], *args: Any) -> T:
@@ -224,14 +224,13 @@ class Watcher:
 
     async def judge_loop(self) -> None:
         while True:
-            keys = await self.run_db(self.store.dirty)
+            keys = await self.run_db(self.store.dirty, JUDGE_BATCH)  # events' tags first, one batch at a time
             if not keys:
                 self._judge_wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._judge_wake.wait(), 1.0)
                 continue
-            for start in range(0, len(keys), JUDGE_BATCH):
-                await self.judge_keys(keys[start:start + JUDGE_BATCH])
+            await self.judge_keys(keys)
 
     async def judge_keys(self, keys: list[tuple[str, str]]) -> None:
         try:
@@ -269,31 +268,38 @@ class Watcher:
             if row is not None:
                 rows.append((repo, tag, Verdict(row.digest, "error", verdict.message)))
         self.store.record_verdicts(rows, self.config.grace, time.time(), self._alert_rows)
-        self.store.mark_dirty(verdicts)
+        self.store.mark_dirty(verdicts, 1)
 
     async def recheck_loop(self) -> None:
-        last_failing = 0.0
+        """Re-judge what no event announces: a grace period running out, a scan report written, the
+        ignore files or the scan directory changing, and failing tags every failing_recheck_interval."""
+        last_failing = time.time()
         while True:
             await asyncio.sleep(self.config.recheck_interval)
             now = time.time()
-            scan_changed = await asyncio.to_thread(self._scan_dir_changed)
-            states = ["pending"]
-            if scan_changed or now - last_failing >= self.config.failing_recheck_interval:
-                states += ["fail", "error"]
+            everything = await asyncio.to_thread(self._scan_dir_changed)
+            failing_too = everything or now - last_failing >= self.config.failing_recheck_interval
+            if failing_too:
                 last_failing = now
-            rows = await self.run_db(self.store.tags, states)
-            if rows:
-                await self.run_db(self.store.mark_dirty, [(r.repository, r.tag) for r in rows])
+            marked = await self.run_db(self.store.recheck, now, self.config.grace, self.config.scan_dir, failing_too)
+            if marked:
                 self._judge_wake.set()
 
+    def _ignore_stamps(self) -> list[int]:
+        stamps = []
+        for name in (".trivyignore", ".trivyignore.yaml", ".trivyignore.yml"):
+            try:
+                stamps.append(os.stat(os.path.join(self.config.scan_dir or "", name)).st_mtime_ns)
+            except OSError:
+                stamps.append(0)
+        return stamps
+
     def _scan_dir_changed(self) -> bool:
+        """Whether the scan directory's ignore files changed (every verdict may then change)."""
         if not self.config.scan_dir:
             return False
-        try:
-            mtime = os.stat(self.config.scan_dir).st_mtime_ns
-        except OSError:
-            return False
-        changed, self._scan_mtime = mtime != self._scan_mtime, mtime
+        stamps = self._ignore_stamps()
+        changed, self._scan_stamps = stamps != self._scan_stamps, stamps
         return changed
 
     async def reconcile_loop(self) -> None:

@@ -12,11 +12,14 @@ Tag states: `pending` (pushed, not yet compliant, inside the grace period), `pas
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from auditor.judge.scans import scan_filename
 
 from .events import Event, classify
 
@@ -221,10 +224,10 @@ class Store:
             message = f"re-{why}: {old.digest} -> {digest}; the old digest's scan and signature no longer count"
         self.db.execute(
             "INSERT INTO tags (repository, tag, digest, pushed_at, state, since, message, findings, dirty) "
-            "VALUES (?,?,?,?,'pending',?,?,'[]',1) ON CONFLICT (repository, tag) DO UPDATE SET "
+            "VALUES (?,?,?,?,'pending',?,?,'[]',2) ON CONFLICT (repository, tag) DO UPDATE SET "
             "digest = excluded.digest, "
             "pushed_at = excluded.pushed_at, state = 'pending', since = excluded.since, message = excluded.message, "
-            "findings = '[]', judged_at = NULL, dirty = 1", (repo, tag, digest, at, at, message))
+            "findings = '[]', judged_at = NULL, dirty = 2", (repo, tag, digest, at, at, message))
         self._change(at, repo, tag, digest, old.state if old else "new", "pending", message)
 
     def retire(self, repo: str, tag: str, at: float, why: str) -> None:
@@ -250,8 +253,32 @@ class Store:
                                f"FROM tags WHERE state IN ({marks}) ORDER BY repository, tag", tuple(states)).fetchall()
         return [_tag_row(r) for r in rows]
 
-    def dirty(self) -> list[tuple[str, str]]:
-        return [(r[0], r[1]) for r in self.db.execute("SELECT repository, tag FROM tags WHERE dirty = 1").fetchall()]
+    def dirty(self, limit: int = 64) -> list[tuple[str, str]]:
+        """Tags to judge, those an event marked (2) before re-checks (1)."""
+        rows = self.db.execute("SELECT repository, tag FROM tags WHERE dirty > 0 ORDER BY dirty DESC LIMIT ?",
+                               (limit,)).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    def recheck(self, now: float, grace: float, scan_dir: str | None, failing_too: bool) -> int:
+        """Mark for re-judging: pending tags whose grace is over and tags whose scan report was written
+        after their last judgement (level 2, as an event's), and with `failing_too` every failing tag
+        (level 1, behind them). Returns how many."""
+        urgent = [(r.repository, r.tag) for r in self.tags(("pending",)) if r.pushed_at + grace <= now]
+        routine = []
+        for row in self.tags(("pending", "fail", "error")):
+            if scan_dir:
+                try:
+                    written = os.stat(os.path.join(scan_dir, scan_filename(row.repository, row.tag))).st_mtime
+                except OSError:
+                    written = None
+                if written is not None and (row.judged_at is None or written >= row.judged_at - 1.0):
+                    urgent.append((row.repository, row.tag))
+                    continue
+            if failing_too and row.state != "pending":
+                routine.append((row.repository, row.tag))
+        self.mark_dirty(urgent, 2)
+        self.mark_dirty(routine, 1)
+        return len(urgent) + len(routine)
 
     def record_verdicts(self, verdicts: Sequence[tuple[str, str, Verdict]], grace: float, now: float,
                         alert: Any = None) -> list[Change]:
@@ -291,8 +318,10 @@ class Store:
             raise
         return changes
 
-    def mark_dirty(self, keys: Iterable[tuple[str, str]]) -> None:
-        self.db.executemany("UPDATE tags SET dirty = 1 WHERE repository = ? AND tag = ?", list(keys))
+    def mark_dirty(self, keys: Iterable[tuple[str, str]], level: int = 2) -> None:
+        """Mark tags to judge: 2 for an event's tags (judged first), 1 for re-checks."""
+        self.db.executemany("UPDATE tags SET dirty = MAX(dirty, ?) WHERE repository = ? AND tag = ?",
+                            [(level, r, t) for r, t in keys])
 
     def changes_since(self, seq: int, limit: int = 1000) -> list[tuple[int, Change]]:
         rows = self.db.execute("SELECT seq, at, repository, tag, digest, old_state, new_state, message FROM changes "

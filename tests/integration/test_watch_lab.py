@@ -29,6 +29,8 @@ def watch(lab_watch: lab.LabInfo, tmp_path_factory: pytest.TempPathFactory) -> I
     w = Watch(lab_watch, tmp_path_factory.mktemp("watch-lab"), GRACE_SECONDS)
     try:
         w.start()
+        # events the registry queued while no watcher ran (an earlier session) are delivered first
+        wait_for(lambda: notifications_sent(lab_watch)["Pending"] == 0, 300, "the registry's backlog")
         yield w
     finally:
         w.stop()
