@@ -6,9 +6,11 @@ Pure (no I/O, no HTTP client), so the inside gathering reads storage without an 
 from __future__ import annotations
 
 import base64
-from typing import Any
+from collections.abc import Awaitable, Callable, Generator
+from typing import Any, NamedTuple
 
 from auditor import bounded
+from auditor.errors import ProbeError
 from auditor.judge import manifests as mf
 from auditor.judge.scans import compact_vulns
 
@@ -64,3 +66,72 @@ def _statement_summary(statement: Any) -> dict[str, Any]:
 
 def _obj(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
+
+
+class Step(NamedTuple):
+    """What the digest walk needs read next: `kind` names the reader's operation, `args` its arguments."""
+
+    kind: str  # "manifest" | "note_layers" | "legacy_signature" | "legacy_attestations" | "bundles"
+    args: tuple[Any, ...]
+
+
+DigestSteps = Generator[Step, Any, dict[str, Any]]
+READ_ERRORS = (ProbeError, ValueError, OSError)
+
+
+def digest_facts(repo: str, digest: str, manifest: mf.ManifestFacts, tagset: frozenset[str],
+                 sig_repo: str, sig_tags: frozenset[str]) -> DigestSteps:
+    """The facts every tag pointing at `digest` shares: an index's platforms (each child's layers
+    noted), its signatures and attestations. Written once for the API walker and the storage reader:
+    it yields the reads it needs (:class:`Step`) and the reader's driver sends each answer back, or
+    throws the read's error in (a platform that cannot be read is an error on that entry)."""
+    out: dict[str, Any] = {}
+    if manifest.kind == "index":
+        platforms = []
+        for child in manifest.children:
+            entry: dict[str, Any] = {"digest": child.digest, "platform": child.platform}
+            try:
+                facts = yield Step("manifest", (repo, child.digest))
+                yield Step("note_layers", (repo, facts, child.digest))
+            except READ_ERRORS as exc:
+                entry["error"] = str(exc)
+            platforms.append(entry)
+        out["platforms"] = platforms
+    else:
+        yield Step("note_layers", (repo, manifest, digest))
+    sig_tag, att_tag = mf.artifact_tag(digest, "sig"), mf.artifact_tag(digest, "att")
+    signature = (yield Step("legacy_signature", (sig_repo, sig_tag))) if sig_tag in sig_tags else None
+    attestations = (yield Step("legacy_attestations", (sig_repo, att_tag))) if att_tag in sig_tags else []
+    bundles = yield Step("bundles", (repo, digest, tagset))
+    out.update(mf.artifacts(signature, attestations, bundles))
+    return out
+
+
+def drive(steps: DigestSteps, read: Callable[[Step], Any]) -> dict[str, Any]:
+    """Run `steps` with a synchronous reader (the storage reader)."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                answer = read(step)
+            except Exception as exc:  # handed to the walk, which decides; re-raised if it does not
+                step = steps.throw(exc)
+                continue
+            step = steps.send(answer)
+    except StopIteration as done:
+        return dict(done.value)
+
+
+async def drive_async(steps: DigestSteps, read: Callable[[Step], Awaitable[Any]]) -> dict[str, Any]:
+    """Run `steps` with an asynchronous reader (the API walker)."""
+    try:
+        step = next(steps)
+        while True:
+            try:
+                answer = await read(step)
+            except Exception as exc:  # handed to the walk, which decides; re-raised if it does not
+                step = steps.throw(exc)
+                continue
+            step = steps.send(answer)
+    except StopIteration as done:
+        return dict(done.value)

@@ -22,7 +22,7 @@ from typing import Any
 from auditor.errors import ProbeError
 from auditor.judge import manifests as mf
 
-from .attestations import attestation_facts, bundle_attestation_facts, legacy_layer_facts
+from .attestations import Step, attestation_facts, bundle_attestation_facts, digest_facts, drive, legacy_layer_facts
 
 MAX_BLOB = 4 * 1024 * 1024
 WORKERS = 4
@@ -216,30 +216,24 @@ class StorageReader(mf.LayerSizes):
 
     def _digest_facts(self, repo: str, digest: str, manifest: mf.ManifestFacts,
                       tagset: frozenset[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if manifest.kind == "index":
-            platforms = []
-            for child in manifest.children:
-                entry: dict[str, Any] = {"digest": child.digest, "platform": child.platform}
-                try:
-                    self._note_layers(repo, self.manifest(repo, child.digest)[0], child.digest)
-                except (ProbeError, ValueError, OSError) as exc:
-                    entry["error"] = str(exc)
-                platforms.append(entry)
-            out["platforms"] = platforms
-        else:
-            self._note_layers(repo, manifest, digest)
-        sig_tag, att_tag = mf.artifact_tag(digest, "sig"), mf.artifact_tag(digest, "att")
         sig_repo, sig_tags = repo, tagset
         if self.signature_repository:
             if self._signature_tags is None:
                 self._signature_tags = frozenset(self.tags(self.signature_repository))
             sig_repo, sig_tags = self.signature_repository, self._signature_tags
-        out.update(mf.artifacts(
-            self.legacy_signature(sig_repo, sig_tag) if sig_tag in sig_tags else None,
-            self.legacy_attestations(sig_repo, att_tag) if att_tag in sig_tags else [],
-            self.bundles(repo, digest, tagset)))
-        return out
+        return drive(digest_facts(repo, digest, manifest, tagset, sig_repo, sig_tags), self._answer)
+
+    def _answer(self, step: Step) -> Any:
+        """Answer one read of the shared digest walk (auditor/content/attestations.py) from the disk."""
+        if step.kind == "manifest":
+            return self.manifest(*step.args)[0]
+        if step.kind == "note_layers":
+            return self._note_layers(*step.args)
+        if step.kind == "legacy_signature":
+            return self.legacy_signature(*step.args)
+        if step.kind == "legacy_attestations":
+            return self.legacy_attestations(*step.args)
+        return self.bundles(*step.args)
 
     def _tag_manifest(self, repo: str, tag: str) -> tuple[mf.ManifestFacts, bytes]:
         digest = self.tag_digest(repo, tag)

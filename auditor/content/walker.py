@@ -36,7 +36,14 @@ from auditor.errors import ProbeError
 from auditor.httpclient import BoundedResponse, safe_url, same_origin
 from auditor.judge import manifests as mf
 
-from .attestations import attestation_facts, bundle_attestation_facts, legacy_layer_facts
+from .attestations import (
+    Step,
+    attestation_facts,
+    bundle_attestation_facts,
+    digest_facts,
+    drive_async,
+    legacy_layer_facts,
+)
 from .auth import RegistryAuth
 from .transport import Fetcher, HttpxFetcher
 
@@ -296,28 +303,22 @@ class Walker(mf.LayerSizes):
 
     async def _digest_facts(self, repo: str, digest: str, manifest: mf.ManifestFacts,
                             tagset: frozenset[str]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if manifest.kind == "index":
-            platforms = []
-            for child in manifest.children:
-                entry: dict[str, Any] = {"digest": child.digest, "platform": child.platform}
-                try:
-                    facts = await self.manifest_by_digest(repo, child.digest, "platform")
-                    self._note_layers(repo, facts, child.digest)
-                except (ProbeError, ValueError) as exc:
-                    entry["error"] = str(exc)
-                platforms.append(entry)
-            out["platforms"] = platforms
-        else:
-            self._note_layers(repo, manifest, digest)
-        sig_tag, att_tag = mf.artifact_tag(digest, "sig"), mf.artifact_tag(digest, "att")
         sig_repo = self.options.signature_repository or repo
         sig_tags = self._signature_tags if self.options.signature_repository else tagset
-        out.update(mf.artifacts(
-            await self.legacy_signature(sig_repo, sig_tag) if sig_tag in sig_tags else None,
-            await self.legacy_attestations(sig_repo, att_tag) if att_tag in sig_tags else [],
-            await self.bundles(repo, digest, tagset)))
-        return out
+        return await drive_async(digest_facts(repo, digest, manifest, tagset, sig_repo, sig_tags), self._answer)
+
+    async def _answer(self, step: Step) -> Any:
+        """Answer one read of the shared digest walk (auditor/content/attestations.py) through the API."""
+        if step.kind == "manifest":
+            repo, reference = step.args
+            return await self.manifest_by_digest(repo, reference, "platform")
+        if step.kind == "note_layers":
+            return self._note_layers(*step.args)
+        if step.kind == "legacy_signature":
+            return await self.legacy_signature(*step.args)
+        if step.kind == "legacy_attestations":
+            return await self.legacy_attestations(*step.args)
+        return await self.bundles(*step.args)
 
     async def _list_signature_repository(self) -> None:
         """The tags of the COSIGN_REPOSITORY, once: where every image's .sig/.att tags are."""
