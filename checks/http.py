@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed
+from auditor.judge.shapes import HttpRegistryHeaders
 from auditor.model import JSON, Severity, Vantage
 
 
@@ -27,7 +29,7 @@ from auditor.model import JSON, Severity, Vantage
     references=("OWASP Secure Headers Project",),
 )
 def nosniff(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts = ev["http.registry-headers"]
+    facts = ev.typed("http.registry-headers", HttpRegistryHeaders)
     responses = facts.get("responses") or []
     if not responses:
         yield errored("GET /v2/", str(facts.get("unjudged_reason") or "needs credentials: no registry response"),
@@ -85,7 +87,7 @@ def parse_hsts(value: str) -> dict[str, JSON]:
     params={"min_max_age": 31536000, "require_include_subdomains": False},
 )
 def hsts(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    facts = ev["http.registry-headers"]
+    facts = ev.typed("http.registry-headers", HttpRegistryHeaders)
     minimum = int(params.get("min_max_age") or 0)
     subdomains = bool(params.get("require_include_subdomains"))
     expected = {"max_age_at_least": minimum, "include_subdomains": subdomains}
@@ -93,7 +95,8 @@ def hsts(ev: Evidence, params: Params) -> Iterator[Outcome]:
         yield failed("GET /v2/", "the registry is served over plain http: there is no TLS origin to pin with HSTS",
                      {"scheme": "http"}, expected)
         return
-    answers = [("anonymous", facts.get("anonymous"))] if isinstance(facts.get("anonymous"), dict) else []
+    anonymous = facts.get("anonymous")
+    answers: list[tuple[str, Mapping[str, Any]]] = [("anonymous", anonymous)] if isinstance(anonymous, dict) else []
     if facts.get("authenticated"):
         answers += [("authenticated", r) for r in facts.get("responses") or [] if isinstance(r, dict)]
     if not answers:
