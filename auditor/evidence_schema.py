@@ -73,7 +73,10 @@ def probe_schema(probe: str, shape: Any, description: str = "") -> dict[str, JSO
 def schema_for(probe: str) -> dict[str, Any] | None:
     """The shipped schema of a probe's value, or None when the probe ships none."""
     try:
-        text = resources.files("auditor").joinpath(*SCHEMA_DIR, schema_file_name(probe)).read_text()
+        place = resources.files("auditor")
+        for part in (*SCHEMA_DIR, schema_file_name(probe)):
+            place = place.joinpath(part)  # one part at a time: Python 3.9's joinpath takes one
+        text = place.read_text()
     except (FileNotFoundError, OSError):
         return None
     loaded: dict[str, Any] = json.loads(text)
