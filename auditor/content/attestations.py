@@ -71,7 +71,7 @@ def _obj(value: Any) -> dict[str, Any]:
 class Step(NamedTuple):
     """What the digest walk needs read next: `kind` names the reader's operation, `args` its arguments."""
 
-    kind: str  # "manifest" | "note_layers" | "legacy_signature" | "legacy_attestations" | "bundles"
+    kind: str  # manifest, note_layers, legacy_signature, legacy_attestations, bundles, tag_manifest, blob
     args: tuple[Any, ...]
 
 
@@ -105,6 +105,29 @@ def digest_facts(repo: str, digest: str, manifest: mf.ManifestFacts, tagset: fro
     bundles = yield Step("bundles", (repo, digest, tagset))
     out.update(mf.artifacts(signature, attestations, bundles))
     return out
+
+
+def legacy_signature_facts(repo: str, tag: str) -> DigestSteps:
+    """The `.sig` image at `tag`: each simple-signing layer with its payload and annotations (reads
+    as :class:`Step`s: the tag's manifest, then each payload blob)."""
+    entry: dict[str, Any] = {"scheme": "legacy", "tag": tag}
+    try:
+        manifest, body = yield Step("tag_manifest", (repo, tag))
+    except READ_ERRORS as exc:
+        entry["error"] = str(exc)
+        return entry
+    entry["manifest_digest"] = mf.digest_of(body)
+    layers = []
+    for layer in mf.signature_layers(manifest):
+        item = legacy_layer_facts(layer)
+        try:
+            payload = yield Step("blob", (repo, layer.digest, mf.MAX_SIGNATURE_PAYLOAD))
+            item["payload_b64"] = base64.b64encode(payload).decode()
+        except READ_ERRORS as exc:
+            item["error"] = str(exc)
+        layers.append(item)
+    entry["layers"] = layers
+    return entry
 
 
 def drive(steps: DigestSteps, read: Callable[[Step], Any]) -> dict[str, Any]:

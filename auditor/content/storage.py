@@ -12,7 +12,6 @@ other files but no registry layout raises ProbeError (a wrong root is not an emp
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +21,14 @@ from typing import Any
 from auditor.errors import ProbeError
 from auditor.judge import manifests as mf
 
-from .attestations import Step, attestation_facts, bundle_attestation_facts, digest_facts, drive, legacy_layer_facts
+from .attestations import (
+    Step,
+    attestation_facts,
+    bundle_attestation_facts,
+    digest_facts,
+    drive,
+    legacy_signature_facts,
+)
 
 MAX_BLOB = 4 * 1024 * 1024
 WORKERS = 4
@@ -233,6 +239,10 @@ class StorageReader(mf.LayerSizes):
             return self.legacy_signature(*step.args)
         if step.kind == "legacy_attestations":
             return self.legacy_attestations(*step.args)
+        if step.kind == "tag_manifest":
+            return self._tag_manifest(*step.args)
+        if step.kind == "blob":
+            return self.blob(*step.args)
         return self.bundles(*step.args)
 
     def _tag_manifest(self, repo: str, tag: str) -> tuple[mf.ManifestFacts, bytes]:
@@ -242,24 +252,7 @@ class StorageReader(mf.LayerSizes):
         return self.manifest(repo, digest)
 
     def legacy_signature(self, repo: str, tag: str) -> dict[str, Any]:
-        entry: dict[str, Any] = {"scheme": "legacy", "tag": tag}
-        try:
-            manifest, body = self._tag_manifest(repo, tag)
-        except (ProbeError, ValueError, OSError) as exc:
-            entry["error"] = str(exc)
-            return entry
-        entry["manifest_digest"] = mf.digest_of(body)
-        layers = []
-        for layer in mf.signature_layers(manifest):
-            item = legacy_layer_facts(layer)
-            try:
-                payload = self.blob(repo, layer.digest, mf.MAX_SIGNATURE_PAYLOAD)
-                item["payload_b64"] = base64.b64encode(payload).decode()
-            except (ProbeError, OSError) as exc:
-                item["error"] = str(exc)
-            layers.append(item)
-        entry["layers"] = layers
-        return entry
+        return drive(legacy_signature_facts(repo, tag), self._answer)
 
     def legacy_attestations(self, repo: str, tag: str) -> list[dict[str, Any]]:
         try:

@@ -19,7 +19,6 @@ attestations: [...], error?}; artifact tags (`sha256-*`) are not listed as tags.
 from __future__ import annotations
 
 import asyncio
-import base64
 import email.utils
 import random
 import sys
@@ -42,7 +41,7 @@ from .attestations import (
     bundle_attestation_facts,
     digest_facts,
     drive_async,
-    legacy_layer_facts,
+    legacy_signature_facts,
 )
 from .auth import RegistryAuth
 from .transport import Fetcher, HttpxFetcher
@@ -318,6 +317,12 @@ class Walker(mf.LayerSizes):
             return await self.legacy_signature(*step.args)
         if step.kind == "legacy_attestations":
             return await self.legacy_attestations(*step.args)
+        if step.kind == "tag_manifest":
+            repo, tag = step.args
+            return await self.manifest_raw(repo, tag, "signature")
+        if step.kind == "blob":
+            repo, digest, limit = step.args
+            return await self.blob(repo, digest, "payload", max_body=limit)
         return await self.bundles(*step.args)
 
     async def _list_signature_repository(self) -> None:
@@ -367,24 +372,7 @@ class Walker(mf.LayerSizes):
 
     async def legacy_signature(self, repo: str, tag: str) -> dict[str, Any]:
         """The `.sig` image: each simple-signing layer with its payload and annotations."""
-        entry: dict[str, Any] = {"scheme": "legacy", "tag": tag}
-        try:
-            manifest, body = await self.manifest_raw(repo, tag, "signature")
-        except (ProbeError, ValueError) as exc:
-            entry["error"] = str(exc)
-            return entry
-        entry["manifest_digest"] = mf.digest_of(body)
-        layers = []
-        for layer in mf.signature_layers(manifest):
-            item = legacy_layer_facts(layer)
-            try:
-                payload = await self.blob(repo, layer.digest, "payload", max_body=mf.MAX_SIGNATURE_PAYLOAD)
-                item["payload_b64"] = base64.b64encode(payload).decode()
-            except ProbeError as exc:
-                item["error"] = str(exc)
-            layers.append(item)
-        entry["layers"] = layers
-        return entry
+        return await drive_async(legacy_signature_facts(repo, tag), self._answer)
 
     async def legacy_attestations(self, repo: str, tag: str) -> list[dict[str, Any]]:
         """DSSE envelopes in the `.att` image (vuln attestations are kept, others summarised)."""
