@@ -277,3 +277,18 @@ async def plain_get(
     response = await bounded_request(client, "GET", url_for("http", address, port, path), max_body=65536,
                                      headers={"Host": host_header(host, port, "http")}, total_timeout=timeout)
     return exchange_facts("GET", path, response)
+
+
+async def plain_v2_endpoint(ctx: ProbeContext, address: str, family: JSON, port: int) -> dict[str, JSON]:
+    """address:port's TCP state and, when open, an anonymous plain-HTTP GET /v2/ with the target's
+    Host header: `http` (the exchange) or `http_error` (why it failed)."""
+    entry: dict[str, JSON] = {"address": address, "family": family, "port": port}
+    entry.update(await tcp_state(address, port, budget(ctx), reference_ports=reference_ports(ctx),
+                                bounds=connect_timeouts(ctx)))
+    if entry["state"] != "open":
+        return entry
+    try:
+        entry["http"] = await plain_get(ctx.http(), address, port, ctx.target.host or address, "/v2/", budget(ctx))
+    except ProbeError as exc:
+        entry["http_error"] = str(exc)
+    return entry

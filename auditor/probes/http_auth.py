@@ -40,14 +40,11 @@ from ._outside import (
     PROBE_REPOSITORY,
     PROBE_TAG,
     budget,
-    connect_timeouts,
     exchange_facts,
-    plain_get,
-    reference_ports,
+    plain_v2_endpoint,
     require_url,
     resolve,
     same_origin_get,
-    tcp_state,
 )
 
 UPLOAD_REPOSITORY = "regaudit-probe/upload-check"
@@ -118,27 +115,13 @@ def _plaintext_ports(ctx: ProbeContext) -> list[int]:
     return ports
 
 
-async def _plain_endpoint(ctx: ProbeContext, address: str, family: JSON, port: int) -> dict[str, JSON]:
-    host = ctx.target.host or address
-    entry: dict[str, JSON] = {"address": address, "family": family, "port": port}
-    entry.update(await tcp_state(address, port, budget(ctx), reference_ports=reference_ports(ctx),
-                                bounds=connect_timeouts(ctx)))
-    if entry["state"] != "open":
-        return entry
-    try:
-        entry["http"] = await plain_get(ctx.http(), address, port, host, "/v2/", budget(ctx))
-    except ProbeError as exc:
-        entry["http_error"] = str(exc)
-    return entry
-
-
 @probe("auth.plaintext", shape=shapes.AuthPlaintext, timeout=60.0)
 async def auth_plaintext(ctx: ProbeContext) -> JSON:
     """Plain-HTTP /v2/ on port 80 and the http:// form of the target, on every address of the host."""
     require_url(ctx)
     host = str(ctx.target.host)
     addresses = await resolve(host, 80, budget(ctx, 5.0))
-    jobs = [_plain_endpoint(ctx, str(a["address"]), a["family"], port)
+    jobs = [plain_v2_endpoint(ctx, str(a["address"]), a["family"], port)
             for port in _plaintext_ports(ctx) for a in addresses]
     endpoints = list(await asyncio.gather(*jobs))
     return {"host": host, "ports": _plaintext_ports(ctx), "addresses": addresses, "endpoints": endpoints}

@@ -16,22 +16,22 @@ from auditor.probeapi import ProbeContext, probe
 
 from ._outside import (
     budget,
-    connect_timeouts,
     plain_get,
-    reference_ports,
+    plain_v2_endpoint,
     registry_port,
     require_url,
     resolve,
-    tcp_state,
 )
 
 
 async def _address(ctx: ProbeContext, address: str, family: JSON, port: int) -> dict[str, JSON]:
-    entry: dict[str, JSON] = {"address": address, "family": family, "port": port}
-    entry.update(await tcp_state(address, port, budget(ctx), reference_ports=reference_ports(ctx),
-                                bounds=connect_timeouts(ctx)))
-    if entry["state"] != "open":
-        return entry
+    entry = await plain_v2_endpoint(ctx, address, family, port)
+    answer = entry.get("http")
+    if isinstance(answer, dict):
+        headers = answer.get("headers") or {}
+        entry["registry_answers"] = isinstance(headers, dict) and "docker-distribution-api-version" in headers
+        entry["auth_required"] = answer.get("status") == 401
+    return entry
     try:
         answer = await plain_get(ctx.http(), address, port, str(ctx.target.host), "/v2/", budget(ctx))
     except ProbeError as exc:
