@@ -7,20 +7,21 @@ from collections.abc import Iterator
 from typing import Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, failed, passed, skipped
+from auditor.judge.shapes import HostDiscovery, HostDiscoveryContainer
 from auditor.model import Severity, Vantage
 
 DISCOVERY = "host.discovery"
 RESTART_POLICIES = ("always", "unless-stopped", "on-failure")
 
 
-def container_problems(container: dict[str, Any], params: Params) -> list[str]:
+def container_problems(container: HostDiscoveryContainer, params: Params) -> list[str]:
     """What is wrong with one container's runtime settings (empty: nothing)."""
     problems = []
     name = str(container.get("name"))
     if container.get("privileged"):
         problems.append("runs --privileged (every capability, every device)")
     if container.get("cap_add"):
-        problems.append("adds capabilities " + ", ".join(container["cap_add"]))
+        problems.append("adds capabilities " + ", ".join(container.get("cap_add") or []))
     mount = container.get("config_mount")
     if mount and mount.get("rw"):
         problems.append(f"mounts its config {container.get('config_in_container')} read-write "
@@ -35,7 +36,7 @@ def container_problems(container: dict[str, Any], params: Params) -> list[str]:
     return problems
 
 
-def _observed(container: dict[str, Any]) -> dict[str, Any]:
+def _observed(container: HostDiscoveryContainer) -> dict[str, Any]:
     keys = ("name", "image", "role", "privileged", "cap_add", "cap_drop", "read_only_rootfs", "restart_policy",
             "config_in_container", "config_mount", "tmpfs", "security_opt", "listening")
     return {k: container.get(k) for k in keys}
@@ -67,13 +68,14 @@ def _observed(container: dict[str, Any]) -> dict[str, Any]:
     params={"read_only_exempt": []},
 )
 def runtime(ev: Evidence, params: Params) -> Iterator[Outcome]:
-    discovered = ev[DISCOVERY]
+    discovered = ev.typed(DISCOVERY, HostDiscovery)
     containers = [c for c in discovered.get("container_runtime") or [] if c.get("role")]
     if not containers:
         engine = discovered.get("docker") or {}
         where = engine.get("socket") or "the Docker Engine API"
+        reason = f"; {engine['reason']}" if engine.get("reason") else ""
         yield skipped("-", f"no registry or proxy container runs (Docker Engine API at {where}: "
-                      f"{engine.get('state', 'not asked')}{'; ' + engine['reason'] if engine.get('reason') else ''})")
+                      f"{engine.get('state', 'not asked')}{reason})")
         return
     expected = {"privileged": False, "cap_add": [], "config_mount": "read-only", "read_only_rootfs": True,
                 "restart_policy": list(RESTART_POLICIES)}

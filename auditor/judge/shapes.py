@@ -603,10 +603,40 @@ class HostDiscoveryRegistry(TypedDict, total=False):
     netns: str | None
     pid: int | None
 
+class HostDiscoveryContainer(TypedDict, total=False):
+    """A registry or nginx container as the Docker Engine API describes it (auditor/host/docker.py)."""
+
+    id: str | None
+    name: str | None
+    image: str | None
+    role: str | None
+    config_in_container: str | None
+    config_mount: dict[str, Any] | None
+    pid: int | None
+    running: bool | None
+    argv: list[Any] | None
+    cmd: list[str] | None
+    privileged: bool | None
+    cap_add: list[str] | None
+    cap_drop: list[str] | None
+    read_only_rootfs: bool | None
+    restart_policy: str | None
+    restart_max_retries: int | None
+    security_opt: list[str] | None
+    user: str | None
+    network_mode: Any
+    pid_mode: str | None
+    published_ports: list[Any] | None
+    mounts: list[Any] | None
+    tmpfs: list[Any] | None
+    compose: dict[str, Any] | None
+    listening: Any
+
+
 class HostDiscovery(TypedDict, total=False):
     apache: HostDiscoveryApache | None
     apache_all: list[HostDiscoveryApacheAllItem] | None
-    container_runtime: list[Any] | None
+    container_runtime: list[HostDiscoveryContainer] | None
     containers: list[Any] | None
     docker: HostDiscoveryDocker | None
     netns: str | None
