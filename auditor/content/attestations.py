@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Awaitable, Callable, Generator
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from auditor import bounded
 from auditor.errors import ProbeError
@@ -75,6 +75,7 @@ class Step(NamedTuple):
     args: tuple[Any, ...]
 
 
+T = TypeVar("T")
 DigestSteps = Generator[Step, Any, dict[str, Any]]
 READ_ERRORS = (ProbeError, ValueError, OSError)
 
@@ -130,7 +131,37 @@ def legacy_signature_facts(repo: str, tag: str) -> DigestSteps:
     return entry
 
 
-def drive(steps: DigestSteps, read: Callable[[Step], Any]) -> dict[str, Any]:
+def bundle_referrer_facts(repo: str, entries: list[mf.Descriptor],
+                          via: str) -> Generator[Step, Any, list[dict[str, Any]]]:
+    """Sigstore bundles among a digest's referrers (`entries`, found `via` the referrers API or the
+    tag schema): each bundle manifest and its bundle layer, with the vulnerability summary of a
+    vuln attestation (reads as :class:`Step`s: bundle_manifest, bundle_blob)."""
+    found: list[dict[str, Any]] = []
+    for entry in entries:
+        art = entry.artifact_type
+        if art and not art.startswith(mf.BUNDLE_PREFIX):
+            continue
+        item: dict[str, Any] = {"scheme": "bundle", "via": via, "manifest_digest": entry.digest}
+        try:
+            manifest = yield Step("bundle_manifest", (repo, entry.digest))
+            if not (manifest.artifact_type or art).startswith(mf.BUNDLE_PREFIX):
+                continue
+            item["predicate_type"] = mf.predicate_of(manifest) or mf.predicate_of(entry)
+            layer = next((d for d in manifest.layers if d.media_type.startswith(mf.BUNDLE_PREFIX)), None)
+            if layer is None:
+                item["error"] = "bundle referrer has no bundle layer"
+            else:
+                data = yield Step("bundle_blob", (repo, layer.digest))
+                item["bundle"] = data.decode("utf-8", "replace")
+                if item["predicate_type"] == mf.VULN_PREDICATE:
+                    item.update(bundle_attestation_facts(item["bundle"]))
+        except READ_ERRORS as exc:
+            item["error"] = str(exc)
+        found.append(item)
+    return found
+
+
+def drive(steps: Generator[Step, Any, T], read: Callable[[Step], Any]) -> T:
     """Run `steps` with a synchronous reader (the storage reader)."""
     try:
         step = next(steps)
@@ -142,10 +173,10 @@ def drive(steps: DigestSteps, read: Callable[[Step], Any]) -> dict[str, Any]:
                 continue
             step = steps.send(answer)
     except StopIteration as done:
-        return dict(done.value)
+        return done.value
 
 
-async def drive_async(steps: DigestSteps, read: Callable[[Step], Awaitable[Any]]) -> dict[str, Any]:
+async def drive_async(steps: Generator[Step, Any, T], read: Callable[[Step], Awaitable[Any]]) -> T:
     """Run `steps` with an asynchronous reader (the API walker)."""
     try:
         step = next(steps)
@@ -157,4 +188,4 @@ async def drive_async(steps: DigestSteps, read: Callable[[Step], Awaitable[Any]]
                 continue
             step = steps.send(answer)
     except StopIteration as done:
-        return dict(done.value)
+        return done.value

@@ -24,7 +24,7 @@ from auditor.judge import manifests as mf
 from .attestations import (
     Step,
     attestation_facts,
-    bundle_attestation_facts,
+    bundle_referrer_facts,
     digest_facts,
     drive,
     legacy_signature_facts,
@@ -243,6 +243,10 @@ class StorageReader(mf.LayerSizes):
             return self._tag_manifest(*step.args)
         if step.kind == "blob":
             return self.blob(*step.args)
+        if step.kind == "bundle_manifest":
+            return self.manifest(*step.args)[0]
+        if step.kind == "bundle_blob":
+            return self.blob(*step.args)
         return self.bundles(*step.args)
 
     def _tag_manifest(self, repo: str, tag: str) -> tuple[mf.ManifestFacts, bytes]:
@@ -276,25 +280,4 @@ class StorageReader(mf.LayerSizes):
             index, _ = self._tag_manifest(repo, fallback)
         except (ProbeError, ValueError, OSError) as exc:
             return [{"scheme": "bundle", "error": f"referrers: {exc}"}]
-        found: list[dict[str, Any]] = []
-        for entry in index.children:
-            art = entry.artifact_type
-            if art and not art.startswith(mf.BUNDLE_PREFIX):
-                continue
-            item: dict[str, Any] = {"scheme": "bundle", "via": "tag-schema", "manifest_digest": entry.digest}
-            try:
-                manifest, _ = self.manifest(repo, entry.digest)
-                if not (manifest.artifact_type or art).startswith(mf.BUNDLE_PREFIX):
-                    continue
-                item["predicate_type"] = mf.predicate_of(manifest) or mf.predicate_of(entry)
-                layer = next((d for d in manifest.layers if d.media_type.startswith(mf.BUNDLE_PREFIX)), None)
-                if layer is None:
-                    item["error"] = "bundle referrer has no bundle layer"
-                else:
-                    item["bundle"] = self.blob(repo, layer.digest).decode("utf-8", "replace")
-                    if item["predicate_type"] == mf.VULN_PREDICATE:
-                        item.update(bundle_attestation_facts(item["bundle"]))
-            except (ProbeError, ValueError, OSError) as exc:
-                item["error"] = str(exc)
-            found.append(item)
-        return found
+        return drive(bundle_referrer_facts(repo, list(index.children), "tag-schema"), self._answer)

@@ -38,7 +38,7 @@ from auditor.judge import manifests as mf
 from .attestations import (
     Step,
     attestation_facts,
-    bundle_attestation_facts,
+    bundle_referrer_facts,
     digest_facts,
     drive_async,
     legacy_signature_facts,
@@ -323,6 +323,12 @@ class Walker(mf.LayerSizes):
         if step.kind == "blob":
             repo, digest, limit = step.args
             return await self.blob(repo, digest, "payload", max_body=limit)
+        if step.kind == "bundle_manifest":
+            repo, digest = step.args
+            return await self.manifest_by_digest(repo, digest, "bundle-manifest")
+        if step.kind == "bundle_blob":
+            repo, digest = step.args
+            return await self.blob(repo, digest, "bundle", max_body=MAX_PAYLOAD)
         return await self.bundles(*step.args)
 
     async def _list_signature_repository(self) -> None:
@@ -412,7 +418,6 @@ class Walker(mf.LayerSizes):
 
     async def bundles(self, repo: str, digest: str, tagset: frozenset[str]) -> list[dict[str, Any]]:
         """Sigstore bundle referrers: the referrers API when present, else the `sha256-<hex>` tag."""
-        found: list[dict[str, Any]] = []
         try:
             entries = await self._referrers_supported(repo, digest)
             via = "referrers-api"
@@ -424,28 +429,7 @@ class Walker(mf.LayerSizes):
                 entries, via = index.children, "tag-schema"
         except (ProbeError, ValueError) as exc:
             return [{"scheme": "bundle", "error": f"referrers: {exc}"}]
-        for entry in entries:
-            art = entry.artifact_type
-            if art and not art.startswith(mf.BUNDLE_PREFIX):
-                continue
-            item: dict[str, Any] = {"scheme": "bundle", "via": via, "manifest_digest": entry.digest}
-            try:
-                manifest = await self.manifest_by_digest(repo, entry.digest, "bundle-manifest")
-                if not (manifest.artifact_type or art).startswith(mf.BUNDLE_PREFIX):
-                    continue
-                item["predicate_type"] = mf.predicate_of(manifest) or mf.predicate_of(entry)
-                layer = next((d for d in manifest.layers if d.media_type.startswith(mf.BUNDLE_PREFIX)), None)
-                if layer is None:
-                    item["error"] = "bundle referrer has no bundle layer"
-                else:
-                    data = await self.blob(repo, layer.digest, "bundle", max_body=MAX_PAYLOAD)
-                    item["bundle"] = data.decode("utf-8", "replace")
-                    if item["predicate_type"] == mf.VULN_PREDICATE:
-                        item.update(bundle_attestation_facts(item["bundle"]))
-            except (ProbeError, ValueError) as exc:
-                item["error"] = str(exc)
-            found.append(item)
-        return found
+        return await drive_async(bundle_referrer_facts(repo, list(entries), via), self._answer)
 
 
 def _checked_manifest(response: BoundedResponse) -> tuple[str, mf.ManifestFacts]:
