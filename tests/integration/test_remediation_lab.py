@@ -312,7 +312,7 @@ def test_killed_after_each_journal_step_in_turn_rollback_restores_everything(rem
         assert run.returncode in (-9, 137), (k, run.stdout + run.stderr)
         assert len([s for s in steps if s.get("state") == "done"]) == k, (k, steps)
         back = regaudit(remedy, state, "remediate", "--rollback")
-        assert back.returncode == 0, (k, steps[k - 1], back.stdout + back.stderr)
+        assert back.returncode == 0, f"step {k} {steps[k - 1]}:\n{back.stdout}{back.stderr}"
         assert snapshot(remedy) == before, (k, steps[k - 1])
         services_run(remedy)
     assert k - 1 == len(steps) >= 5, (k, steps)  # every step of the complete apply was a kill point
