@@ -105,14 +105,9 @@ def fit_gathered(evidence: EvidenceFile) -> EvidenceFile:
     """Evidence of the gather-only zipapp (auditor/fleet), fitted to the declared shapes on the control
     host: the zipapp carries no schema checker, so what `regaudit audit` does when it saves evidence
     (an `ok` value of another shape becomes an `error` record naming the field) happens on arrival."""
-    from auditor.evidence_schema import value_mismatch
+    from auditor.evidence_schema import fit_to_shape
 
-    records = {}
-    for name, record in evidence.records.items():
-        wrong = value_mismatch(name, record.value) if record.state == "ok" else None
-        records[name] = record if wrong is None else ProbeRecord(
-            name, "error", None, f"the probe's value does not fit its declared shape (docs/evidence.md): {wrong}",
-            record.seconds)
+    records = {name: fit_to_shape(record) for name, record in evidence.records.items()}
     return dataclasses.replace(evidence, records=records)
 
 

@@ -13,13 +13,17 @@ Contract:
 from __future__ import annotations
 
 import json
+import logging
 import types
 import typing
 from functools import cache
 from importlib import resources
 from typing import Any
 
+from auditor.checkapi import ProbeRecord
 from auditor.model import JSON
+
+log = logging.getLogger(__name__)
 
 SCHEMA_DIR = ("schemas", "evidence")  # inside the auditor package
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -142,6 +146,21 @@ def mismatch(value: Any, schema: dict[str, Any], where: str = "") -> str | None:
                 if found_error:
                     return found_error
     return None
+
+
+def fit_to_shape(record: ProbeRecord) -> ProbeRecord:
+    """The record, or an `error` record naming the field when an `ok` value does not fit the probe's
+    declared shape (auditor/judge/shapes.py): a check never judges a value of another shape. The audit
+    applies it to what it gathered, the fleet to what a gather-only zipapp sends."""
+    if record.state != "ok":
+        return record
+    wrong = value_mismatch(record.name, record.value)
+    if wrong is None:
+        return record
+    log.warning("probe %s: value does not fit its declared shape: %s", record.name, wrong)
+    return ProbeRecord(record.name, "error", None,
+                       f"the probe's value does not fit its declared shape (docs/evidence.md): {wrong}",
+                       record.seconds)
 
 
 def value_mismatch(probe: str, value: JSON) -> str | None:

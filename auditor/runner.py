@@ -17,7 +17,7 @@ from auditor.checkapi import Check, Evidence, Outcome, ProbeRecord
 from auditor.credentials import Credentials
 from auditor.errors import EvidenceNotApplicable, ProbeUnavailable
 from auditor.evidence import EvidenceFile, utcnow
-from auditor.evidence_schema import value_mismatch
+from auditor.evidence_schema import fit_to_shape
 from auditor.gather import Gatherer, ProgressFn
 from auditor.model import Result, Severity, Status, Vantage, WaiverRef
 from auditor.probeapi import Probe
@@ -215,20 +215,6 @@ async def gather_evidence(
         for name, r in records.items()
     }
     return EvidenceFile.gathered(target.describe(), started, cleaned)
-
-
-def fit_to_shape(record: ProbeRecord) -> ProbeRecord:
-    """The record, or an `error` record naming the field when an `ok` value does not fit the probe's
-    declared shape (auditor/judge/shapes.py): a check never judges a value of another shape."""
-    if record.state != "ok":
-        return record
-    wrong = value_mismatch(record.name, record.value)
-    if wrong is None:
-        return record
-    log.warning("probe %s: value does not fit its declared shape: %s", record.name, wrong)
-    return ProbeRecord(record.name, "error", None,
-                       f"the probe's value does not fit its declared shape (docs/evidence.md): {wrong}",
-                       record.seconds)
 
 
 def run_audit(

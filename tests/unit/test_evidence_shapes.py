@@ -14,10 +14,9 @@ import jsonschema
 import pytest
 
 from auditor.checkapi import ProbeRecord
-from auditor.evidence_schema import mismatch, schema_for, value_mismatch
+from auditor.evidence_schema import fit_to_shape, mismatch, schema_for, value_mismatch
 from auditor.judge.shapes import SHAPES
 from auditor.plugins import load_probes
-from auditor.runner import fit_to_shape
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
