@@ -245,3 +245,54 @@ def test_install_writes_a_unit_systemd_accepts_whose_command_serves(tmp_path: Pa
     again = subprocess.run([sys.executable, "-m", "auditor", "watch", "install", "lab", "--unit-dir", str(units)],
                            capture_output=True, text=True, check=False, timeout=60)
     assert again.returncode == 2 and "not overwriting" in again.stderr
+
+
+def test_with_a_certificate_it_serves_tls_only(tmp_path: Path) -> None:
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(__import__("ipaddress").ip_address(
+                "127.0.0.1"))]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_pem, key_pem = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_pem.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_pem.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                          serialization.NoEncryption()))
+    key_pem.chmod(0o600)
+    port = free_port()
+    token = tmp_path / "token"
+    token.write_text(TOKEN)
+    (tmp_path / "storage" / "docker" / "registry" / "v2" / "repositories").mkdir(parents=True)
+    proc = subprocess.Popen([sys.executable, "-m", "auditor", "watch", "serve", "--storage-root",
+                             str(tmp_path / "storage"), "--listen", f"127.0.0.1:{port}", "--token-file", str(token),
+                             "--db", str(tmp_path / "w.sqlite"), "--tls-cert", str(cert_pem), "--tls-key", str(key_pem)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "REGAUDIT_STATE_DIR": str(tmp_path / "state")})
+    try:
+        context = ssl.create_default_context(cafile=str(cert_pem))
+        deadline = time.monotonic() + 30
+        answer = None
+        while time.monotonic() < deadline and answer is None:
+            try:
+                answer = httpx.post(f"https://127.0.0.1:{port}/events", content=envelope(event(event_id="tls-1")),
+                                    headers={"Content-Type": MEDIA, "Authorization": f"Bearer {TOKEN}"},
+                                    verify=context, timeout=5)
+            except httpx.ConnectError:
+                time.sleep(0.2)
+        assert answer is not None and answer.status_code == 200 and answer.json()["stored"] == 1
+        with pytest.raises(httpx.HTTPError):  # no plaintext on the TLS port
+            httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+    finally:
+        proc.terminate()
+        proc.wait(15)
