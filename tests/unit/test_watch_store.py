@@ -144,3 +144,27 @@ def test_the_registry_config_generator_adds_the_watch_endpoint() -> None:
                                          watch=("http://127.0.0.1:9471/events", "s3cret-token-0123456789"))
     assert again["notifications"] == merged["notifications"]
     assert not [c for c in more if c.startswith("notifications")]  # idempotent
+
+
+def test_verdict_changes_land_in_the_audit_history_and_its_trend(tmp_path: Path) -> None:
+    from auditor import history
+    from auditor.watch.history import record_snapshot
+    from auditor.watch.service import WatchConfig
+
+    store = Store(tmp_path / "w.sqlite")
+    applied(store, event(), event(event_id="e2", tag="v2"))
+    failing = Verdict(DIGEST, "fail", "signatures.present: unsigned",
+                      [{"check": "signatures.present", "status": "fail", "severity": "high", "message": "unsigned"}])
+    store.record_verdicts([("team/app", "v1", failing), ("team/app", "v2", Verdict(DIGEST, "pass", "ok"))],
+                          0.0, 1001.0)
+    config = WatchConfig(db_path=tmp_path / "w.sqlite", token="x" * 16, registry="https://r.example",
+                         history_dir=tmp_path / "state", history_target="https://r.example", profile_name="p")
+    first = record_snapshot(store, config)
+    store.record_verdicts([("team/app", "v1", Verdict(DIGEST, "pass", "signed"))], 0.0, 1002.0)
+    second = record_snapshot(store, config)
+    trend = history.trend({"url": "https://r.example"}, directory=tmp_path / "state")
+    assert [r["run_id"] for r in trend] == [first, second]
+    assert (trend[0]["failing"], trend[0]["score"], trend[1]["failing"], trend[1]["score"]) == (1, 50.0, 0, 100.0)
+    changed = history.diff(first, second, directory=tmp_path / "state")
+    assert any(row["subject"] == "team/app:v1" and row["check"] == "signatures.present"
+               for rows in changed.values() for row in rows)
