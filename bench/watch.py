@@ -147,9 +147,10 @@ def main() -> int:
         watch = Watch(info, Path(tmp), args.grace)
         try:
             watch.start()
-            figures.update(throughput(watch, run, args.tags))
+            wait_for(lambda: notifications_sent(watch.info)["Pending"] == 0, 600, "the registry's earlier queue")
             figures.update(latency(watch, run, args.latency_tags))
             figures.update(alerts(watch, run, args.alert_tags, args.grace))
+            figures.update(throughput(watch, run, args.tags))
             figures.update(kills(watch, run, args.kills))
             figures.update(memory(watch, args.events))
         finally:
@@ -203,7 +204,12 @@ def latency(watch: Watch, run: str, count: int) -> dict[str, Any]:
     lags = []
     for i, p in enumerate(pushed):
         (signed,) = watch.push([{"op": "sign", "repo": repo, "tag": f"v{i}", "digest": p["digest"]}])
-        at = wait_for(lambda i=i, s=signed: watch.changed_at(repo, f"v{i}", "pass", s["done_at"] - 5), 30, "pass")
+        try:
+            at = wait_for(lambda i=i, s=signed: watch.changed_at(repo, f"v{i}", "pass", s["done_at"] - 5), 60, "pass")
+        except AssertionError:
+            print(f"no pass for {repo}:v{i}: {watch.row(repo, f'v{i}')}", file=sys.stderr)
+            print((Path(watch.tmp) / "watch.log").read_text()[-3000:], file=sys.stderr)
+            raise
         lags.append(at - signed["done_at"])
     return {"signature_to_pass_seconds": {"n": len(lags), "p50": round(quantile(lags, 0.5), 4),
                                           "p99": round(quantile(lags, 0.99), 4), "max": round(max(lags), 4)}}

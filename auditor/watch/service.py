@@ -41,6 +41,8 @@ from .store import Store, Verdict
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 JUDGE_BATCH = 64
+GONE_WINDOW = 60.0   # seconds after a push in which a 404 for the tag is taken as "not linked yet"
+RETRY_GONE = 0.2     # ... and the tag is judged again this much later
 
 
 @dataclass
@@ -109,6 +111,8 @@ class Watcher:
         self.alerts = AlertSender(self.run_db, self.store, config.alert_targets)
         self._alert_rows = outbox_rows(config.alert_targets, config.registry)
         self._tasks: list[asyncio.Task[Any]] = []
+        self._pending_marks: set[asyncio.Future[Any]] = set()
+        self._gone_tries: dict[tuple[str, str], int] = {}
         self._scan_stamps: list[int] = self._ignore_stamps()  # the walk at start judges with these
         self.ready = asyncio.Event()
 
@@ -244,9 +248,17 @@ class Watcher:
         self.stats.judgements += len(verdicts)
         gone = [k for k, v in verdicts.items() if v.state == "gone"]
         judged = [(r, t, v) for (r, t), v in verdicts.items() if v.state != "gone"]
-        changes = await self.run_db(self._record, judged, gone)
+        changes, retry = await self.run_db(self._record, judged, gone)
+        for key in retry:  # 0.2 s, then doubling up to 5 s
+            tries = self._gone_tries[key] = self._gone_tries.get(key, 0) + 1
+            asyncio.get_running_loop().call_later(min(5.0, RETRY_GONE * 2 ** (tries - 1)), self._mark_later, [key])
+        for key in verdicts:
+            if key not in retry:
+                self._gone_tries.pop(key, None)
         now = time.time()
         for key in keys:
+            if key in retry:
+                continue
             received = self._received_at.pop(key, None)
             if received is not None:
                 self.stats.lag(now - received)
@@ -254,12 +266,34 @@ class Watcher:
             self.alerts.wake.set()
             self._history_wake.set()
 
-    def _record(self, judged: list[tuple[str, str, Verdict]], gone: list[tuple[str, str]]) -> list[Any]:
-        changes = self.store.record_verdicts(judged, self.config.grace, time.time(), self._alert_rows)
+    def _record(self, judged: list[tuple[str, str, Verdict]],
+                gone: list[tuple[str, str]]) -> tuple[list[Any], list[tuple[str, str]]]:
+        """Store verdicts. A tag the registry answers 404 for is not retired on that answer alone:
+        the registry sends a manifest's push event before it writes the tag's link, so a tag pushed
+        in the last GONE_WINDOW seconds is judged again shortly; an older one is `error` until a
+        delete event or the reconciliation walk retires it. Returns (changes, tags to retry)."""
+        now = time.time()
+        retry = []
         for repo, tag in gone:
-            self.store.retire(repo, tag, time.time(), "the registry no longer has this tag")
-        # a judged tag whose digest moved on (a newer push) stays dirty for the next round
-        return changes
+            row = self.store.tag(repo, tag)
+            if row is None or row.state == "retired":
+                continue
+            if now - row.pushed_at < GONE_WINDOW:
+                retry.append((repo, tag))
+                self.store.db.execute("UPDATE tags SET dirty = 0 WHERE repository = ? AND tag = ?", (repo, tag))
+            else:
+                judged.append((repo, tag, Verdict(row.digest, "error", "the registry answers 404 for this tag "
+                                                  "(deleted without a delete event?): the reconciliation walk "
+                                                  "will retire it")))
+        return self.store.record_verdicts(judged, self.config.grace, now, self._alert_rows), retry
+
+    def _mark_later(self, keys: list[tuple[str, str]]) -> None:
+        async def mark() -> None:
+            await self.run_db(self.store.mark_dirty, keys, 2)
+            self._judge_wake.set()
+        task = asyncio.ensure_future(mark())
+        self._pending_marks.add(task)
+        task.add_done_callback(self._pending_marks.discard)
 
     def _record_errors(self, verdicts: dict[tuple[str, str], Verdict]) -> None:
         rows = []
