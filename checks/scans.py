@@ -16,6 +16,7 @@ from typing import Any
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped
 from auditor.judge.cosign import VALID, split_reference
 from auditor.judge.scans import ignored_by, parse_time, rules_from_param, scan_filename
+from auditor.judge.shapes import ScansReports
 from auditor.model import Severity, Vantage
 
 from ._content import CONTENT, REPORTS, TRUST, Verification, judge_tags, subject, tags
@@ -102,7 +103,7 @@ def resolve(ev: Evidence) -> dict[str, Found]:
     cached = _CACHE.get(id(ev))
     if cached is not None and cached[0] is ev:
         return cached[1]
-    reports_facts = ev[REPORTS]
+    reports_facts = ev.typed(REPORTS, ScansReports)
     reports: dict[str, Any] = reports_facts.get("reports") or {}
     scan_dir = reports_facts.get("scan_dir")
     verifier = Verification(ev, {})
@@ -207,7 +208,7 @@ def scans_present(ev: Evidence, params: Params) -> Iterator[Outcome]:
 
 def _rescan_notes(ev: Evidence) -> Callable[[str], str]:
     """A message suffix per tag saying why --rescan-stale did not refresh its report ("" if not asked)."""
-    rescan = ev[REPORTS].get("rescan")
+    rescan = ev.typed(REPORTS, ScansReports).get("rescan")
     if not isinstance(rescan, dict):
         return lambda where: ""
     if not rescan.get("ran"):
@@ -307,7 +308,7 @@ def scans_digest_match(ev: Evidence, params: Params) -> Iterator[Outcome]:
 )
 def scans_severity(ev: Evidence, params: Params) -> Iterator[Outcome]:
     wanted = {str(s).upper() for s in params["severities"]}
-    rules = [*ev[REPORTS].get("ignore", []), *rules_from_param(params.get("ignore") or [])]
+    rules = [*(ev.typed(REPORTS, ScansReports).get("ignore") or []), *rules_from_param(params.get("ignore") or [])]
 
     def judge(where: str, tag: dict[str, Any], scan: Scan) -> Iterator[Outcome]:
         counts: dict[str, int] = {}

@@ -877,6 +877,7 @@ class ScansReports(TypedDict, total=False):
     ignore_sources: list[Any] | None
     reports: dict[str, Any] | None
     scan_dir: str | None
+    rescan: dict[str, Any] | None
 
 class SignaturesTrustKey(TypedDict, total=False):
     pem: str | None
