@@ -106,7 +106,9 @@ def test_up_is_idempotent_and_down_leaves_nothing(scratch: str) -> None:
 
     first = lab_pkg.up(scratch, content=False)
     pids = [int(p["pid"]) for p in first["processes"]]
-    assert len(pids) == 3 and lab_pkg.is_up(scratch)
+    # registry, nginx, Apache, and the OCSP responder Apache staples from (a copy of hardened)
+    assert {p["name"] for p in first["processes"]} == {"registry", "nginx", "apache", "ocsp-responder"}
+    assert len(pids) == 4 and lab_pkg.is_up(scratch)
     again = lab_pkg.up(scratch, content=False)
     assert [int(p["pid"]) for p in again["processes"]] == pids, "a healthy variant must be left running"
     lab_pkg.down(scratch)

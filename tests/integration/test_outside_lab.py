@@ -1,6 +1,6 @@
 """The outside auth, exposure and header checks against the real lab, from its namespaces.
 
-hardened passes all five (auth.token-service is `skip`: its challenge is Basic); weak fails
+hardened passes all six (auth.token-service is `skip`: its challenge is Basic); weak fails
 exactly its seeded auth/exposure/header defects (tests/lab/defects/weak.yaml); token passes,
 passively and with --active. Every run is grepped for the password.
 """
@@ -19,7 +19,7 @@ from auditor.model import Status
 pytestmark = pytest.mark.integration
 
 MINE = ("auth.anonymous-denied", "auth.challenge-over-tls", "auth.token-service", "net.registry-port-exposed",
-        "http.nosniff")
+        "http.nosniff", "http.hsts")
 DEFECTS = Path(__file__).resolve().parents[1] / "lab" / "defects" / "weak.yaml"
 
 

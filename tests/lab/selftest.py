@@ -112,6 +112,8 @@ def _reach(info: LabInfo, subject: str | None = None) -> Verdict:
 @verifier("processes")
 def _processes(info: LabInfo, subject: str | None = None) -> Verdict:
     expect = {"registry": ["docker-registry", "serve", info["registry"]["config"]]}
+    for i in range(1, len(VARIANTS[info.variant].registry_addrs)):  # one registry per listen address
+        expect[f"registry-{i}"] = ["docker-registry", "serve"]
     if info.raw.get("nginx"):
         expect["nginx"] = ["nginx", "-c", info["nginx"]["config"]]
     if info.raw.get("apache"):
