@@ -147,7 +147,7 @@ def _replaced(low: str, args: list[str]) -> bool:
 
 def vhost_text(vhost: Vhost, *, ciphers: str, auth_user_file: str | None, token_auth: bool,
                proxy_timeout: int, checks: tuple[str, ...], hsts_max_age: int = HSTS_MAX_AGE,
-               stapling_cache: bool = False) -> str:
+               stapling_cache: bool = False, stapling: bool = True) -> str:
     head: list[str] = []
     certs: list[str] = []
     keys: list[str] = []
@@ -194,7 +194,28 @@ def vhost_text(vhost: Vhost, *, ciphers: str, auth_user_file: str | None, token_
                   proxy_path=proxy_path, upstream=upstream, proxy_timeout=timeout, kept=kept,
                   basic_auth=basic, auth_name=auth_name, auth_user_file=auth_user_file,
                   location_kept=location_kept, hsts_max_age=hsts_max_age,
-                  stapling_cache=STAPLING_CACHE if stapling_cache else "")
+                  stapling=stapling, stapling_cache=STAPLING_CACHE if stapling and stapling_cache else "")
+
+
+ISSUER_DIRECTIVES = ("sslcacertificatefile", "sslcacertificatepath", "sslcertificatechainfile")
+BEGIN_CERT = b"-----BEGIN CERTIFICATE-----"
+
+
+def issuer_available(lines: list[str], vhost: Vhost) -> bool:
+    """Whether Apache can find the issuer of the vhost's certificates, which mod_ssl needs to build
+    an OCSP request: every SSLCertificateFile holds a chain (leaf + issuer), or the file names
+    SSLCACertificateFile / SSLCACertificatePath / SSLCertificateChainFile. Without it
+    `SSLUseStapling On` only logs "ssl_stapling_init_cert: can't retrieve issuer certificate"."""
+    if any(ln.strip().split(None, 1)[0].lower() in ISSUER_DIRECTIVES for ln in lines if ln.strip()):
+        return True
+    certs = [args[0] for name, args, _raw in vhost.directives if name.lower() == "sslcertificatefile" and args]
+    if not certs:
+        return False
+    for cert in certs:
+        data = read_live(cert)
+        if data is None or data.count(BEGIN_CERT) < 2:
+            return False
+    return True
 
 
 def rewrite(text: str, line: int, **kwargs: Any) -> str:
@@ -203,7 +224,7 @@ def rewrite(text: str, line: int, **kwargs: Any) -> str:
     lines = text.splitlines(keepends=True)
     vhost = parse_vhost(lines, line - 1)
     has_cache = any(ln.strip().lower().startswith("sslstaplingcache") for ln in lines)
-    block = vhost_text(vhost, stapling_cache=not has_cache, **kwargs)
+    block = vhost_text(vhost, stapling_cache=not has_cache, stapling=issuer_available(lines, vhost), **kwargs)
     return "".join(lines[: vhost.start]) + block + "".join(lines[vhost.end + 1:])
 
 
@@ -253,6 +274,28 @@ def generate(site: Site, plan: Plan) -> None:
         plan.texts.append(TextRemedy("proxy.apache-auth", (path,),
                                      "Create the htpasswd file with bcrypt entries (htpasswd -B -c FILE USER), "
                                      "name it in AuthUserFile, then run remediate again.", NAME))
+    try:
+        live_lines = live.decode().splitlines()
+        stapling = issuer_available(live_lines, parse_vhost(live_lines, line - 1))
+    except (ValueError, UnicodeDecodeError) as exc:
+        plan.notes.append(f"{NAME}: cannot rewrite {path}: {exc}")
+        return
+    if "tls.ocsp-stapling" in claimed and not stapling:
+        claimed.remove("tls.ocsp-stapling")  # SSLUseStapling is not written: nothing to expect from it
+        plan.texts.append(TextRemedy("tls.ocsp-stapling", (path,),
+                                     "Apache cannot find the issuer of the vhost's certificates, so it cannot "
+                                     "build an OCSP request and no SSLUseStapling was written: put the issuer "
+                                     "certificate in SSLCertificateFile after the server certificate (the chain) "
+                                     "or name it in SSLCACertificateFile, make sure the certificate names an OCSP "
+                                     "responder Apache can reach, then run remediate again.", NAME))
+        if not claimed:
+            return  # stapling was all that failed here: re-rendering the vhost would fix nothing
+    elif "tls.ocsp-stapling" in claimed:
+        plan.texts.append(TextRemedy("tls.ocsp-stapling", (path,),
+                                     "SSLUseStapling staples only when Apache can build the OCSP request: the "
+                                     "issuer certificate must be in SSLCertificateFile's chain (or in "
+                                     "SSLCACertificateFile) and the certificate must name an OCSP responder "
+                                     "Apache can reach.", NAME))
     params = site.params("proxy.apache-tls") or site.params("tls.ciphers")
     try:
         text = rewrite(live.decode(), line, ciphers=_allowed_ciphers(params), auth_user_file=auth_file,
@@ -262,12 +305,6 @@ def generate(site: Site, plan: Plan) -> None:
     except (ValueError, UnicodeDecodeError) as exc:
         plan.notes.append(f"{NAME}: cannot rewrite {path}: {exc}")
         return
-    if "tls.ocsp-stapling" in claimed:
-        plan.texts.append(TextRemedy("tls.ocsp-stapling", (path,),
-                                     "SSLUseStapling staples only when Apache can build the OCSP request: the "
-                                     "issuer certificate must be in SSLCertificateFile's chain (or in "
-                                     "SSLCACertificateFile) and the certificate must name an OCSP responder "
-                                     "Apache can reach.", NAME))
     if text.encode() != live:
         plan.files.append(FileChange(path=path, generator=NAME, checks=tuple(claimed), content=text.encode(),
                                      validate="apache", service="apache",

@@ -32,14 +32,16 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PROFILE = REPO_ROOT / "tests" / "lab-profile.yaml"
 # What the weak lab fails that a config, a mount, a firewall rule or a file mode fixes.
 REMEDIABLE = {
-    "auth.anonymous-denied", "auth.challenge-over-tls", "files.tls-key", "firewall.registry-port", "http.nosniff",
+    "auth.anonymous-denied", "auth.challenge-over-tls", "files.tls-key", "firewall.registry-port", "http.hsts",
+    "http.nosniff",
     "net.registry-port-exposed", "proxy.apache-auth", "proxy.apache-tls", "proxy.nginx-body",
     "proxy.nginx-timeouts", "registry.bind-loopback", "registry.headers", "registry.log-json",
     "registry.stale-uploads", "registry.upload-purging", "tls.ciphers", "tls.protocols", "tmpfs.mounted",
     "tmpfs.size",
 }
-# What no config can fix on the weak lab: text remediation only.
-TEXT_ONLY = {"tls.certificate", "signatures.present", "signatures.valid", "scans.present", "scans.fresh",
+# What no config can fix on the weak lab: text remediation only. tls.ocsp-stapling: its certificate files
+# hold no issuer and no SSLCACertificateFile names one, so Apache could not build an OCSP request.
+TEXT_ONLY = {"tls.certificate", "tls.ocsp-stapling", "signatures.present", "signatures.valid", "scans.present", "scans.fresh",
              "scans.digest-match", "scans.severity", "files.htpasswd"}
 
 
