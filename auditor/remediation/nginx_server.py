@@ -199,6 +199,9 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
         if fix_recipe and d["directive"] == "add_header" and d["args"] and \
                 d["args"][0].strip("'\"").lower() == "docker-distribution-api-version":
             continue
+        if tls and d["directive"] == "add_header" and d["args"] and \
+                d["args"][0].strip("'\"").lower() == "strict-transport-security":
+            continue  # written below with the profile's max-age
         if d["directive"] == "proxy_set_header" and d["args"]:
             headers_seen.add(d["args"][0].lower())
         location_lines += _block_lines(_without_holes(d) if fix_auth else d) if "block" in d else [_line(d)]
@@ -209,6 +212,10 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
     for name, value in GUIDE_HEADERS:
         if name.lower() not in headers_seen:
             location_lines.append(f"proxy_set_header {name} {value};")
+    hsts_max_age = max(HSTS_MAX_AGE, int(params.get("hsts_min_max_age") or 0))
+    if tls and any(line.startswith("add_header ") for line in location_lines):
+        # nginx inherits the server's add_header only into locations that set none of their own
+        location_lines.append(f'add_header Strict-Transport-Security "max-age={hsts_max_age}" always;')
     max_temp = _bigger_size(values.get("proxy_max_temp_file_size"), str(params.get("min_proxy_max_temp_file_size",
                                                                                      "4096m")))
     need = size_bytes(max_temp) or 0
@@ -232,7 +239,7 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
         proxy_read_timeout=_timeout(values.get("proxy_read_timeout"), 900, True),
         proxy_send_timeout=_timeout(values.get("proxy_send_timeout"), 900, True),
         proxy_connect_timeout=_timeout(values.get("proxy_connect_timeout"), 60, False),
-        tls=tls, hsts_max_age=max(HSTS_MAX_AGE, int(params.get("hsts_min_max_age") or 0)),
+        tls=tls, hsts_max_age=hsts_max_age,
     )
 
 
