@@ -320,6 +320,21 @@ def test_nginx_edge_server_gets_the_profile_tls_auth_without_holes_and_the_recip
         assert cp.returncode == 0, cp.stderr
 
 
+def test_nginx_location_with_its_own_add_header_repeats_hsts(tmp_path: Path) -> None:
+    """nginx inherits the server's add_header only into locations that set none: the recipe's
+    API-version header in location /v2/ must not drop HSTS from the registry's answers."""
+    crt, key = _cert(tmp_path)
+    path = tmp_path / "nginx.conf"
+    path.write_text(EDGE_NGINX.format(tmp=tmp_path, crt=crt, key=key))
+    text = path.read_text()
+    line = text.splitlines().index("        location /v2/ {") + 1
+    out = nginx_server.rewrite(str(path), text, line, {}, 0, ("proxy.nginx-recipe", "http.hsts"),
+                               edge={"tls_params": {}, "user_file": None, "map": True})
+    location = out.split("location /v2/ {")[1].split("}")[0]
+    assert "Docker-Distribution-Api-Version" in location
+    assert location.count('add_header Strict-Transport-Security "max-age=63072000" always;') == 1
+
+
 def test_nginx_edge_fixes_leave_a_server_behind_apache_alone(tmp_path: Path) -> None:
     path = _nginx_file(tmp_path)
     text = path.read_text()
@@ -422,6 +437,24 @@ def test_apache_vhost_is_rerendered_with_the_guides_tls_proxy_and_auth(tmp_path:
         cp = subprocess.run(["apache2", "-t", "-d", str(tmp_path), "-f", str(conf)], capture_output=True, text=True,
                             check=False)
         assert cp.returncode == 0, cp.stderr
+
+
+def test_apache_vhost_staples_only_when_apache_can_find_the_issuer(tmp_path: Path) -> None:
+    """mod_ssl needs the issuer to build an OCSP request: a lone server certificate with no issuer
+    directive gets no SSLUseStapling (nor its cache); a chain in the file or an SSLCACertificateFile does."""
+    text = _apache_text(tmp_path)
+    line = text.splitlines().index("<VirtualHost *:443>") + 1
+    kwargs: dict[str, Any] = {"ciphers": "ECDHE-ECDSA-AES256-GCM-SHA384", "auth_user_file": f"{tmp_path}/htpasswd",
+                              "token_auth": False, "proxy_timeout": 900, "checks": ("tls.ocsp-stapling",)}
+    alone = apache_vhost.rewrite(text, line, **kwargs)
+    assert "SSLUseStapling" not in alone and "SSLStaplingCache" not in alone
+    assert "Strict-Transport-Security" in alone
+    with_ca = text.replace("    SSLEngine on\n", f"    SSLEngine on\n    SSLCACertificateFile {tmp_path}/server.pem\n")
+    out = apache_vhost.rewrite(with_ca, line, **kwargs)
+    assert "SSLUseStapling        On" in out and apache_vhost.STAPLING_CACHE in out
+    cert = tmp_path / "server.pem"
+    cert.write_bytes(cert.read_bytes() * 2)  # a chain: server certificate, then its issuer
+    assert "SSLUseStapling        On" in apache_vhost.rewrite(text, line, **kwargs)
 
 
 def test_apache_vhost_without_proxypass_is_not_rewritten() -> None:
