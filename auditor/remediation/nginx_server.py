@@ -17,7 +17,7 @@ import crossplane
 from auditor.judge.proxies import behind_another_proxy
 from auditor.judge.units import size_bytes, time_seconds
 
-from .model import FileChange, Plan
+from .model import FileChange, Plan, TextRemedy
 from .render import render
 from .site import Site, read_live, split_where
 
@@ -239,7 +239,7 @@ def server_text(server: dict[str, Any], indent: str, params: dict[str, Any], lar
         proxy_read_timeout=_timeout(values.get("proxy_read_timeout"), 900, True),
         proxy_send_timeout=_timeout(values.get("proxy_send_timeout"), 900, True),
         proxy_connect_timeout=_timeout(values.get("proxy_connect_timeout"), 60, False),
-        tls=tls, hsts_max_age=hsts_max_age,
+        tls=tls, hsts_max_age=hsts_max_age, stapling=edge.get("stapling", True),
     )
 
 
@@ -281,6 +281,39 @@ def temp_path_moves(site: Site) -> dict[str, str]:
             if p.get("directive") in TEMP_DIRS and (p.get("mount") or {}).get("mountpoint") != mountpoint}
 
 
+BEGIN_CERT = b"-----BEGIN CERTIFICATE-----"
+
+
+def issuer_available(server: dict[str, Any], file_text: str) -> bool:
+    """Whether nginx can find the issuer of the server's certificates, which it needs to staple:
+    an ssl_trusted_certificate (in the file), or every ssl_certificate file holding a chain.
+    Without it `ssl_stapling on` only logs '"ssl_stapling" ignored, issuer certificate not found'."""
+    if any(ln.strip().startswith("ssl_trusted_certificate") for ln in file_text.splitlines()):
+        return True
+    certs = [d["args"][0] for d in server.get("block", []) if d["directive"] == "ssl_certificate" and d["args"]]
+    if not certs:
+        return False
+    for cert in certs:
+        data = read_live(cert)
+        if data is None or data.count(BEGIN_CERT) < 2:
+            return False
+    return True
+
+
+def _stapling_possible(where: tuple[str, int] | None) -> bool:
+    """issuer_available for the live server block at `where` (False when it cannot be read)."""
+    if where is None:
+        return False
+    path, line = where
+    try:
+        parsed = crossplane.parse(path, single=True, comments=False, catch_errors=False)
+        server = _find_server(parsed["config"][0]["parsed"], line)
+        text = Path(path).read_text(errors="replace")
+    except (OSError, crossplane.errors.NgxParserBaseException):
+        return False
+    return server is not None and issuer_available(server, text)
+
+
 def generate(site: Site, plan: Plan) -> None:
     failing = site.failing_ids()
     claimed = tuple(c for c in (*CHECKS, *TLS_CHECKS) if c in failing)
@@ -310,6 +343,15 @@ def generate(site: Site, plan: Plan) -> None:
             mine = tuple(c for c in mine if c != "proxy.nginx-auth")
         if "proxy.nginx-recipe" in mine:
             has_map = True  # one map per http block
+        edge["stapling"] = _stapling_possible(split_where(server.get("where")))
+        if "tls.ocsp-stapling" in mine and not edge["stapling"]:
+            mine = tuple(c for c in mine if c != "tls.ocsp-stapling")
+            plan.texts.append(TextRemedy("tls.ocsp-stapling", (str(server.get("where")),),
+                                         "nginx cannot find the issuer of this server's certificates, so no "
+                                         "ssl_stapling was written: name the issuer chain in ssl_trusted_certificate "
+                                         "(or put it in ssl_certificate after the server certificate), make sure the "
+                                         "certificate names an OCSP responder nginx can reach, then run remediate "
+                                         "again.", NAME))
         wire += _wire_claims(server, mine, failing)
         fixed += mine
         where = split_where((server.get("location") or {}).get("where") or server.get("where"))

@@ -335,6 +335,24 @@ def test_nginx_location_with_its_own_add_header_repeats_hsts(tmp_path: Path) -> 
     assert location.count('add_header Strict-Transport-Security "max-age=63072000" always;') == 1
 
 
+def test_nginx_staples_only_when_it_can_find_the_issuer(tmp_path: Path) -> None:
+    crt, key = _cert(tmp_path)
+    path = tmp_path / "nginx.conf"
+    path.write_text(EDGE_NGINX.format(tmp=tmp_path, crt=crt, key=key))
+    text = path.read_text()
+    line = text.splitlines().index("        location /v2/ {") + 1
+    assert not nginx_server._stapling_possible((str(path), line))  # a lone server certificate
+    out = nginx_server.rewrite(str(path), text, line, {}, 0, ("http.hsts",),
+                               edge={"tls_params": {}, "user_file": None, "map": True, "stapling": False})
+    assert "ssl_stapling" not in out and "Strict-Transport-Security" in out
+    trusted = text.replace(f"ssl_certificate {crt};", f"ssl_certificate {crt};\n        ssl_trusted_certificate {crt};")
+    path.write_text(trusted)
+    assert nginx_server._stapling_possible((str(path), line))
+    path.write_text(text)
+    crt.write_bytes(crt.read_bytes() * 2)  # a chain: server certificate, then its issuer
+    assert nginx_server._stapling_possible((str(path), line))
+
+
 def test_nginx_edge_fixes_leave_a_server_behind_apache_alone(tmp_path: Path) -> None:
     path = _nginx_file(tmp_path)
     text = path.read_text()
