@@ -110,7 +110,7 @@ def test_odd_profile_and_evidence_files_are_exit_2_naming_the_file(odd_files: di
     ("deep.json", "[" * 100_000 + "]" * 100_000, "nested deeper than"),
     ("huge-int.json", '{"format": ' + "9" * 5000 + "}", "invalid JSON"),
     ("truncated.json", '{"format": "regaudit-evidence/1", "probes": {', "invalid JSON"),
-])
+], ids=["deep", "huge-int", "truncated"])  # short ids: pytest puts the test id in PYTEST_CURRENT_TEST
 def test_hostile_json_inputs_are_exit_2(tmp_path: Path, name: str, text: str, reason: str) -> None:
     path = tmp_path / name
     path.write_text(text)
