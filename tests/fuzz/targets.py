@@ -324,7 +324,7 @@ def _dsse_seeds() -> Iterator[bytes]:
 @target("dsse_envelope", glob("tests/fixtures/upstream/cosign/vuln-predicate.json"), extra=_dsse_seeds)
 def dsse_envelope(data: bytes) -> None:
     """A DSSE envelope (the .att layer) with its in-toto statement, and a bare statement."""
-    from auditor.content.walker import attestation_facts
+    from auditor.content.attestations import attestation_facts
     from auditor.judge.cosign import statement_digests
 
     attestation_facts(text(data), "sha256-x.att", "dsse")
@@ -347,7 +347,7 @@ def _trusted_keys() -> Any:
 def sigstore_bundle(data: bytes) -> None:
     """A sigstore bundle: parsed, verified against a trusted key (never passes: the key is not
     the signer), and its vuln attestation summarised."""
-    from auditor.content.walker import bundle_attestation_facts
+    from auditor.content.attestations import bundle_attestation_facts
     from auditor.judge.cosign import VALID, parse_bundle, verify_bundle_keyed
 
     bundle, _error = parse_bundle(text(data))
