@@ -80,12 +80,12 @@ def libraries(binary: Path) -> set[str]:
 
 
 def base(root: Path) -> None:
-    for d in ("etc/ssl/certs", "tmp", "work", "run", "proc", "sys", "dev", "usr/bin", "usr/share/doc/regaudit"):
+    for d in ("etc/ssl/certs", "tmp", "workspace", "run", "proc", "sys", "dev", "usr/bin", "usr/share/doc/regaudit"):
         (root / d).mkdir(parents=True, exist_ok=True)
     os.chmod(root / "tmp", 0o1777)
-    os.chmod(root / "work", 0o1777)
+    os.chmod(root / "workspace", 0o1777)
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/false\n"
-                                     f"regaudit:x:{UID}:{UID}:regaudit:/work:/bin/false\n")
+                                     f"regaudit:x:{UID}:{UID}:regaudit:/workspace:/bin/false\n")
     (root / "etc/group").write_text(f"root:x:0:\nregaudit:x:{UID}:\n")
     (root / "etc/nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files dns\n")
     shutil.copy2("/etc/ssl/certs/ca-certificates.crt", root / "etc/ssl/certs/ca-certificates.crt")
@@ -283,8 +283,9 @@ def main() -> int:
     if args.docker_host:
         tag = args.tag or f"regaudit:{__version__}"
         changes = [f"ENV PYTHONPATH={SITE}", "ENV PYTHONDONTWRITEBYTECODE=1", "ENV LANG=C.UTF-8",
-                   "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt", "ENV REGAUDIT_STATE_DIR=/work/.regaudit",
-                   'ENTRYPOINT ["/usr/bin/python3", "-m", "auditor"]', 'CMD ["--help"]', "WORKDIR /work",
+                   "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+                   "ENV REGAUDIT_STATE_DIR=/workspace/.regaudit",
+                   'ENTRYPOINT ["/usr/bin/python3", "-m", "auditor"]', 'CMD ["--help"]', "WORKDIR /workspace",
                    f"USER {UID}:{UID}"]
         changes += [f'LABEL {key}="{value}"' for key, value in labels.items()]
         argv = [DOCKER, "-H", args.docker_host, "import"]

@@ -97,10 +97,10 @@ def main() -> int:
             DOCKER, "-H", host, "run", "--rm", "--network", "host", "--add-host", f"{lab['hostname']}:{registry_v4}",
             "-v", f"{lab['tls']['ca']}:/certs/ca.pem:ro", "-v", f"{secret}:/run/secrets/registry-password:ro",
             "-v", f"{lab['cosign']['public_key']}:/certs/cosign.pub:ro", "-v", f"{lab['scan_dir']}:/scans:ro",
-            "-v", f"{reports}:/work/reports", image["image"], "audit", lab["url"], "--username",
+            "-v", f"{reports}:/workspace/reports", image["image"], "audit", lab["url"], "--username",
             lab["auth"]["username"], "--password-file", "/run/secrets/registry-password", "--ca-bundle",
             "/certs/ca.pem", "--cosign-key", "/certs/cosign.pub", "--scan-dir", "/scans", "--compliance",
-            "nist-800-190", "--format", "console,json,sarif", "--output", "/work/reports", "--no-progress"],
+            "nist-800-190", "--format", "console,json,sarif", "--output", "/workspace/reports", "--no-progress"],
             capture_output=True, text=True, timeout=900)
         report = json.loads((reports / "regaudit.json").read_text()) if (reports / "regaudit.json").exists() else {}
         print(run.stdout[-3000:], file=sys.stderr)
