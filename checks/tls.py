@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from auditor.checkapi import Evidence, Outcome, Params, check, errored, failed, passed, skipped, warned
 from auditor.judge.certs_policy import WEAK_HASHES
-from auditor.judge.shapes import TlsScan, TlsScanAddress
+from auditor.judge.shapes import TlsScan, TlsScanAddress, TlsScanAddressCertificate
 from auditor.judge.suites import ALL_VERSIONS, lookup
 from auditor.model import Severity, Vantage
 
@@ -52,6 +52,12 @@ def _accepted_versions(entry: TlsScanAddress) -> list[str]:
 def _accepted_suites(entry: TlsScanAddress) -> dict[str, list[str]]:
     suites = entry.get("cipher_suites") or {}
     return {v: [str(s.get("name")) for s in suites.get(v) or []] for v in ALL_VERSIONS if v in suites}
+
+
+def _certificate_chains(entry: TlsScanAddress, subject: str) -> list[tuple[str, TlsScanAddressCertificate]]:
+    """Each certificate chain the address presented, with the subject a result about it names."""
+    chains = [c for c in entry.get("certificates") or [] if isinstance(c, dict)]
+    return [(f"{subject} {c['auth']} certificate" if c.get("auth") else subject, c) for c in chains]
 
 
 def _unscanned(addresses: Sequence[TlsScanAddress], entry: TlsScanAddress,
@@ -364,14 +370,13 @@ def tls_certificate(ev: Evidence, params: Params) -> Iterator[Outcome]:
         if unscanned is not None:
             yield unscanned
             continue
-        chains = [c for c in entry.get("certificates") or [] if isinstance(c, dict)]
+        chains = _certificate_chains(entry, subject)
         if not chains:
             reason = entry.get("certificate_error") or "no certificate could be read"
             yield errored(subject, f"no certificate to judge: {reason}",
                           observed={"accepted": _accepted_versions(entry)}, expected=expected)
             continue
-        for chain in chains:
-            where = f"{subject} {chain['auth']} certificate" if chain.get("auth") else subject
+        for where, chain in chains:
             try:
                 problems, observed = judge_chain(chain, ev.now, params)
             except ValueError as exc:
@@ -446,13 +451,12 @@ def tls_ocsp_stapling(ev: Evidence, params: Params) -> Iterator[Outcome]:
         if unscanned is not None:
             yield unscanned
             continue
-        chains = [c for c in entry.get("certificates") or [] if isinstance(c, dict)]
+        chains = _certificate_chains(entry, subject)
         if not chains:
             yield errored(subject, f"no certificate was read: {entry.get('certificate_error') or 'none presented'}",
                           expected=expected)
             continue
-        for chain in chains:
-            where = f"{subject} {chain['auth']} certificate" if chain.get("auth") else subject
+        for where, chain in chains:
             facts = chain.get("ocsp_stapling")
             if not isinstance(facts, dict):
                 yield errored(where, "the evidence has no OCSP stapling facts (recorded by an older regaudit: "
