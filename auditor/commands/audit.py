@@ -70,7 +70,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--registry-port", type=int, help="the registry's own port when not 5000 / the config's")
     parser.add_argument("--connect-timeout", metavar="FLOOR:CEILING",
                         help="bounds in ms of the connect timeout used to call a port filtered; within them it "
-                        "follows the RTT measured on the connections that answered (default 100:3000)")
+                        "follows the RTT measured on the connections that answered (default 100:3000); a port "
+                        "silent to two attempts for two timeouts is filtered")
+    parser.add_argument("--syn-retransmit", action="store_true",
+                        help="before calling a port filtered, also wait for the kernel's retransmission of the "
+                        "first SYN (about 1 s): slower, but sees a listener that drops SYNs while its accept "
+                        "queue is full")
     parser.add_argument("--active", action="store_true",
                         help="allow active probes that change state and clean up (e.g. start-and-cancel an upload)")
     parser.add_argument("--signature-repository", metavar="REPO",
@@ -123,9 +128,13 @@ def build_target(args: argparse.Namespace) -> Target:
         if not 0 < args.registry_port < 65536:
             raise UsageError("--registry-port must be 1-65535")
         options["registry_port"] = args.registry_port
-    if getattr(args, "connect_timeout", None):
+    patient = bool(getattr(args, "syn_retransmit", False))
+    if getattr(args, "connect_timeout", None) or patient:
         try:
-            options["connect_timeout"] = ConnectTimeouts.parse(args.connect_timeout).to_json()
+            text = getattr(args, "connect_timeout", None)
+            bounds = ConnectTimeouts.parse(text, syn_retransmit=patient) if text else ConnectTimeouts(
+                syn_retransmit=patient)
+            options["connect_timeout"] = bounds.to_json()
         except ValueError as exc:
             raise UsageError(f"--connect-timeout: {exc}") from None
     return Target(url=url, inside=args.inside, paths=paths,

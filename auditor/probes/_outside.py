@@ -82,10 +82,11 @@ def reference_ports(ctx: ProbeContext) -> tuple[int, ...]:
 
 
 def connect_timeouts(ctx: ProbeContext) -> ConnectTimeouts:
-    """The audit's connect-timeout bounds (`--connect-timeout FLOOR:CEILING`, milliseconds)."""
+    """The audit's connect-timeout setting (`--connect-timeout FLOOR:CEILING` in milliseconds,
+    `--syn-retransmit`); the defaults when none was given."""
     value = ctx.target.options.get("connect_timeout")
     if isinstance(value, dict):
-        return ConnectTimeouts.parse(f"{value.get('floor_ms')}:{value.get('ceiling_ms')}")
+        return ConnectTimeouts.from_json(value)
     return ConnectTimeouts()
 
 
@@ -165,9 +166,10 @@ async def tcp_state(address: str, port: int, timeout: float, *, reference_ports:
 
     The timeout T follows the round-trip time measured on connections to `reference_ports` of the
     same address (those that answered): srtt + 4 rttvar within the bounds. A first connect waits T;
-    when it is silent a second one starts, and both stay open until `whole_wait` (2 T, or the first
-    SYN's kernel retransmission plus T when the ceiling allows): a dropped SYN that a slow listener
-    answers on retransmission is still seen. `timeout` caps the whole (the audit's budget)."""
+    when it is silent a second one starts, and both stay open until `whole_wait` (2 T; with
+    `bounds.syn_retransmit`, until the first SYN's kernel retransmission plus T, so that a dropped
+    SYN a slow listener answers on retransmission is still seen). `timeout` caps the whole (the
+    audit's budget)."""
     bounds = bounds or ConnectTimeouts()
     loop = asyncio.get_running_loop()
     started = loop.time()

@@ -71,10 +71,29 @@ def test_filtered_detail_names_the_wait_and_the_rtt() -> None:
     assert "RTT unknown" in filtered_detail(2.0, 1.0, None)
 
 
-def test_whole_wait_covers_the_syn_retransmission_when_the_ceiling_allows() -> None:
+def test_whole_wait_is_two_timeouts_by_default() -> None:
     default = ConnectTimeouts()
-    assert whole_wait(0.1, default) == pytest.approx(SYN_RETRANSMIT + 0.1)
-    assert whole_wait(2.5, default) == pytest.approx(5.0)  # two timeouts are longer still
-    fast = ConnectTimeouts(floor=0.05, ceiling=0.3)
-    assert whole_wait(0.1, fast) == pytest.approx(0.3)  # the user chose speed: no retransmission
-    assert whole_wait(0.2, fast) == pytest.approx(0.4)  # never less than two timeouts
+    assert whole_wait(0.1, default) == pytest.approx(0.2)
+    assert whole_wait(2.5, default) == pytest.approx(5.0)
+    assert whole_wait(0.1, ConnectTimeouts(floor=0.05, ceiling=0.3)) == pytest.approx(0.2)
+
+
+def test_the_patient_wait_covers_the_syn_retransmission() -> None:
+    patient = ConnectTimeouts(syn_retransmit=True)
+    assert whole_wait(0.1, patient) == pytest.approx(SYN_RETRANSMIT + 0.1)
+    assert whole_wait(2.5, patient) == pytest.approx(5.0)  # two timeouts are longer still
+    # The patient wait is what the user asked for, whatever the ceiling of a single timeout.
+    assert whole_wait(0.1, ConnectTimeouts(floor=0.05, ceiling=0.3, syn_retransmit=True)) == pytest.approx(1.1)
+
+
+def test_setting_round_trips_through_json() -> None:
+    bounds = ConnectTimeouts.parse("150:2000", syn_retransmit=True)
+    assert bounds.to_json() == {"floor_ms": 150.0, "ceiling_ms": 2000.0, "syn_retransmit": True}
+    assert ConnectTimeouts.from_json(bounds.to_json()) == bounds
+    # A setting recorded before the patient wait existed reads as the default wait.
+    older = ConnectTimeouts.from_json({"floor_ms": 100.0, "ceiling_ms": 3000.0})
+    assert older == ConnectTimeouts() and not older.syn_retransmit
+    with pytest.raises(ValueError):
+        ConnectTimeouts.from_json(["100", "3000"])
+    with pytest.raises(ValueError):
+        ConnectTimeouts.from_json({"floor_ms": "fast"})
