@@ -4,6 +4,8 @@ Measures, for the current code and (with --baseline REV) for an older revision o
 the same way, the whole process (wall seconds, best and median of --runs; CPU seconds user+sys
 of the process and its children, which a loaded machine disturbs less):
 
+  startup   the fixed cost of a process: the bare interpreter, `regaudit --version`, and an
+            audit whose only probes are refused at once (`--select tls` on a closed loopback port)
   outside   `regaudit audit URL ...` of the hardened lab from its outsider namespace (the
             README's outside command: TLS, auth, exposure, headers, content through the API);
             its firewalled registry port is called filtered after two attempts over two
@@ -53,11 +55,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 LAB_ROOT = Path("/var/lib/regaudit-lab")
 PROFILE = REPO / "tests" / "lab-profile.yaml"
-SECTIONS = ("outside", "inside", "tls", "storage", "api", "demo")
+SECTIONS = ("startup", "outside", "inside", "tls", "storage", "api", "demo")
 FORMATS = "console,json,html,sarif,junit,markdown,prometheus"
-GOALS = {"outside": "< 1 s", "inside": "< 1 s", "tls": "<= sslscan", "storage": "< 4 s",
+GOALS = {"startup": "small (no goal figure)", "outside": "< 1 s", "inside": "< 1 s", "tls": "<= sslscan", "storage": "< 4 s",
          "api": ">= 85% of ceiling", "demo": "< 20 s"}
-TODAY = {"outside": "3.6 s", "inside": "-", "tls": "0.55 s (sslscan 0.32-0.37 s)",
+TODAY = {"startup": "0.35 s (--version)", "outside": "3.6 s", "inside": "-", "tls": "0.55 s (sslscan 0.32-0.37 s)",
          "storage": "7.1 s (walk 2.3 s)", "api": "72-80% (steady 87%)", "demo": "-"}
 
 
@@ -161,6 +163,18 @@ def netns(info: dict[str, Any], role: str) -> list[str]:
 
 
 # -- sections ------------------------------------------------------------------------------------
+def bench_startup(build: Build, runs: int, tmp: Path) -> dict[str, dict[str, Any]]:
+    """The fixed cost of a process: the bare interpreter, `regaudit --version`, and an audit whose
+    only probes are refused at once (TLS checks against a closed loopback port): what a run pays
+    before its first probe and after its last, whatever the target."""
+    rows = {"python -c pass": series(runs, lambda n: measured([sys.executable, "-c", "pass"], build.env()))}
+    rows[f"{build.name}: --version"] = series(runs, lambda n: measured(build.argv("--version"), build.env()))
+    rows[f"{build.name}: audit, refused at once"] = series(runs, lambda n: measured(build.argv(
+        "audit", "https://127.0.0.1:9/", "--select", "tls", "--no-progress", "--no-history", "--format", "json",
+        "--output", str(tmp / f"startup-{build.name}-{n}")), build.env()))
+    return rows
+
+
 def bench_outside(build: Build, runs: int, tmp: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
     info = lab("hardened")
     return series(runs, lambda n: measured([*netns(info, "outsider"), *build.argv(
@@ -370,6 +384,12 @@ def main() -> int:
             results["sections"][section] = {}
             for build in builds:
                 print(f"== {section}: {build.name}", file=sys.stderr)
+                if section == "startup":
+                    rows = bench_startup(build, args.runs, tmp)
+                    for row in rows.values():
+                        row.pop("runs", None)
+                    results["sections"][section].update(rows)
+                    continue
                 if section == "outside":
                     got = bench_outside(build, args.runs, tmp)
                 elif section == "inside":
@@ -396,7 +416,7 @@ def main() -> int:
     for section, rows in results["sections"].items():
         print(f"\n{section}: goal {GOALS[section]}; issue's figure {TODAY[section]}")
         for name, result in rows.items():
-            print(f"  {name:28} {_fmt(result)}")
+            print(f"  {name:34} {_fmt(result)}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0
