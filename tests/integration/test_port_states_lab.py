@@ -91,37 +91,6 @@ STALLED_LISTENER = textwrap.dedent("""
 
 LISTENER = textwrap.dedent("""
     import socket, sys, time
-    address, port = sys.argv[1], int(sys.argv[2])
-
-    def overflows():
-        lines = open("/proc/net/netstat").read().splitlines()
-        names, values = lines[0].split(), lines[1].split()
-        return int(values[names.index("ListenOverflows")])
-
-    listener = socket.socket()
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((address, port))
-    listener.listen(0)
-    print("ready", flush=True)
-    while True:
-        filler = socket.create_connection((address, port))  # the accept queue is now full
-        base = overflows()
-        while overflows() == base:  # a client's SYN was dropped
-            time.sleep(0.01)
-        time.sleep(0.5)  # the slow application
-        listener.settimeout(None)
-        listener.accept()[0].close()  # the filler: room for the client's retransmitted SYN
-        listener.settimeout(3.0)
-        try:
-            while True:
-                listener.accept()[0].close()
-        except socket.timeout:
-            pass
-        filler.close()
-""")
-
-LISTENER = textwrap.dedent("""
-    import socket, sys, time
     socks = []
     for port in map(int, sys.argv[2:]):
         s = socket.socket()
