@@ -6,7 +6,6 @@ both call it, which is why re-judging a saved evidence file reproduces the live 
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import uuid
@@ -18,7 +17,7 @@ from auditor.credentials import Credentials
 from auditor.errors import EvidenceNotApplicable, ProbeUnavailable
 from auditor.evidence import EvidenceFile, utcnow
 from auditor.evidence_schema import fit_to_shape
-from auditor.gather import Gatherer, ProgressFn
+from auditor.gather import Gatherer, ProgressFn, run_main
 from auditor.model import Result, Severity, Status, Vantage, WaiverRef
 from auditor.probeapi import Probe
 from auditor.profile import Profile, matches_any
@@ -227,7 +226,7 @@ def run_audit(
 ) -> tuple[AuditReport, EvidenceFile]:
     """A live audit: gather, then judge at the time gathering ended."""
     chosen = selection.apply(checks)
-    evidence = asyncio.run(gather_evidence(chosen, probes, target, credentials, options))
+    evidence = run_main(gather_evidence(chosen, probes, target, credentials, options))
     now = dt.datetime.fromisoformat(evidence.judged_at)
     results = judge_all(chosen, evidence.records, selection.profile, target.vantages(), now)
     return build_report(chosen, len(checks), target, selection.profile, evidence, results, options, now), evidence

@@ -14,6 +14,11 @@ from __future__ import annotations
 
 import os
 import time
+
+try:
+    import resource
+except ImportError:  # not on every platform: the walk then stays in one thread
+    resource = None  # type: ignore[assignment]
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,8 +36,9 @@ from .attestations import (
 )
 
 MAX_BLOB = 4 * 1024 * 1024
-WORKERS = 4
-MIN_REPOS_PER_WORKER = 16  # small registries are walked in one thread
+WORKERS = 4  # threads for the rest of a walk whose reads go to the disk
+MIN_REPOS_PER_WORKER = 16  # repositories per thread's share, and per batch read before deciding
+DISK_BLOCKS_PER_READ = 0.5  # 512-byte blocks fetched from the device per file read: above it, the walk waits on I/O
 LAYOUT = Path("docker/registry/v2")
 
 
@@ -161,29 +167,28 @@ class StorageReader(mf.LayerSizes):
                     results.append(self.tag_facts(repo, tag, tagset))
         return results
 
-    def walk(self, workers: int = WORKERS) -> dict[str, Any]:
-        """The storage's facts. Repositories are read by up to `workers` threads (file reads release
-        the GIL), each with its own reader over consecutive repositories; the merge keeps the
-        sequential order and tie-breaks, so the facts equal a one-thread walk's."""
+    def walk(self, workers: int = WORKERS, disk_blocks_per_read: float = DISK_BLOCKS_PER_READ) -> dict[str, Any]:
+        """The storage's facts. Repositories are read in one thread, batch by batch, while the page
+        cache answers: parsing is Python work that holds the GIL, and threads contending for it (and
+        for it after every file read) cost more than they gain. When a batch's reads fetched more
+        than `disk_blocks_per_read` blocks from the device per read (a cold cache, a slow disk), the
+        rest is read by up to `workers` threads (waiting reads release the GIL), each with its own
+        reader over consecutive repositories; the merge keeps the sequential order and tie-breaks,
+        so the facts equal a one-thread walk's either way."""
         started = time.monotonic()
         repos = self.repositories()
-        shares = max(1, min(workers, len(repos) // MIN_REPOS_PER_WORKER))
-        if shares == 1:
-            results = self.walk_repositories(repos)
-        else:
-            size = -(-len(repos) // shares)
-            chunks = [repos[i:i + size] for i in range(0, len(repos), size)]
-            readers = [StorageReader(self.root, self.signature_repository) for _ in chunks]
-            with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="storage-walk") as pool:
-                parts = list(pool.map(StorageReader.walk_repositories, readers, chunks))
-            results = [facts for part in parts for facts in part]
-            for reader in readers:  # in repository order: the first strictly larger wins, as in one pass
-                self.reads += reader.reads
-                if reader.largest and (self.largest is None or reader.largest["size"] > self.largest["size"]):
-                    self.largest = reader.largest
-                if reader.largest_image and (self.largest_image is None
-                                             or reader.largest_image["size"] > self.largest_image["size"]):
-                    self.largest_image = reader.largest_image
+        results: list[dict[str, Any]] = []
+        done = 0
+        while done < len(repos):
+            batch = repos[done:done + MIN_REPOS_PER_WORKER]
+            reads, blocks = self.reads, _blocks_read()
+            results += self.walk_repositories(batch)
+            done += len(batch)
+            rest = repos[done:]
+            shares = min(workers, len(rest) // MIN_REPOS_PER_WORKER)
+            if shares > 1 and waits_on_disk(self.reads - reads, _blocks_read() - blocks, disk_blocks_per_read):
+                results += self._walk_threaded(rest, shares)
+                break
         seconds = time.monotonic() - started
         return {
             "source": "storage",
@@ -200,6 +205,22 @@ class StorageReader(mf.LayerSizes):
             "stats": {"seconds": round(seconds, 3), "file_reads": self.reads,
                       "reads_per_tag": round(self.reads / len(results), 3) if results else 0.0},
         }
+
+    def _walk_threaded(self, repos: list[str], shares: int) -> list[dict[str, Any]]:
+        """`repos` read by `shares` threads, merged as one sequential walk after this reader's."""
+        size = -(-len(repos) // shares)
+        chunks = [repos[i:i + size] for i in range(0, len(repos), size)]
+        readers = [StorageReader(self.root, self.signature_repository) for _ in chunks]
+        with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="storage-walk") as pool:
+            parts = list(pool.map(StorageReader.walk_repositories, readers, chunks))
+        for reader in readers:  # in repository order: the first strictly larger wins, as in one pass
+            self.reads += reader.reads
+            if reader.largest and (self.largest is None or reader.largest["size"] > self.largest["size"]):
+                self.largest = reader.largest
+            if reader.largest_image and (self.largest_image is None
+                                         or reader.largest_image["size"] > self.largest_image["size"]):
+                self.largest_image = reader.largest_image
+        return [facts for part in parts for facts in part]
 
     def tag_facts(self, repo: str, tag: str, tagset: frozenset[str]) -> dict[str, Any]:
         facts: dict[str, Any] = {"repo": repo, "tag": tag}
@@ -281,3 +302,14 @@ class StorageReader(mf.LayerSizes):
         except (ProbeError, ValueError, OSError) as exc:
             return [{"scheme": "bundle", "error": f"referrers: {exc}"}]
         return drive(bundle_referrer_facts(repo, list(index.children), "tag-schema"), self._answer)
+
+
+def waits_on_disk(reads: int, blocks: int, blocks_per_read: float = DISK_BLOCKS_PER_READ) -> bool:
+    """Did `reads` file reads wait on the device (`blocks` 512-byte blocks fetched for them)?"""
+    return reads > 0 and blocks > blocks_per_read * reads
+
+
+def _blocks_read() -> int:
+    """Blocks this thread has read from block devices (0 where the count is not kept)."""
+    who = getattr(resource, "RUSAGE_THREAD", None) if resource else None
+    return resource.getrusage(who).ru_inblock if who is not None else 0

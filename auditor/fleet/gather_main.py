@@ -14,7 +14,6 @@ Exit codes: 0 evidence written, 2 usage error, 3 evidence written but no probe c
 from __future__ import annotations
 
 import argparse
-import asyncio
 import importlib
 import json
 import os
@@ -33,7 +32,7 @@ compat.install()
 from auditor.checkapi import ProbeRecord  # noqa: E402  (after the compat shims)
 from auditor.errors import UsageError  # noqa: E402
 from auditor.evidence import EvidenceFile, utcnow  # noqa: E402
-from auditor.gather import Gatherer  # noqa: E402
+from auditor.gather import Gatherer, run_main  # noqa: E402
 from auditor.probeapi import Probe  # noqa: E402
 from auditor.target import Target  # noqa: E402
 
@@ -175,7 +174,7 @@ def run(argv: list[str] | None = None) -> int:
 
         signer = evidence_sign.load_signer(args.sign_key)
     target = build_target(args)
-    evidence = asyncio.run(gather(target, load(names), args.deadline))
+    evidence = run_main(gather(target, load(names), args.deadline))
     out = Path(args.out)
     data = evidence_bytes(evidence, socket.gethostname())
     try:

@@ -1,5 +1,6 @@
-"""The storage walk read by several threads gives exactly the facts of a one-thread walk: same tag
-order, same largest layer and image (ties: the first repository wins), same read count."""
+"""The storage walk read by several threads (as it does when its reads wait on the disk) gives
+exactly the facts of a one-thread walk: same tag order, same largest layer and image (ties: the
+first repository wins), same read count. A walk the page cache answers stays in one thread."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from .test_content_fake import new_key, standard_content
 
 
 def _facts(root: Path, workers: int) -> dict:
-    facts = StorageReader(root).walk(workers=workers)
+    # A threshold below zero blocks per read: the first batch "waited on the disk", the rest is threaded.
+    facts = StorageReader(root).walk(workers=workers, disk_blocks_per_read=-1.0)
     facts["stats"].pop("seconds")
     return facts
 
@@ -20,7 +22,7 @@ def _facts(root: Path, workers: int) -> dict:
 def test_threaded_walk_equals_one_thread(tmp_path: Path) -> None:
     trusted, untrusted = new_key(), new_key()
     reg, _expected = standard_content(trusted, untrusted)
-    for n in range(50):
+    for n in range(80):
         # Two images share the largest size, in repositories far apart (different threads' shares).
         name, size = ("big", 90000) if n in (7, 44) else (f"img-{n}", 1000 + n)
         image = reg.push_image(f"many/repo-{n:02d}", "v1", name, size=size)
@@ -28,7 +30,25 @@ def test_threaded_walk_equals_one_thread(tmp_path: Path) -> None:
         reg.push_image(f"many/repo-{n:02d}", "v2", f"img-{n}-b", size=500)
     reg.write_storage(tmp_path)
     one = _facts(tmp_path, 1)
-    assert one["repositories"] >= 3 * storage.MIN_REPOS_PER_WORKER  # three threads' shares at least
+    assert one["repositories"] >= 5 * storage.MIN_REPOS_PER_WORKER  # one batch, then four threads' shares
     for workers in (2, 3, 4):
         assert _facts(tmp_path, workers) == one
     assert one["largest_layer"]["repo"] == "many/repo-07"
+
+
+def test_threads_only_when_reads_wait_on_the_disk(tmp_path: Path, monkeypatch) -> None:
+    assert not storage.waits_on_disk(1000, 0)  # the page cache answered every read
+    assert not storage.waits_on_disk(1000, 400)  # readahead for a few files
+    assert storage.waits_on_disk(1000, 8000)  # most reads fetched blocks from the device
+    assert not storage.waits_on_disk(0, 0)
+    reg, _expected = standard_content(new_key(), new_key())
+    for n in range(80):
+        reg.push_image(f"many/repo-{n:02d}", "v1", f"img-{n}", size=1000 + n)
+    reg.write_storage(tmp_path)
+    threaded = []
+    monkeypatch.setattr(StorageReader, "_walk_threaded",
+                        lambda self, repos, shares: threaded.append(shares) or self.walk_repositories(repos))
+    StorageReader(tmp_path).walk(disk_blocks_per_read=1e9)
+    assert threaded == []
+    StorageReader(tmp_path).walk(disk_blocks_per_read=-1.0)
+    assert threaded == [storage.WORKERS]
