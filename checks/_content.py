@@ -4,6 +4,8 @@ Contract: `tags(ev)` yields the audited tags of `registry.content` (artifact tag
 listed by the walkers); `subject(tag)` is `repo:tag`; `judge_tags(ev, judge)` runs a per-tag judgement with the shared
 handling of unreadable tags and empty registries; `signature_verdicts(ev, params)` verifies
 every signature found for every tag once per evidence object and returns {subject: [Verdict]}.
+Tags verified with trusted keys only are verified by two threads (`map_in_order`: the signature
+arithmetic releases the GIL); keyless (sigstore) verification stays in the calling thread.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from auditor.checkapi import Evidence, Outcome, Params, errored, skipped
+from auditor.checkapi import Evidence, Outcome, Params, errored, map_in_order, skipped
 from auditor.judge import manifests as mf
 from auditor.judge.cosign import (
     INVALID,
@@ -120,6 +122,24 @@ class Verification:
             return verify_bundle_keyed(bundle, digest, self.keys)
         return self.keyless().verify(text, digest)
 
+    def verify_tag(self, tag: Mapping[str, Any]) -> list[Verdict]:
+        """Verdicts of every signature found for a readable tag."""
+        verdicts: list[Verdict] = []
+        for entry in found_signatures(tag):
+            verdicts += self.verify(entry, str(tag["repo"]), str(tag["digest"]))
+        return verdicts
+
+
+def keyless(entry: Mapping[str, Any]) -> bool:
+    """Is this entry a bundle `Verification.verify` hands to the keyless (sigstore) verifier?"""
+    if entry.get("scheme") == "legacy" or entry.get("error"):
+        return False
+    bundle, _error = parse_bundle(str(entry.get("bundle", "")))
+    if bundle is None:
+        return False
+    material = bundle.get("verificationMaterial") or {}
+    return not (isinstance(material, dict) and material.get("publicKey") is not None)
+
 
 _CACHE: dict[int, tuple[Evidence, Params, dict[str, list[Verdict]]]] = {}
 
@@ -130,14 +150,15 @@ def signature_verdicts(ev: Evidence, params: Params) -> dict[str, list[Verdict]]
     if cached is not None and cached[0] is ev and cached[1] == params:
         return cached[2]
     verifier = Verification(ev, params)
+    readable = [tag for tag in tags(ev) if not tag.get("error") and tag.get("digest")]
+    # sigstore's verifier is built lazily and not known to be thread-safe: tags with a keyless bundle
+    # are verified here; the others (key-signed, the common case) by two threads.
+    keyed = [tag for tag in readable if not any(keyless(entry) for entry in found_signatures(tag))]
+    verdicts = dict(zip(map(id, keyed), map_in_order(verifier.verify_tag, keyed), strict=True))
     out: dict[str, list[Verdict]] = {}
-    for tag in tags(ev):
-        if tag.get("error") or not tag.get("digest"):
-            continue
-        verdicts: list[Verdict] = []
-        for entry in found_signatures(tag):
-            verdicts += verifier.verify(entry, str(tag["repo"]), str(tag["digest"]))
-        out[subject(tag)] = verdicts
+    for tag in readable:
+        found = verdicts.get(id(tag))
+        out[subject(tag)] = found if found is not None else verifier.verify_tag(tag)
     _CACHE.clear()
     _CACHE[id(ev)] = (ev, dict(params), out)
     return out
