@@ -16,6 +16,7 @@ from auditor import bounded
 from auditor.credentials import Credentials, load_credentials
 from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile
+from auditor.gcpolicy import fewer_collections
 from auditor.judge.rtt import ConnectTimeouts
 from auditor.plugins import load_probes
 from auditor.runner import RunOptions, Selection, needed_probes
@@ -227,14 +228,15 @@ def prepare(args: argparse.Namespace) -> Prepared:
 
 def run(args: argparse.Namespace) -> int:
     ready = prepare(args)
-    if args.no_progress:
-        done = ready.session.audit(ready.target, ready.credentials, ready.outputs)
-    else:
-        from auditor.console import make_console, probe_progress  # rich: loaded only when shown
-
-        with probe_progress(make_console(sys.stderr), ready.total_probes) as progress:
-            ready.session.options.progress = progress  # type: ignore[assignment]
+    with fewer_collections():
+        if args.no_progress:
             done = ready.session.audit(ready.target, ready.credentials, ready.outputs)
+        else:
+            from auditor.console import make_console, probe_progress  # rich: loaded only when shown
+
+            with probe_progress(make_console(sys.stderr), ready.total_probes) as progress:
+                ready.session.options.progress = progress  # type: ignore[assignment]
+                done = ready.session.audit(ready.target, ready.credentials, ready.outputs)
     say_rescan(done.evidence)
     if "console" in ready.outputs.formats:
         from auditor.console import make_console, print_report

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from auditor.console import make_console, print_report
 from auditor.evidence import EvidenceFile, merge_evidence, utcnow
+from auditor.gcpolicy import fewer_collections
 from auditor.runner import RunOptions, Selection
 from auditor.session import AuditSession, Outputs
 
@@ -41,11 +42,12 @@ def run(args: argparse.Namespace) -> int:
     profile, warnings = resolve_profile(args.profile, checks)
     wanted = formats(args.format)
     outputs = Outputs(formats=tuple(wanted), out_dir=Path(args.output), compliance=compliance_ids(args))
-    evidence = merge_evidence([EvidenceFile.load(Path(p)) for p in args.evidence])
     selection = Selection(profile, split_list(args.select), split_list(args.skip))
     options = RunOptions(fail_on=fail_on(args, profile), warnings=list(warnings))
     now: dt.datetime | None = utcnow() if args.now else None
-    done = AuditSession(checks, selection, options).evaluate(evidence, outputs, now)
+    with fewer_collections():
+        evidence = merge_evidence([EvidenceFile.load(Path(p)) for p in args.evidence])
+        done = AuditSession(checks, selection, options).evaluate(evidence, outputs, now)
     if "console" in wanted:
         print_report(make_console(), done.report, verbose=args.verbose)
     for path in done.written:
