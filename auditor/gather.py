@@ -7,7 +7,7 @@ import contextvars
 import json
 import logging
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from auditor.checkapi import ProbeRecord
@@ -47,7 +47,7 @@ class Gatherer:
 
     def __init__(
         self,
-        probes: dict[str, Probe],
+        probes: Mapping[str, Probe],
         target: Target,
         credentials: Credentials | None,
         deadline_seconds: float,

@@ -89,10 +89,3 @@ def load_report_writers() -> dict[str, Any]:
     found = _load("auditor.reports", "regaudit.reports", ReportWriter, "name")
     return {name: found[name][0] for name in sorted(found)}
 
-
-def validate_needs(checks: dict[str, Check], probes: dict[str, Probe]) -> None:
-    """Fail at load when a check needs a probe that does not exist."""
-    for item in checks.values():
-        missing = [name for name in item.meta.needs if name not in probes]
-        if missing:
-            raise PluginError(f"check {item.id} needs unknown evidence: {', '.join(missing)}")

@@ -18,11 +18,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
 from auditor import bounded
+from auditor.catalog import check_infos, json_kind
 from auditor.checkapi import Check
 from auditor.errors import UsageError
 from auditor.model import CheckMeta, Severity
@@ -77,7 +78,7 @@ class Profile:
     chain: tuple[str, ...] = ()
     tls_policy: str | None = None
 
-    def selects(self, meta: CheckMeta) -> bool:
+    def selects(self, meta: Selectable) -> bool:
         return matches_any(meta, self.select) and not matches_any(meta, self.skip)
 
     def params_for(self, meta: CheckMeta) -> dict[str, Any]:
@@ -112,7 +113,17 @@ def tls_policy_json(name: str | None) -> dict[str, Any] | None:
     return describe(name) if name else None
 
 
-def matches(meta: CheckMeta, pattern: str) -> bool:
+class Selectable(Protocol):
+    """What selection reads of a check: a CheckMeta or an auditor.catalog.CheckInfo."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def area(self) -> str: ...
+
+
+def matches(meta: Selectable, pattern: str) -> bool:
     """A pattern is a check id, a glob over ids (`tls.*`), or an area name (`tls`, `area:tls`)."""
     if pattern.startswith("area:"):
         return meta.area == pattern[5:]
@@ -121,7 +132,7 @@ def matches(meta: CheckMeta, pattern: str) -> bool:
     return fnmatch.fnmatchcase(meta.id, pattern)
 
 
-def matches_any(meta: CheckMeta, patterns: Iterable[str]) -> bool:
+def matches_any(meta: Selectable, patterns: Iterable[str]) -> bool:
     return any(matches(meta, p) for p in patterns)
 
 
@@ -252,42 +263,29 @@ def _merge(layers: list[tuple[str, dict[str, Any]]]) -> Profile:
     )
 
 
-def _json_kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "list"
-    if isinstance(value, dict):
-        return "mapping"
-    return "null"
-
-
 def validate_against_checks(profile: Profile, checks: Mapping[str, Check]) -> list[str]:
-    """Raise UsageError for unknown parameters or wrong types; return warnings (unknown ids)."""
+    """Raise UsageError for unknown parameters or wrong types; return warnings (unknown ids).
+
+    Reads the checks' infos only: a catalog's check modules are not imported (auditor/catalog.py)."""
+    infos = check_infos(checks)
     warnings: list[str] = []
     for check_id, values in profile.params.items():
-        item = checks.get(check_id)
+        item = infos.get(check_id)
         if item is None:
             warnings.append(f"profile {profile.source}: params for unknown check {check_id!r}")
             continue
         for key, value in values.items():
-            if key not in item.meta.params:
-                known = ", ".join(sorted(item.meta.params)) or "none"
+            if key not in item.params:
+                known = ", ".join(sorted(item.params)) or "none"
                 raise UsageError(
                     f"profile {profile.source}: at params.{check_id}.{key}: unknown parameter (known: {known})"
                 )
-            default = item.meta.params[key]
-            if default is not None and value is not None and _json_kind(default) != _json_kind(value):
+            kind = item.params[key]  # None: the default is null, any value goes
+            if kind is not None and value is not None and kind != json_kind(value):
                 raise UsageError(
-                    f"profile {profile.source}: at params.{check_id}.{key}: expected a {_json_kind(default)}, "
-                    f"got {value!r}"
+                    f"profile {profile.source}: at params.{check_id}.{key}: expected a {kind}, got {value!r}"
                 )
-    metas = [c.meta for c in checks.values()]
     for pattern in (*profile.select, *profile.skip, *profile.severity):
-        if pattern != "*" and not any(matches(m, pattern) for m in metas):
+        if pattern != "*" and not any(matches(i, pattern) for i in infos.values()):
             warnings.append(f"profile {profile.source}: {pattern!r} matches no installed check")
     return warnings

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from auditor.catalog import CheckCatalog
 from auditor.checkapi import Check, Evidence, Outcome, ProbeRecord
 from auditor.credentials import Credentials
 from auditor.errors import EvidenceNotApplicable, ProbeUnavailable
@@ -20,7 +21,7 @@ from auditor.evidence_schema import fit_to_shape
 from auditor.gather import Gatherer, ProgressFn, run_main
 from auditor.model import Result, Severity, Status, Vantage, WaiverRef
 from auditor.probeapi import Probe
-from auditor.profile import Profile, matches_any
+from auditor.profile import Profile, Selectable, matches_any
 from auditor.redact import redact
 from auditor.report import AuditReport
 from auditor.scoring import score
@@ -42,17 +43,19 @@ class Selection:
     select: tuple[str, ...] = ()
     skip: tuple[str, ...] = ()
 
+    def wants(self, meta: Selectable) -> bool:
+        """Whether the run judges the check `meta` describes (its CheckMeta or catalog info)."""
+        if not self.profile.selects(meta):
+            return False
+        if self.select and not matches_any(meta, self.select):
+            return False
+        return not (self.skip and matches_any(meta, self.skip))
+
     def apply(self, checks: Mapping[str, Check]) -> list[Check]:
-        chosen = []
-        for item in checks.values():
-            if not self.profile.selects(item.meta):
-                continue
-            if self.select and not matches_any(item.meta, self.select):
-                continue
-            if self.skip and matches_any(item.meta, self.skip):
-                continue
-            chosen.append(item)
-        return chosen
+        """The chosen checks; of a catalog (auditor/catalog.py), only their modules are imported."""
+        if isinstance(checks, CheckCatalog):
+            return checks.choose(self.wants)
+        return [item for item in checks.values() if self.wants(item.meta)]
 
 
 @dataclass
@@ -205,7 +208,7 @@ async def gather_evidence(
 ) -> EvidenceFile:
     """Run every probe the selected checks need (for the requested vantages), once."""
     started = utcnow()
-    gatherer = Gatherer(dict(probes), target, credentials, options.deadline, options.progress)
+    gatherer = Gatherer(probes, target, credentials, options.deadline, options.progress)
     records = await gatherer.gather(needed_probes(checks, target.vantages()))
     secrets = (credentials.password.reveal(),) if credentials else ()
     cleaned = {

@@ -75,9 +75,9 @@ class AuditSession:
         """A live audit of `target`, finished into `outputs`."""
         check_outputs(outputs)
         if self.probes is None:
-            from auditor.plugins import load_probes
+            from auditor.catalog import probe_catalog
 
-            self.probes = load_probes()
+            self.probes = probe_catalog()
         report, evidence = run_audit(self.checks, self.probes, target, credentials, self.selection, self.options)
         return finish(report, evidence, outputs)
 
@@ -126,10 +126,10 @@ def finish(report: AuditReport, evidence: EvidenceFile, outputs: Outputs) -> Ses
 
 def write_reports(report: AuditReport, wanted: list[str], out_dir: Path) -> list[Path]:
     """Run the named report writers into out_dir; UsageError when a file cannot be written."""
-    from auditor.plugins import load_report_writers
+    from auditor.catalog import writer_catalog
     from auditor.reportapi import write_report
 
-    writers = load_report_writers()
+    writers = writer_catalog()  # only the writers asked for are imported
     written = []
     for name in wanted:
         try:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 
+from auditor.catalog import check_catalog, probe_catalog, validate_needs, writer_catalog
 from auditor.checkapi import Check
 from auditor.compliance import get_framework
 from auditor.errors import UsageError
 from auditor.model import Severity
-from auditor.plugins import load_checks, load_probes, load_report_writers, validate_needs
 from auditor.profile import DEFAULT_PROFILE, Profile, load_profile, validate_against_checks
 
 
@@ -45,13 +46,14 @@ def compliance_ids(args: argparse.Namespace) -> tuple[str, ...]:
     return ids
 
 
-def load_engine() -> dict[str, Check]:
-    checks = load_checks()
-    validate_needs(checks, load_probes())
+def load_engine() -> Mapping[str, Check]:
+    """Every installed check, each module imported when one of its checks is used (auditor/catalog.py)."""
+    checks = check_catalog()
+    validate_needs(checks, probe_catalog())
     return checks
 
 
-def resolve_profile(ref: str, checks: dict[str, Check]) -> tuple[Profile, list[str]]:
+def resolve_profile(ref: str, checks: Mapping[str, Check]) -> tuple[Profile, list[str]]:
     profile = load_profile(ref)
     warnings = validate_against_checks(profile, checks)
     for warning in warnings:
@@ -70,7 +72,7 @@ def fail_on(args: argparse.Namespace, profile: Profile) -> Severity:
 
 def formats(text: str) -> list[str]:
     wanted = [f.strip() for f in text.split(",") if f.strip()]
-    known = {"console", *load_report_writers()}
+    known = {"console", *writer_catalog()}
     unknown = [f for f in wanted if f not in known]
     if unknown:
         raise UsageError(f"unknown report format(s) {', '.join(unknown)} (installed: {', '.join(sorted(known))})")

@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from auditor import bounded
+from auditor.catalog import probe_catalog
 from auditor.credentials import Credentials, load_credentials
 from auditor.errors import UsageError
 from auditor.evidence import EvidenceFile
 from auditor.gcpolicy import fewer_collections
 from auditor.judge.rtt import ConnectTimeouts
-from auditor.plugins import load_probes
 from auditor.runner import RunOptions, Selection, needed_probes
 from auditor.safetext import visible
 from auditor.session import AuditSession, Outputs, check_outputs
@@ -221,7 +221,7 @@ def prepare(args: argparse.Namespace) -> Prepared:
     check_outputs(outputs)
     options = RunOptions(fail_on=fail_on(args, profile), deadline=args.deadline, baseline=baseline,
                          warnings=list(warnings))
-    probes = load_probes()
+    probes = probe_catalog()
     total = len(needed_probes(selection.apply(checks), target.vantages()))
     return Prepared(AuditSession(checks, selection, options, probes), target, credentials, outputs, total)
 

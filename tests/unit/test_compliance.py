@@ -19,6 +19,7 @@ import xmlschema
 from prometheus_client.parser import text_string_to_metric_families
 
 from auditor.compliance import _control_status, load_frameworks, unknown_check_ids
+from auditor.errors import UsageError
 from auditor.plugins import load_checks
 
 from .helpers import FIXTURES
@@ -195,3 +196,19 @@ def test_html_per_framework_view_in_chromium(weak: tuple[Path, subprocess.Comple
         page.locator("#compliance").screenshot(path=str(out / "compliance.png"))
         browser.close()
     assert errors == []
+
+
+def test_shipped_frameworks_are_valid_against_the_schema() -> None:
+    """The run skips the JSON Schema for the shipped frameworks (start-up cost): this test is the validation."""
+    from importlib import resources
+
+    from auditor import compliance
+
+    names = [e.name for e in resources.files("auditor.compliance").iterdir() if e.name.endswith(".yaml")]
+    assert names
+    for name in names:
+        text = resources.files("auditor.compliance").joinpath(name).read_text(encoding="utf-8")
+        assert compliance._parse(name, text, schema=True) == compliance._parse(name, text), name
+    with pytest.raises(UsageError, match="compliance framework bad.yaml: at controls.0: 'title' is a required"):
+        compliance._parse("bad.yaml", "id: bad\ntitle: t\npublisher: p\nversion: '1'\nsource: https://example.org/\n"
+                          "controls: [{id: c1, checks: [tls.protocols]}]\n", schema=True)

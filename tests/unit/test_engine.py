@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from auditor import plugins
+from auditor import catalog, plugins
 from auditor.checkapi import Check, Evidence, ProbeRecord, check, passed
 from auditor.credentials import Credentials, Secret
 from auditor.errors import NotApplicable, PluginError, ProbeError, UsageError
@@ -228,7 +228,8 @@ def test_third_party_checks_load_through_entry_points(tmp_path: Path, monkeypatc
 
 
 def test_builtin_checks_need_only_installed_probes() -> None:
-    plugins.validate_needs(plugins.load_checks(), plugins.load_probes())
+    catalog.validate_needs(plugins.load_checks(), plugins.load_probes())
+    catalog.validate_needs(catalog.check_catalog(), catalog.probe_catalog())
 
 
 def _profile_file(tmp_path: Path, body: str, name: str = "site.yaml") -> Path:

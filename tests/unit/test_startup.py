@@ -7,8 +7,10 @@ modules it holds. `python -X importtime -m auditor --version` shows the cost (do
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +60,25 @@ def test_the_audit_does_load_what_it_uses() -> None:
     """The detector works: an audit's parser pulls the audit machinery in."""
     _code, modules = _modules_after("audit", "--help")
     assert "auditor.commands.audit" in modules and "auditor.commands.remediate" not in modules
+
+
+def test_a_tls_only_audit_imports_the_tls_check_and_probe_alone(tmp_path: Path) -> None:
+    """`--select tls` loads checks/tls.py and probes/tls.py, not the other checks and probes (the registry
+    API walker, the firewall model, jsonschema, httpx); against a closed loopback port, so nothing answers."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, modules = _modules_after("audit", f"https://127.0.0.1:{port}", "--select", "tls", "--no-progress",
+                                   "--no-history", "--format", "json", "--output", str(tmp_path))
+    assert code == 3 and (tmp_path / "regaudit.json").is_file()  # 3: nothing could be gathered
+    assert [m for m in modules if m.startswith(("auditor.checks.", "auditor.probes."))] == \
+        ["auditor.checks.tls", "auditor.probes.tls"]
+    used = ("auditor.judge.certs", "auditor.tlsprobe.scanner", "cryptography.x509",  # the TLS scan's own
+            "auditor.reports", "auditor.reports.json_report")  # the one report asked for
+    assert [m for m in _heavy(modules) if not m.startswith(used)] == []
+    assert "auditor.reports.json_report" in modules
+    assert not [m for m in modules if m.startswith(("jsonschema", "auditor.content", "auditor.judge.firewall",
+                                                    "auditor.judge.cosign", "auditor.host."))]
 
 
 def test_command_table_names_every_registered_command() -> None:
