@@ -22,9 +22,12 @@ import inspect
 import json
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from auditor.checkapi import Check
@@ -157,6 +160,12 @@ def _index() -> Mapping[str, Any] | None:
     return vars(module)
 
 
+def _members_of(module: ModuleType, kind: type[T]) -> list[T]:
+    """The module-level objects of type `kind` in `module` (as plugins._walk's discovery finds them)."""
+    return [value for value in vars(module).values() if isinstance(value, kind)]
+
+
+@cache
 def _module_files(package: str) -> list[str] | None:
     """The public modules of `package` and its subpackages as `plugins._walk` finds them, from a
     directory listing (no import); None when the package is not a plain directory tree."""
@@ -193,10 +202,43 @@ def _module_files(package: str) -> list[str] | None:
     return sorted(found)
 
 
-def _has_entry_points(group: str) -> bool:
+@cache
+def _plugin_groups() -> frozenset[str]:
+    """The regaudit entry-point groups (checks, probes, reports) some installed distribution declares."""
+    if not _may_declare_plugins():
+        return frozenset()
     from importlib.metadata import entry_points
 
-    return bool(entry_points(group=group))
+    return frozenset(g for g in ("regaudit.checks", "regaudit.probes", "regaudit.reports") if entry_points(group=g))
+
+
+def _may_declare_plugins() -> bool:
+    """False when no distribution on sys.path can declare a regaudit entry point: no entry_points.txt
+    of a *.dist-info or *.egg-info folder mentions `regaudit.`. Answers without importing
+    importlib.metadata and parsing every distribution's metadata (about 10 ms a run); True (ask
+    importlib.metadata) at any sign of one and wherever this scan cannot see (a zip on sys.path, a
+    meta-path finder that finds distributions of its own)."""
+    from importlib.machinery import PathFinder
+
+    if any(hasattr(f, "find_distributions") and f is not PathFinder for f in sys.meta_path):
+        return True
+    for entry in sys.path:
+        root = entry or "."
+        try:
+            with os.scandir(root) as found:
+                names = [e.name for e in found if e.name.lower().endswith((".dist-info", ".egg-info"))]
+        except NotADirectoryError:
+            return True  # a zip: importlib.metadata reads it
+        except OSError:
+            continue  # importlib.metadata skips a path entry it cannot list, too
+        for name in names:
+            try:
+                with open(os.path.join(root, name, "entry_points.txt"), "rb") as declared:
+                    if b"regaudit." in declared.read():
+                        return True
+            except OSError:
+                continue
+    return False
 
 
 # -- checks ----------------------------------------------------------------------------------------
@@ -242,10 +284,8 @@ class CheckCatalog(Mapping[str, Check]):
         return chosen
 
     def _import(self, module_name: str) -> None:
-        from auditor import plugins
-
         module = importlib.import_module(module_name)
-        found = {item.id: item for item in plugins._members(module, Check)}
+        found = {item.id: item for item in _members_of(module, Check)}
         expected = {c: i for c, i in self.infos.items() if i.module == module_name}
         if set(found) != set(expected) or any(CheckInfo.of(item, module_name) != expected[c]
                                                 for c, item in found.items()):
@@ -264,11 +304,11 @@ class CheckCatalog(Mapping[str, Check]):
 def check_catalog() -> Mapping[str, Check]:
     """Every installed check by id, as `plugins.load_checks()` but importing modules on demand; the
     full load itself when a third-party plugin is installed or the index does not fit the tree."""
-    from auditor import plugins
-
     index = _index()
-    if index is None or _has_entry_points("regaudit.checks") or \
+    if index is None or "regaudit.checks" in _plugin_groups() or \
             _module_files(CHECKS_PACKAGE) != list(index["CHECK_MODULES"]):
+        from auditor import plugins
+
         return plugins.load_checks()
     infos = {check_id: CheckInfo(check_id, area, tuple(needs), dict(params), module)
              for check_id, (module, area, needs, params) in index["CHECKS"].items()}
@@ -314,10 +354,8 @@ class PluginCatalog(Mapping[str, T]):
         return sorted({self._modules[p] for p in self._loaded})
 
     def _import(self, module_name: str) -> None:
-        from auditor import plugins
-
         module = importlib.import_module(module_name)
-        found = {getattr(p, self._key): p for p in plugins._members(module, self._kind())}
+        found = {getattr(p, self._key): p for p in _members_of(module, self._kind())}
         if set(found) != {name for name, mod in self._modules.items() if mod == module_name}:
             log.debug("plugin catalog: %s differs from the index; loading every plugin of its kind", module_name)
             self._everything()
@@ -342,27 +380,35 @@ def _writer_class() -> type[ReportWriter]:
     return ReportWriter
 
 
-def probe_catalog() -> Mapping[str, Probe]:
-    """Every installed probe by name, as `plugins.load_probes()` but importing modules on demand."""
+def _all_probes() -> Mapping[str, Probe]:
     from auditor import plugins
 
+    return plugins.load_probes()
+
+
+def _all_writers() -> Mapping[str, ReportWriter]:
+    from auditor import plugins
+
+    return plugins.load_report_writers()
+
+
+def probe_catalog() -> Mapping[str, Probe]:
+    """Every installed probe by name, as `plugins.load_probes()` but importing modules on demand."""
     index = _index()
-    if index is None or _has_entry_points("regaudit.probes") or \
+    if index is None or "regaudit.probes" in _plugin_groups() or \
             _module_files(PROBES_PACKAGE) != list(index["PROBE_MODULES"]):
-        return plugins.load_probes()
-    return PluginCatalog(index["PROBES"], _probe_class, "name", plugins.load_probes)
+        return _all_probes()
+    return PluginCatalog(index["PROBES"], _probe_class, "name", _all_probes)
 
 
 def writer_catalog() -> Mapping[str, ReportWriter]:
     """Every installed report writer by format name, as `plugins.load_report_writers()` but importing
     a writer's module only when its format is written."""
-    from auditor import plugins
-
     index = _index()
-    if index is None or _has_entry_points("regaudit.reports") or \
+    if index is None or "regaudit.reports" in _plugin_groups() or \
             _module_files(REPORTS_PACKAGE) != list(index["REPORT_MODULES"]):
-        return plugins.load_report_writers()
-    return PluginCatalog(index["REPORTS"], _writer_class, "name", plugins.load_report_writers)
+        return _all_writers()
+    return PluginCatalog(index["REPORTS"], _writer_class, "name", _all_writers)
 
 
 def main() -> int:

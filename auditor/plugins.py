@@ -12,7 +12,6 @@ import importlib
 import pkgutil
 from collections.abc import Iterable, Iterator
 from functools import cache
-from importlib.metadata import entry_points
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -57,6 +56,8 @@ def _load(package: str, group: str, kind: type[T], key: str) -> dict[str, tuple[
     for module in _walk(package):
         for item in _members(module, kind):
             add(item, module.__name__)
+    from importlib.metadata import entry_points  # about 10 ms: only when everything is loaded
+
     for ep in entry_points(group=group):
         try:
             loaded = ep.load()

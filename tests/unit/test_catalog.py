@@ -154,17 +154,50 @@ def judge(ev, params):
 """
 
 
-def test_an_installed_plugin_means_the_full_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    package = tmp_path / "catplug"
+def _plugin_distribution(root: Path, group: str = "regaudit.checks") -> None:
+    package = root / "catplug"
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "extra.py").write_text(textwrap.dedent(CHECK_SOURCE))
-    info = tmp_path / "catplug-0.1.dist-info"
+    info = root / "catplug-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: catplug\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[regaudit.checks]\nextra = catplug.extra\n")
+    (info / "entry_points.txt").write_text(f"[{group}]\nextra = catplug.extra\n")
+
+
+def _declared_groups() -> frozenset[str]:
+    from importlib.metadata import entry_points
+
+    return frozenset(g for g in ("regaudit.checks", "regaudit.probes", "regaudit.reports") if entry_points(group=g))
+
+
+def test_the_plugin_scan_answers_as_importlib_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    catalog._plugin_groups.cache_clear()
+    assert catalog._plugin_groups() == _declared_groups()
+    _plugin_distribution(tmp_path, "regaudit.probes")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    catalog._plugin_groups.cache_clear()
+    assert catalog._may_declare_plugins() is True
+    assert catalog._plugin_groups() == _declared_groups() == {"regaudit.probes"}
+    catalog._plugin_groups.cache_clear()
+
+
+def test_a_zip_on_the_path_is_left_to_importlib_metadata(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archive = tmp_path / "bundle.zip"
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive
+    monkeypatch.setattr(sys, "path", [str(archive), *sys.path])
+    assert catalog._may_declare_plugins() is True
+
+
+def test_an_installed_plugin_means_the_full_load(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _plugin_distribution(tmp_path)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(plugins, "load_checks", lambda: {"fresh": "full load"})
-    assert catalog.check_catalog() == {"fresh": "full load"}
-    sys.modules.pop("catplug.extra", None)
-    sys.modules.pop("catplug", None)
+    catalog._plugin_groups.cache_clear()
+    try:
+        assert catalog.check_catalog() == {"fresh": "full load"}
+        assert isinstance(catalog.probe_catalog(), PluginCatalog)  # no probe plugin: still the index
+    finally:
+        catalog._plugin_groups.cache_clear()
+        sys.modules.pop("catplug.extra", None)
+        sys.modules.pop("catplug", None)
