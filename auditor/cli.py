@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import pkgutil
 import sys
 from collections.abc import Sequence
 
@@ -38,6 +37,8 @@ COMMAND_MODULES = {
 
 def command_modules() -> list[str]:
     """Every module of auditor.commands that registers commands (not the _private helpers)."""
+    import pkgutil  # only to list every command (`regaudit --help`, an unknown command)
+
     package = importlib.import_module("auditor.commands")
     return sorted(i.name for i in pkgutil.iter_modules(package.__path__) if not i.name.startswith("_"))
 

@@ -108,4 +108,5 @@ def test_builtin_profiles_are_valid_against_the_schema() -> None:
         text = resources.files(profile.BUILTIN_PACKAGE).joinpath(f"{name}.yaml").read_text(encoding="utf-8")
         data = profile._plain(yaml.safe_load(text))
         assert not list(validator.iter_errors(data)), name
+        assert profile._parse(f"builtin:{name}", text) == yaml.safe_load(text), name  # libyaml reads the same
         assert profile.load_profile(name).name
