@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import uuid
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -195,7 +195,7 @@ def build_report(
         waivers=waiver_summary(profile, results, now),
         discovery=evidence.discovery,
         warnings=tuple(options.warnings),
-        run_id=uuid.uuid4().hex,
+        run_id=os.urandom(16).hex(),  # 128 random bits (uuid imports platform: 3 ms of start-up)
     )
 
 
