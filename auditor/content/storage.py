@@ -34,8 +34,10 @@ from .attestations import (
     drive,
     legacy_signature_facts,
 )
+from .offload import can_fork, in_children, usable_cpus
 
 MAX_BLOB = 4 * 1024 * 1024
+MAX_CHILDREN = 4  # processes sharing a large walk (walk_beside)
 WORKERS = 4  # threads for the rest of a walk whose reads go to the disk
 MIN_REPOS_PER_WORKER = 16  # repositories per thread's share, and per batch read before deciding
 DISK_BLOCKS_PER_READ = 0.5  # 512-byte blocks fetched from the device per file read: above it, the walk waits on I/O
@@ -168,15 +170,39 @@ class StorageReader(mf.LayerSizes):
         return results
 
     def walk(self, workers: int = WORKERS, disk_blocks_per_read: float = DISK_BLOCKS_PER_READ) -> dict[str, Any]:
-        """The storage's facts. Repositories are read in one thread, batch by batch, while the page
+        """The storage's facts, read by this process (see `walk_part` on threads)."""
+        started = time.monotonic()
+        repos = self.repositories()
+        return self._facts(repos, self.walk_part(repos, workers, disk_blocks_per_read), started)
+
+    def walk_beside(self, children: int = 0) -> dict[str, Any]:
+        """`walk()`, its repositories shared among forked children on the other cores when the
+        registry is large (`children`: how many; 0: one per usable CPU, at most MAX_CHILDREN). The
+        other probes' Python work (the scan directory's reports) then runs beside the walk instead
+        of in turn with it, and the walk itself on every core. Consecutive shares, merged in order
+        with the sequential tie-breaks: the facts equal `walk()`'s (auditor/content/offload.py)."""
+        started = time.monotonic()
+        repos = self.repositories()
+        shares = min(children or min(usable_cpus(), MAX_CHILDREN), len(repos) // MIN_REPOS_PER_WORKER)
+        if shares < 2 or not can_fork():
+            return self._facts(repos, self.walk_part(repos), started)
+        size = -(-len(repos) // shares)
+        calls = [(str(self.root), self.signature_repository, repos[i:i + size]) for i in range(0, len(repos), size)]
+        results: list[dict[str, Any]] = []
+        for part in in_children(_walk_part, calls):
+            self._absorb(part)
+            results += part["tags"]
+        return self._facts(repos, results, started)
+
+    def walk_part(self, repos: list[str], workers: int = WORKERS,
+                  disk_blocks_per_read: float = DISK_BLOCKS_PER_READ) -> list[dict[str, Any]]:
+        """The tag facts of `repos`, in order. Read in one thread, batch by batch, while the page
         cache answers: parsing is Python work that holds the GIL, and threads contending for it (and
         for it after every file read) cost more than they gain. When a batch's reads fetched more
         than `disk_blocks_per_read` blocks from the device per read (a cold cache, a slow disk), the
         rest is read by up to `workers` threads (waiting reads release the GIL), each with its own
         reader over consecutive repositories; the merge keeps the sequential order and tie-breaks,
         so the facts equal a one-thread walk's either way."""
-        started = time.monotonic()
-        repos = self.repositories()
         results: list[dict[str, Any]] = []
         done = 0
         while done < len(repos):
@@ -189,6 +215,9 @@ class StorageReader(mf.LayerSizes):
             if shares > 1 and waits_on_disk(self.reads - reads, _blocks_read() - blocks, disk_blocks_per_read):
                 results += self._walk_threaded(rest, shares)
                 break
+        return results
+
+    def _facts(self, repos: list[str], results: list[dict[str, Any]], started: float) -> dict[str, Any]:
         seconds = time.monotonic() - started
         return {
             "source": "storage",
@@ -213,14 +242,24 @@ class StorageReader(mf.LayerSizes):
         readers = [StorageReader(self.root, self.signature_repository) for _ in chunks]
         with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="storage-walk") as pool:
             parts = list(pool.map(StorageReader.walk_repositories, readers, chunks))
-        for reader in readers:  # in repository order: the first strictly larger wins, as in one pass
-            self.reads += reader.reads
-            if reader.largest and (self.largest is None or reader.largest["size"] > self.largest["size"]):
-                self.largest = reader.largest
-            if reader.largest_image and (self.largest_image is None
-                                         or reader.largest_image["size"] > self.largest_image["size"]):
-                self.largest_image = reader.largest_image
-        return [facts for part in parts for facts in part]
+        results = []
+        for reader, tags in zip(readers, parts, strict=True):
+            self._absorb(reader.part(tags))
+            results += tags
+        return results
+
+    def part(self, tags: list[dict[str, Any]]) -> dict[str, Any]:
+        """What a reader of consecutive repositories hands to the one that merges it."""
+        return {"tags": tags, "reads": self.reads, "largest": self.largest, "largest_image": self.largest_image}
+
+    def _absorb(self, part: dict[str, Any]) -> None:
+        """Merge a later share's counts and largest layer/image: the first strictly larger wins, as in one pass."""
+        self.reads += part["reads"]
+        if part["largest"] and (self.largest is None or part["largest"]["size"] > self.largest["size"]):
+            self.largest = part["largest"]
+        if part["largest_image"] and (self.largest_image is None
+                                      or part["largest_image"]["size"] > self.largest_image["size"]):
+            self.largest_image = part["largest_image"]
 
     def tag_facts(self, repo: str, tag: str, tagset: frozenset[str]) -> dict[str, Any]:
         facts: dict[str, Any] = {"repo": repo, "tag": tag}
@@ -302,6 +341,12 @@ class StorageReader(mf.LayerSizes):
         except (ProbeError, ValueError, OSError) as exc:
             return [{"scheme": "bundle", "error": f"referrers: {exc}"}]
         return drive(bundle_referrer_facts(repo, list(index.children), "tag-schema"), self._answer)
+
+
+def _walk_part(root: str, signature_repository: str | None, repos: list[str]) -> dict[str, Any]:
+    """One share of walk_beside, read by a fresh reader (in a child process)."""
+    reader = StorageReader(root, signature_repository)
+    return reader.part(reader.walk_part(repos))
 
 
 def waits_on_disk(reads: int, blocks: int, blocks_per_read: float = DISK_BLOCKS_PER_READ) -> bool:
