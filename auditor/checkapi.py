@@ -83,6 +83,9 @@ class Evidence:
     def __init__(self, records: Mapping[str, ProbeRecord], now: datetime) -> None:
         self._records = dict(records)
         self.now = now
+        # What checks derive alike from this evidence (signature verdicts, resolved scan reports),
+        # computed by the first and reused by the others; it goes when the evidence object goes.
+        self.memo: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> JSON:
         """The value of probe `name`; raises so the runner makes the check `error` or `skip`."""

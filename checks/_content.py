@@ -141,14 +141,11 @@ def keyless(entry: Mapping[str, Any]) -> bool:
     return not (isinstance(material, dict) and material.get("publicKey") is not None)
 
 
-_CACHE: dict[int, tuple[Evidence, Params, dict[str, list[Verdict]]]] = {}
-
-
 def signature_verdicts(ev: Evidence, params: Params) -> dict[str, list[Verdict]]:
     """{repo:tag: verdicts of every signature found}, computed once per (evidence, params)."""
-    cached = _CACHE.get(id(ev))
-    if cached is not None and cached[0] is ev and cached[1] == params:
-        return cached[2]
+    cached = ev.memo.get("signature_verdicts")
+    if cached is not None and cached[0] == params:
+        return cached[1]
     verifier = Verification(ev, params)
     readable = [tag for tag in tags(ev) if not tag.get("error") and tag.get("digest")]
     # sigstore's verifier is built lazily and not known to be thread-safe: tags with a keyless bundle
@@ -159,6 +156,5 @@ def signature_verdicts(ev: Evidence, params: Params) -> dict[str, list[Verdict]]
     for tag in readable:
         found = verdicts.get(id(tag))
         out[subject(tag)] = found if found is not None else verifier.verify_tag(tag)
-    _CACHE.clear()
-    _CACHE[id(ev)] = (ev, dict(params), out)
+    ev.memo["signature_verdicts"] = (dict(params), out)
     return out

@@ -95,14 +95,11 @@ def _envelope_as_bundle(envelope: str) -> str:
     return json.dumps({"verificationMaterial": {"publicKey": {"hint": ""}}, "dsseEnvelope": env})
 
 
-_CACHE: dict[int, tuple[Evidence, dict[str, Found]]] = {}
-
-
 def resolve(ev: Evidence) -> dict[str, Found]:
     """{repo:tag: Found} for every readable tag (computed once per evidence object)."""
-    cached = _CACHE.get(id(ev))
-    if cached is not None and cached[0] is ev:
-        return cached[1]
+    cached = ev.memo.get("resolved_scans")
+    if cached is not None:
+        return cached
     reports_facts = ev.typed(REPORTS, ScansReports)
     reports: dict[str, Any] = reports_facts.get("reports") or {}
     scan_dir = reports_facts.get("scan_dir")
@@ -150,8 +147,7 @@ def resolve(ev: Evidence) -> dict[str, Found]:
                     if found.undecided and "--scan-dir" in found.undecided:
                         found.undecided = ""
             out[where] = found
-    _CACHE.clear()
-    _CACHE[id(ev)] = (ev, out)
+    ev.memo["resolved_scans"] = out
     return out
 
 
