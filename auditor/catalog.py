@@ -87,9 +87,12 @@ def check_infos(checks: Mapping[str, Check]) -> Mapping[str, CheckInfo]:
 
 
 def validate_needs(checks: Mapping[str, Check], probes: Mapping[str, Probe]) -> None:
-    """Fail at load when a check needs a probe that does not exist (a catalog's modules are not imported)."""
+    """Fail at load when a check needs a probe that does not exist (a catalog's modules are not imported;
+    what the index says is missing is confirmed on the check itself before it is an error)."""
     for info in check_infos(checks).values():
         missing = [name for name in info.needs if name not in probes]
+        if missing and isinstance(checks, CheckCatalog):
+            missing = [name for name in checks[info.id].meta.needs if name not in probes]
         if missing:
             raise PluginError(f"check {info.id} needs unknown evidence: {', '.join(missing)}")
 
@@ -292,6 +295,16 @@ class CheckCatalog(Mapping[str, Check]):
             self._fall_back(f"{module_name} differs from the index")
             return
         self._loaded.update(found)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every check is loaded (after `load_all` or a fallback): infos are then the checks' own."""
+        return self._full is not None
+
+    def load_all(self) -> None:
+        """Load every check (what the full load does); infos become the loaded checks' own."""
+        if self._full is None:
+            self._fall_back("every check asked for")
 
     def _fall_back(self, why: str) -> None:
         from auditor import plugins

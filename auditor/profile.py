@@ -23,7 +23,7 @@ from typing import Any, Protocol
 import yaml
 
 from auditor import bounded
-from auditor.catalog import check_infos, json_kind
+from auditor.catalog import CheckCatalog, CheckInfo, check_infos, json_kind
 from auditor.checkapi import Check
 from auditor.errors import UsageError
 from auditor.model import CheckMeta, Severity
@@ -269,8 +269,20 @@ def _merge(layers: list[tuple[str, dict[str, Any]]]) -> Profile:
 def validate_against_checks(profile: Profile, checks: Mapping[str, Check]) -> list[str]:
     """Raise UsageError for unknown parameters or wrong types; return warnings (unknown ids).
 
-    Reads the checks' infos only: a catalog's check modules are not imported (auditor/catalog.py)."""
-    infos = check_infos(checks)
+    Reads the checks' infos: a catalog's check modules are not imported (auditor/catalog.py) unless the
+    index finds something to say, which is then confirmed on the checks themselves."""
+    if not isinstance(checks, CheckCatalog) or checks.complete:
+        return _validate(profile, check_infos(checks))
+    try:
+        if not _validate(profile, checks.infos):
+            return []
+    except UsageError:
+        pass
+    checks.load_all()
+    return _validate(profile, checks.infos)
+
+
+def _validate(profile: Profile, infos: Mapping[str, CheckInfo]) -> list[str]:
     warnings: list[str] = []
     for check_id, values in profile.params.items():
         item = infos.get(check_id)

@@ -106,8 +106,31 @@ def test_profile_validation_answers_as_against_the_loaded_checks(tmp_path: Path,
             return str(exc)
 
     checks = catalog.check_catalog()
-    assert outcome(checks) == outcome(plugins.load_checks())
-    assert isinstance(checks, CheckCatalog) and checks.modules_loaded == []
+    expected = outcome(plugins.load_checks())
+    assert outcome(checks) == expected
+    assert isinstance(checks, CheckCatalog)
+    # a clean profile is checked on the index alone; anything to say is confirmed on the checks themselves
+    assert checks.modules_loaded == ([] if expected == [] else sorted({i.module for i in checks.infos.values()}))
+
+
+def _stale(monkeypatch: pytest.MonkeyPatch, **entries: tuple) -> None:
+    index = dict(vars(sys.modules[catalog.INDEX_MODULE]))
+    monkeypatch.setattr(catalog, "_index", lambda: {**index, "CHECKS": {**index["CHECKS"], **entries}})
+
+
+def test_a_stale_index_never_makes_a_profile_error_or_warning_of_its_own(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    module, _area, needs, _params = catalog._index()["CHECKS"]["tls.certificate"]  # type: ignore[index]
+    _stale(monkeypatch, **{"tls.certificate": (module, "elsewhere", needs, {"min_days_left": "string"})})
+    path = tmp_path / "site.yaml"
+    path.write_text("name: site\nselect: [tls]\nparams:\n  tls.certificate: {min_days_left: 30}\n")
+    assert validate_against_checks(load_profile(str(path)), catalog.check_catalog()) == []
+
+
+def test_a_stale_index_never_makes_a_needs_error_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    module, area, _needs, params = catalog._index()["CHECKS"]["tls.protocols"]  # type: ignore[index]
+    _stale(monkeypatch, **{"tls.protocols": (module, area, ("tls.renamed-probe",), params)})
+    catalog.validate_needs(catalog.check_catalog(), catalog.probe_catalog())
 
 
 def test_a_module_that_disagrees_with_the_index_makes_the_catalog_load_everything(
