@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 
 from auditor import history
+from auditor.catalog import writer_catalog
 from auditor.errors import UsageError
 from auditor.fleet.inventory import DEFAULT_GROUP, load_targets
 from auditor.fleet.judge import TargetOutcome, judge_target, resolve_profile
 from auditor.fleet.report import WRITERS, FleetReport, utc_now, write_fleet
 from auditor.model import Severity
-from auditor.plugins import load_report_writers
 from auditor.profile import DEFAULT_PROFILE, Profile
 from auditor.reportapi import write_report
 from auditor.signing import PublicKey, load_public_key
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     profiles: dict[tuple[str, str | None], Profile] = {}
     keys: dict[str, PublicKey] = {}
     out_dir = Path(args.output)
-    writers = load_report_writers()
+    writers = writer_catalog()  # only the writers of the formats asked for are imported
     outcomes: list[TargetOutcome] = []
     trends = {}
     for target in targets:
