@@ -8,6 +8,9 @@ Contract:
 - `mismatch(value, schema)` is None when the value fits, else "FIELD: reason" for the first field
   that does not (FIELD as `tags[3].digest`). One walk over the value: linear in its size, so the
   10,000-tag content record costs one pass; nothing heavy is imported (no jsonschema at run time).
+- `value_mismatch(probe, value)` answers as `mismatch(value, schema_for(probe))`, with the schema
+  compiled once into nested closures (`compile_schema`): the schema is read once per probe, not
+  once per field of each of 10,000 tags, and a path is spelled only for the field that fails.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import logging
 import types
 import typing
+from collections.abc import Callable
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -165,5 +169,112 @@ def fit_to_shape(record: ProbeRecord) -> ProbeRecord:
 
 def value_mismatch(probe: str, value: JSON) -> str | None:
     """Why an `ok` value of `probe` does not fit its shipped schema ("FIELD: reason"), or None."""
+    validate = _compiled(probe)
+    return None if validate is None else _spelled(validate(value))
+
+
+@cache
+def _compiled(probe: str) -> Validator | None:
     schema = schema_for(probe)
-    return None if schema is None else mismatch(value, schema)
+    return None if schema is None else compile_schema(schema)
+
+
+# A compiled schema: None when the value fits, else (the failing field's path, innermost part
+# first: keys and list indexes; the reason).
+Failure = tuple[list[str | int], str]
+Validator = Callable[[Any], Failure | None]
+_EXACT: dict[type, tuple[str, ...]] = {str: ("string",), bool: ("boolean",), int: ("integer", "number"),
+                                       type(None): ("null",), dict: ("object",), list: ("array",)}
+_ACCEPT = object()  # a field any value fits ({} or True)
+_EXPECTED = "expected "  # how a type mismatch's reason begins (a missing or unknown field's never does)
+
+
+def _spelled(failure: Failure | None) -> str | None:
+    """"FIELD: reason" as `mismatch` spells it (a value of the wrong type at the top is "(value)")."""
+    if failure is None:
+        return None
+    path, reason = failure
+    where = ""
+    for part in reversed(path):
+        where = f"{where}[{part}]" if isinstance(part, int) else f"{where + '.' if where else ''}{part}"
+    if reason.startswith(_EXPECTED):
+        where = where or "(value)"
+    return f"{where}: {reason}"
+
+
+def _type_test(names: list[str]) -> Callable[[Any], bool]:
+    """`any(_type_ok(value, n) for n in names)`, by the value's exact type where it is a JSON one."""
+    wanted = set(names)
+    accepted = frozenset(t for t, kinds in _EXACT.items() if wanted.intersection(kinds))
+    number, integer = "number" in wanted, "integer" in wanted
+
+    def test(value: Any) -> bool:
+        kind = type(value)
+        if kind in accepted:
+            return True
+        if kind is float:
+            return number or (integer and value.is_integer())
+        if kind in _EXACT:
+            return False
+        return any(_type_ok(value, n) for n in names)
+
+    return test
+
+
+def _field(schema: Any) -> Validator | object | bool:
+    """A property's or item's check: False (no value allowed), _ACCEPT, or a compiled schema."""
+    if schema is False:
+        return False
+    if isinstance(schema, dict) and schema:
+        return compile_schema(schema)
+    return _ACCEPT
+
+
+def compile_schema(schema: dict[str, Any]) -> Validator:
+    """`mismatch(value, schema)` as a function of the value (module contract), its path unspelled."""
+    wanted = schema.get("type")
+    names = None if wanted is None else ([wanted] if isinstance(wanted, str) else list(wanted))
+    type_ok = None if names is None else _type_test(names)
+    expected = "" if names is None else f"{_EXPECTED}{' or '.join(names)}, found "
+    alternatives = [compile_schema(s) for s in schema["anyOf"]] if "anyOf" in schema else []
+    properties = {key: _field(sub) for key, sub in (schema.get("properties") or {}).items()}
+    extra = _field(schema.get("additionalProperties", True))
+    required = tuple(schema.get("required") or ())
+    items = schema.get("items")
+    item = compile_schema(items) if isinstance(items, dict) and items else None
+
+    def validate(value: Any) -> Failure | None:
+        if type_ok is not None and not type_ok(value):
+            return [], expected + _kind(value)
+        if alternatives:
+            first = None
+            for alternative in alternatives:
+                failure = alternative(value)
+                if failure is None:
+                    break
+                first = first or failure
+            else:
+                return first
+        if isinstance(value, dict):
+            for key in required:
+                if key not in value:
+                    return [key], "missing"
+            for key, member in value.items():
+                check = properties.get(key, extra)
+                if check is _ACCEPT:
+                    continue
+                if check is False:
+                    return [key], "not a field of this shape"
+                failure = check(member)  # type: ignore[operator]
+                if failure is not None:
+                    failure[0].append(key)
+                    return failure
+        elif isinstance(value, list) and item is not None:
+            for n, member in enumerate(value):
+                failure = item(member)
+                if failure is not None:
+                    failure[0].append(n)
+                    return failure
+        return None
+
+    return validate
