@@ -229,7 +229,7 @@ def prepare(args: argparse.Namespace) -> Prepared:
 def run(args: argparse.Namespace) -> int:
     ready = prepare(args)
     with fewer_collections():
-        if args.no_progress:
+        if args.no_progress or not sys.stderr.isatty():  # the bar is drawn on a terminal only: no rich import
             done = ready.session.audit(ready.target, ready.credentials, ready.outputs)
         else:
             from auditor.console import make_console, probe_progress  # rich: loaded only when shown

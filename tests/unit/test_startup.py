@@ -68,7 +68,7 @@ def test_a_tls_only_audit_imports_the_tls_check_and_probe_alone(tmp_path: Path) 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    code, modules = _modules_after("audit", f"https://127.0.0.1:{port}", "--select", "tls", "--no-progress",
+    code, modules = _modules_after("audit", f"https://127.0.0.1:{port}", "--select", "tls",  # progress: no tty
                                    "--no-history", "--format", "json", "--output", str(tmp_path))
     assert code == 3 and (tmp_path / "regaudit.json").is_file()  # 3: nothing could be gathered
     assert [m for m in modules if m.startswith(("auditor.checks.", "auditor.probes."))] == \
