@@ -48,7 +48,8 @@ def in_children(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> list[
     try:
         for args in calls:
             children.append(_Child.start(fn, args))
-        return [child.result(fn, args) if child else fn(*args) for child, args in zip(children, calls, strict=True)]
+        # (no zip(strict=...): the gather zipapp runs on Python 3.9)
+        return [child.result(fn, calls[n]) if child else fn(*calls[n]) for n, child in enumerate(children)]
     finally:
         for child in children:
             if child:

@@ -243,9 +243,9 @@ class StorageReader(mf.LayerSizes):
         with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="storage-walk") as pool:
             parts = list(pool.map(StorageReader.walk_repositories, readers, chunks))
         results = []
-        for reader, tags in zip(readers, parts, strict=True):
-            self._absorb(reader.part(tags))
-            results += tags
+        for n, reader in enumerate(readers):  # (no zip(strict=...): the gather zipapp runs on Python 3.9)
+            self._absorb(reader.part(parts[n]))
+            results += parts[n]
         return results
 
     def part(self, tags: list[dict[str, Any]]) -> dict[str, Any]:
