@@ -12,15 +12,19 @@ once its child has exited (one read, where a pipe would wake this process's read
 per 64 KiB, each time waiting for the GIL while other threads work). When a child cannot be
 forked, fails or dies, its `fn(*args)` runs here instead: children change when the answer is
 ready, never the answer or the error. A child interrupted by SIGINT (Ctrl-C reaches the whole
-process group) raises KeyboardInterrupt here rather than starting the work again.
+process group) raises KeyboardInterrupt here rather than starting the work again. With `timeout`
+(seconds), children still running then are killed and TimeoutError is raised: a child that never
+ends (a lock another thread held at the fork, say) cannot hold this process past its deadline.
 """
 
 from __future__ import annotations
 
 import marshal
 import os
+import select
 import signal
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -40,16 +44,17 @@ def can_fork() -> bool:
     return sys.platform.startswith("linux") and hasattr(os, "fork") and usable_cpus() > 1
 
 
-def in_children(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]]) -> list[T]:
+def in_children(fn: Callable[..., T], calls: Sequence[tuple[Any, ...]], timeout: float | None = None) -> list[T]:
     """`[fn(*args) for args in calls]`, each in a forked child when that can help (module contract)."""
     if not can_fork():
         return [fn(*args) for args in calls]
+    deadline = None if timeout is None else time.monotonic() + timeout
     children: list[_Child | None] = []
     try:
         for args in calls:
             children.append(_Child.start(fn, args))
         # (no zip(strict=...): the gather zipapp runs on Python 3.9)
-        return [child.result(fn, calls[n]) if child else fn(*calls[n]) for n, child in enumerate(children)]
+        return [child.result(fn, calls[n], deadline) if child else fn(*calls[n]) for n, child in enumerate(children)]
     finally:
         for child in children:
             if child:
@@ -80,8 +85,11 @@ class _Child:
             _child(shared, fn, args)
         return cls(pid, shared)
 
-    def result(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
-        """What the child computed; fn(*args) computed here when it failed."""
+    def result(self, fn: Callable[..., T], args: tuple[Any, ...], deadline: float | None = None) -> T:
+        """What the child computed; fn(*args) computed here when it failed. TimeoutError when it is
+        still running at `deadline` (time.monotonic())."""
+        if deadline is not None and not self._ends_by(deadline):
+            raise TimeoutError(f"offloaded work still running after its deadline (child {self.pid})")
         _, status = os.waitpid(self.pid, 0)
         self.reaped = True
         if os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGINT:
@@ -100,6 +108,19 @@ class _Child:
         except (EOFError, ValueError, TypeError):
             return fn(*args)
         return result
+
+    def _ends_by(self, deadline: float) -> bool:
+        """Does the child exit before `deadline`? (Without pidfd, Linux before 5.3: waited for.)"""
+        try:
+            handle = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            return True
+        try:
+            waiting = select.poll()
+            waiting.register(handle, select.POLLIN)
+            return bool(waiting.poll(max(0.0, deadline - time.monotonic()) * 1000))
+        finally:
+            os.close(handle)
 
     def close(self) -> None:
         """Close the memory file; a child not waited for (an exception came first) is ended and reaped."""

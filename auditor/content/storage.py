@@ -175,12 +175,13 @@ class StorageReader(mf.LayerSizes):
         repos = self.repositories()
         return self._facts(repos, self.walk_part(repos, workers, disk_blocks_per_read), started)
 
-    def walk_beside(self, children: int = 0) -> dict[str, Any]:
+    def walk_beside(self, children: int = 0, timeout: float | None = None) -> dict[str, Any]:
         """`walk()`, its repositories shared among forked children on the other cores when the
         registry is large (`children`: how many; 0: one per usable CPU, at most MAX_CHILDREN). The
         other probes' Python work (the scan directory's reports) then runs beside the walk instead
         of in turn with it, and the walk itself on every core. Consecutive shares, merged in order
-        with the sequential tie-breaks: the facts equal `walk()`'s (auditor/content/offload.py)."""
+        with the sequential tie-breaks: the facts equal `walk()`'s (auditor/content/offload.py).
+        `timeout`: seconds after which children still walking are ended (TimeoutError)."""
         started = time.monotonic()
         repos = self.repositories()
         shares = min(children or min(usable_cpus(), MAX_CHILDREN), len(repos) // MIN_REPOS_PER_WORKER)
@@ -189,7 +190,7 @@ class StorageReader(mf.LayerSizes):
         size = -(-len(repos) // shares)
         calls = [(str(self.root), self.signature_repository, repos[i:i + size]) for i in range(0, len(repos), size)]
         results: list[dict[str, Any]] = []
-        for part in in_children(_walk_part, calls):
+        for part in in_children(_walk_part, calls, timeout):
             self._absorb(part)
             results += part["tags"]
         return self._facts(repos, results, started)

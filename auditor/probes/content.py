@@ -151,7 +151,7 @@ async def registry_content(ctx: ProbeContext) -> JSON:
         from auditor.content.storage import StorageReader
 
         reader = StorageReader(root, ctx.target.options.get("signature_repository"))
-        facts = await asyncio.to_thread(reader.walk_beside)
+        facts = await asyncio.to_thread(reader.walk_beside, 0, ctx.remaining())
         facts["storage_root_source"] = source
         if ctx.target.host:
             hosts.append(ctx.target.host)

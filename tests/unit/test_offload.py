@@ -1,11 +1,13 @@
 """in_children: the answers of fn(*args), computed by forked children, in order; a child that
-fails, dies or returns what marshal cannot carry changes nothing but where the answer is computed.
-The storage walk shared among children gives exactly the facts of one walk."""
+fails, dies or returns what marshal cannot carry changes nothing but where the answer is computed;
+one still running at the deadline is ended. The storage walk shared among children gives exactly
+the facts of one walk."""
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -79,3 +81,18 @@ def test_walk_beside_equals_one_walk(tmp_path: Path) -> None:
     assert one["largest_layer"]["repo"] == "many/repo-05"
     for children in (2, 3, 4):
         assert facts(StorageReader(tmp_path).walk_beside(children)) == one
+
+
+def sleeps_in_child(n: int) -> int:
+    if os.getpid() != PARENT:
+        time.sleep(60)
+    return n
+
+
+@needs_fork
+def test_a_child_past_the_deadline_is_ended() -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        offload.in_children(sleeps_in_child, [(1,), (2,)], timeout=0.3)
+    assert time.monotonic() - started < 5
+    assert offload.in_children(sleeps_in_child, [], timeout=0.3) == []
