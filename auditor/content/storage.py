@@ -37,6 +37,7 @@ from .attestations import (
 from .offload import can_fork, in_children, usable_cpus
 
 MAX_BLOB = 4 * 1024 * 1024
+READ_CHUNK = 64 * 1024  # links and manifests are far smaller; below malloc's memory-mapping threshold
 MAX_CHILDREN = 4  # processes sharing a large walk (walk_beside)
 WORKERS = 4  # threads for the rest of a walk whose reads go to the disk
 MIN_REPOS_PER_WORKER = 16  # repositories per thread's share, and per batch read before deciding
@@ -60,15 +61,16 @@ class StorageReader(mf.LayerSizes):
 
     # -- files ----------------------------------------------------------------------------
     def _read(self, path: str, limit: int = MAX_BLOB) -> bytes:
-        """Read a file of at most `limit` bytes (plain os calls: pathlib costs more than the I/O)."""
+        """Read a file of at most `limit` bytes (plain os calls: pathlib costs more than the I/O).
+        Each read asks for at most READ_CHUNK bytes: os.read allocates what it is asked for, and a
+        request of megabytes for a file of a few hundred bytes (the data, then the end of file) can
+        cost a memory mapping and its removal each time."""
         self.reads += 1
         fd = os.open(path, os.O_RDONLY)
         try:
-            data = os.read(fd, limit + 1)
-            if len(data) > limit:
-                raise ProbeError(f"{path} is larger than {limit} bytes")
-            while True:  # os.read may return short for large files
-                more = os.read(fd, limit + 1 - len(data))
+            data = b""
+            while True:  # until end of file (os.read may also return short)
+                more = os.read(fd, min(limit + 1 - len(data), READ_CHUNK))
                 if not more:
                     break
                 data += more
