@@ -317,6 +317,21 @@ def standard_content(trusted: ec.EllipticCurvePrivateKey, untrusted: ec.Elliptic
     return reg, expected
 
 
+def many_repositories(root: Path, count: int, big: tuple[int, int], *, second_tag: bool = False) -> None:
+    """Write the standard content plus `count` repositories `many/repo-NN` (signed, every third by an
+    untrusted key) into a storage under `root`; the two repositories numbered in `big` share the
+    largest layer size, far apart so that different workers' shares hold them."""
+    trusted, untrusted = new_key(), new_key()
+    reg, _expected = standard_content(trusted, untrusted)
+    for n in range(count):
+        name, size = ("big", 90000) if n in big else (f"img-{n}", 1000 + n)
+        image = reg.push_image(f"many/repo-{n:02d}", "v1", name, size=size)
+        reg.sign_legacy(f"many/repo-{n:02d}", image.manifest, trusted if n % 3 else untrusted)
+        if second_tag:
+            reg.push_image(f"many/repo-{n:02d}", "v2", f"img-{n}-b", size=500)
+    reg.write_storage(root)
+
+
 def _response(status: int, *, content: bytes | None = None, json: Any = None,
               headers: dict[str, str] | None = None) -> httpx.Response:
     """A response whose body streams (httpx reads `content=` bodies eagerly, which a streamed

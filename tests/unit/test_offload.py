@@ -15,7 +15,7 @@ import pytest
 from auditor.content import offload
 from auditor.content.storage import StorageReader
 
-from .test_content_fake import new_key, standard_content
+from .test_content_fake import many_repositories
 
 PARENT = os.getpid()
 
@@ -64,14 +64,7 @@ def test_without_fork_everything_runs_here(monkeypatch: pytest.MonkeyPatch) -> N
 
 @needs_fork
 def test_walk_beside_equals_one_walk(tmp_path: Path) -> None:
-    trusted, untrusted = new_key(), new_key()
-    reg, _expected = standard_content(trusted, untrusted)
-    for n in range(70):
-        # Two images share the largest size, in repositories far apart (different children's shares).
-        name, size = ("big", 90000) if n in (5, 60) else (f"img-{n}", 1000 + n)
-        image = reg.push_image(f"many/repo-{n:02d}", "v1", name, size=size)
-        reg.sign_legacy(f"many/repo-{n:02d}", image.manifest, trusted if n % 3 else untrusted)
-    reg.write_storage(tmp_path)
+    many_repositories(tmp_path, 70, big=(5, 60))  # the largest size in different children's shares
 
     def facts(walk: dict) -> dict:
         walk["stats"].pop("seconds")

@@ -9,7 +9,7 @@ from pathlib import Path
 from auditor.content import storage
 from auditor.content.storage import StorageReader
 
-from .test_content_fake import new_key, standard_content
+from .test_content_fake import many_repositories, new_key, standard_content
 
 
 def _facts(root: Path, workers: int) -> dict:
@@ -20,15 +20,7 @@ def _facts(root: Path, workers: int) -> dict:
 
 
 def test_threaded_walk_equals_one_thread(tmp_path: Path) -> None:
-    trusted, untrusted = new_key(), new_key()
-    reg, _expected = standard_content(trusted, untrusted)
-    for n in range(80):
-        # Two images share the largest size, in repositories far apart (different threads' shares).
-        name, size = ("big", 90000) if n in (7, 44) else (f"img-{n}", 1000 + n)
-        image = reg.push_image(f"many/repo-{n:02d}", "v1", name, size=size)
-        reg.sign_legacy(f"many/repo-{n:02d}", image.manifest, trusted if n % 3 else untrusted)
-        reg.push_image(f"many/repo-{n:02d}", "v2", f"img-{n}-b", size=500)
-    reg.write_storage(tmp_path)
+    many_repositories(tmp_path, 80, big=(7, 44), second_tag=True)  # the largest size in different threads' shares
     one = _facts(tmp_path, 1)
     assert one["repositories"] >= 5 * storage.MIN_REPOS_PER_WORKER  # one batch, then four threads' shares
     for workers in (2, 3, 4):
