@@ -330,9 +330,3 @@ async def list_containers(endpoint: Endpoint, timeout: float = 5.0) -> dict[str,
         if registry is not None or nginx is not None:
             out["runtime"].append(runtime_facts(inspect))
     return out
-
-
-async def list_registries(socket: str = DOCKER_SOCKET, timeout: float = 5.0) -> list[dict[str, JSON]]:
-    """Registry containers the engine at unix socket `socket` runs. Raises OSError or ValueError."""
-    found = await list_containers(Endpoint("unix", socket, "given"), timeout)
-    return found["registries"]

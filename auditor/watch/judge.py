@@ -14,7 +14,6 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -205,10 +204,3 @@ class ContentJudge:
 def _manifest_unknown(fact: Mapping[str, Any]) -> bool:
     error = str(fact.get("error") or "")
     return any(text in error for text in ("HTTP 404", "no current/link", "tag not found in storage"))
-
-
-def with_storage_root(target: Any, root: str | None) -> Any:
-    """The target with --storage-root set (the watcher on the registry host reads storage)."""
-    if not root:
-        return target
-    return replace(target, paths={**target.paths, "storage_root": root})

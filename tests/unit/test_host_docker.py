@@ -111,7 +111,7 @@ def test_engine_api_over_a_unix_socket(tmp_path: Path) -> None:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        found = asyncio.run(docker.list_registries(path, timeout=5.0))
+        found = asyncio.run(docker.list_containers(docker.Endpoint("unix", path, "given"), 5.0))["registries"]
     finally:
         server.shutdown()
         server.server_close()
