@@ -5,8 +5,11 @@ running variant with its content. They skip (with the reason) only when this mac
 labs (not root, no `ip netns`); any other failure to bring a variant up is an error.
 
 Sharing: several pytest sessions may use the same variant at once. Each session holds a lease
-(<lab root>/.leases-<variant>/<pid>); at session end the variant is torn down only when no other
-live session holds a lease and a fixture (not a person, with `labctl up`) brought it up.
+(<lab root>/.leases-<variant>/<pid>, kept locked with flock for the session's life); at session end
+the variant is torn down only when no other session holds a lease and a fixture (not a person,
+with `labctl up`) brought it up. A lease is held while its lock is: the kernel drops the lock when
+its process dies, so a lease left by a killed session never blocks a teardown, even once its
+process id belongs to another process.
 REGAUDIT_LAB_KEEP=1 keeps variants running after the session.
 """
 
@@ -26,22 +29,13 @@ if str(TESTS_DIR) not in sys.path:
 import lab  # noqa: E402  (needs TESTS_DIR on sys.path)
 
 pytest_plugins = ["secretscan"]  # every regaudit CLI run is scanned for leaked credentials
+from lab import leases  # noqa: E402
 from lab.paths import lab_root  # noqa: E402
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "integration: runs against the real lab (network namespaces, real services); needs root")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _created_at(variant: str) -> str | None:
@@ -58,11 +52,9 @@ def _lab_session(variant: str, content: bool = True) -> Iterator[lab.LabInfo]:
     reason = lab.available()
     if reason:
         pytest.skip(f"lab {variant}: {reason}")
-    leases = lab_root() / f".leases-{variant}"
+    folder = lab_root() / f".leases-{variant}"
     marker = lab_root() / f".fixture-{variant}"
-    leases.mkdir(parents=True, exist_ok=True)
-    mine = leases / str(os.getpid())
-    mine.touch()
+    mine = leases.take(folder)
     try:
         before = _created_at(variant)
         info = lab.up(variant, content=content)
@@ -70,9 +62,8 @@ def _lab_session(variant: str, content: bool = True) -> Iterator[lab.LabInfo]:
             marker.touch()  # a fixture built it, so a fixture may tear it down
         yield info
     finally:
-        mine.unlink(missing_ok=True)
-        others = [p for p in leases.iterdir() if p.name.isdigit() and _pid_alive(int(p.name))]
-        if not others and marker.exists() and os.environ.get("REGAUDIT_LAB_KEEP") != "1":
+        leases.release(mine)
+        if not leases.others_holding(folder) and marker.exists() and os.environ.get("REGAUDIT_LAB_KEEP") != "1":
             lab.down(variant)
             marker.unlink(missing_ok=True)
 
