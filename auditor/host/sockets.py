@@ -71,16 +71,22 @@ def parse_table(text: str, table: str, byteorder: str = sys.byteorder) -> list[S
     return out
 
 
-def read_tables(proc: str = procfs.PROC) -> list[Socket]:
-    """Listening sockets of the auditor's own network namespace."""
+def _listening(net_dir: str) -> list[Socket]:
+    """Listening sockets of the tcp and tcp6 tables under `net_dir` (a /proc/.../net); an unreadable
+    table adds none."""
     found: list[Socket] = []
     for table in ("tcp", "tcp6"):
         try:
-            with open(f"{proc}/self/net/{table}", encoding="ascii", errors="replace") as handle:
+            with open(f"{net_dir}/{table}", encoding="ascii", errors="replace") as handle:
                 found += parse_table(handle.read(), table)
         except OSError:
             continue
     return found
+
+
+def read_tables(proc: str = procfs.PROC) -> list[Socket]:
+    """Listening sockets of the auditor's own network namespace."""
+    return _listening(f"{proc}/self/net")
 
 
 def owners(inodes: Iterable[int], proc: str = procfs.PROC) -> dict[int, list[dict[str, JSON]]]:
@@ -130,12 +136,6 @@ def of_process(pid: int, proc: str = procfs.PROC) -> list[dict[str, JSON]]:
     """Listening sockets process `pid` holds, read in its own network namespace (/proc/PID/net):
     a container's sockets, seen from the host. [] when the process is gone or unreadable."""
     held = procfs.socket_inodes(pid, proc)
-    found: list[Socket] = []
-    for table in ("tcp", "tcp6"):
-        try:
-            with open(f"{proc}/{pid}/net/{table}", encoding="ascii", errors="replace") as handle:
-                found += parse_table(handle.read(), table)
-        except OSError:
-            continue
+    found = _listening(f"{proc}/{pid}/net")
     return [{"endpoint": s.endpoint, "address": s.address, "port": s.port, "loopback": s.loopback}
             for s in sorted(found, key=lambda s: (s.port, s.table, s.address)) if s.inode in held]

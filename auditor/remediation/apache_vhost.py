@@ -16,7 +16,7 @@ from typing import Any
 
 from .model import FileChange, Plan, TextRemedy
 from .render import render
-from .site import Site, read_live, split_where
+from .site import Site, hold_chains, read_live, split_where
 
 NAME = "apache-vhost"
 CONFIG_CHECKS = ("proxy.apache-tls", "proxy.apache-proxy", "proxy.apache-auth")
@@ -198,7 +198,6 @@ def vhost_text(vhost: Vhost, *, ciphers: str, auth_user_file: str | None, token_
 
 
 ISSUER_DIRECTIVES = ("sslcacertificatefile", "sslcacertificatepath", "sslcertificatechainfile")
-BEGIN_CERT = b"-----BEGIN CERTIFICATE-----"
 
 
 def issuer_available(lines: list[str], vhost: Vhost) -> bool:
@@ -208,14 +207,8 @@ def issuer_available(lines: list[str], vhost: Vhost) -> bool:
     `SSLUseStapling On` only logs "ssl_stapling_init_cert: can't retrieve issuer certificate"."""
     if any(ln.strip().split(None, 1)[0].lower() in ISSUER_DIRECTIVES for ln in lines if ln.strip()):
         return True
-    certs = [args[0] for name, args, _raw in vhost.directives if name.lower() == "sslcertificatefile" and args]
-    if not certs:
-        return False
-    for cert in certs:
-        data = read_live(cert)
-        if data is None or data.count(BEGIN_CERT) < 2:
-            return False
-    return True
+    return hold_chains([args[0] for name, args, _raw in vhost.directives
+                        if name.lower() == "sslcertificatefile" and args])
 
 
 def rewrite(text: str, line: int, **kwargs: Any) -> str:

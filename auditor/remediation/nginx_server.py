@@ -19,7 +19,7 @@ from auditor.judge.units import size_bytes, time_seconds
 
 from .model import FileChange, Plan, TextRemedy
 from .render import render
-from .site import Site, read_live, split_where
+from .site import Site, hold_chains, read_live, split_where
 
 NAME = "nginx-server"
 CHECKS = ("proxy.nginx-body", "proxy.nginx-buffers", "proxy.nginx-timeouts", "proxy.forwarded-headers",
@@ -281,7 +281,6 @@ def temp_path_moves(site: Site) -> dict[str, str]:
             if p.get("directive") in TEMP_DIRS and (p.get("mount") or {}).get("mountpoint") != mountpoint}
 
 
-BEGIN_CERT = b"-----BEGIN CERTIFICATE-----"
 
 
 def issuer_available(server: dict[str, Any], file_text: str) -> bool:
@@ -290,14 +289,8 @@ def issuer_available(server: dict[str, Any], file_text: str) -> bool:
     Without it `ssl_stapling on` only logs '"ssl_stapling" ignored, issuer certificate not found'."""
     if any(ln.strip().startswith("ssl_trusted_certificate") for ln in file_text.splitlines()):
         return True
-    certs = [d["args"][0] for d in server.get("block", []) if d["directive"] == "ssl_certificate" and d["args"]]
-    if not certs:
-        return False
-    for cert in certs:
-        data = read_live(cert)
-        if data is None or data.count(BEGIN_CERT) < 2:
-            return False
-    return True
+    return hold_chains([d["args"][0] for d in server.get("block", [])
+                        if d["directive"] == "ssl_certificate" and d["args"]])
 
 
 def _stapling_possible(where: tuple[str, int] | None) -> bool:

@@ -65,6 +65,21 @@ def read_live(path: str | Path) -> bytes | None:
         return None
 
 
+BEGIN_CERT = b"-----BEGIN CERTIFICATE-----"
+
+
+def hold_chains(cert_paths: list[str]) -> bool:
+    """Whether every live certificate file in `cert_paths` (at least one) holds a chain, leaf and
+    issuer: what a proxy needs to find the issuer for OCSP stapling without a separate CA file."""
+    if not cert_paths:
+        return False
+    for cert in cert_paths:
+        data = read_live(cert)
+        if data is None or data.count(BEGIN_CERT) < 2:
+            return False
+    return True
+
+
 def split_where(where: str | None) -> tuple[str, int] | None:
     """'/etc/nginx/nginx.conf:22' -> ('/etc/nginx/nginx.conf', 22)."""
     if not where or ":" not in where:

@@ -79,22 +79,9 @@ def registry_config(v: Variant, p: Paths, addr: str, debug: bool, token: dict[st
     return "\n".join(lines) + "\n"
 
 
-def nginx_edge_config(v: Variant, p: Paths, upstream: str) -> str:
-    """nginx.conf for nginx alone (the registry's documentation recipe): TLS on 443 (v4 and v6) with
-    auth_basic and a bcrypt user file, the Docker-Distribution-Api-Version mapping, chunked
-    transfer encoding, the guide's body size, buffers and timeouts, temp paths on the tmpfs; :80
-    only redirects."""
-    t = v.nginx_timeout
-    hole = "\n            satisfy any;\n            allow all;" if v.nginx_auth_hole else ""
-    header = ("\n            add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;"
-              if v.nginx_api_version_header else "")
-    # add_header is inherited only by levels without their own: the location repeats HSTS
-    hsts = f'\n        add_header Strict-Transport-Security "{v.hsts}" always;' if v.hsts else ""
-    hsts_location = f'\n            add_header Strict-Transport-Security "{v.hsts}" always;' if v.hsts and header else ""
-    stapling = (f"\n        ssl_stapling on;\n        ssl_stapling_verify on;\n"
-                f"        ssl_trusted_certificate {p.pki / 'ca.pem'};" if v.ocsp_stapling else "")
+def _nginx_http_head(p: Paths, upstream: str) -> str:
+    """The start of every lab nginx.conf up to and including the registry upstream (inside `http`)."""
     return f"""\
-# regaudit lab ({v.name}): nginx alone terminates TLS (the registry's documentation recipe)
 user www-data;
 worker_processes 1;
 pid {p.nginx_pid};
@@ -115,7 +102,26 @@ http {{
     upstream docker-registry {{
         server {upstream};
     }}
+"""
 
+
+def nginx_edge_config(v: Variant, p: Paths, upstream: str) -> str:
+    """nginx.conf for nginx alone (the registry's documentation recipe): TLS on 443 (v4 and v6) with
+    auth_basic and a bcrypt user file, the Docker-Distribution-Api-Version mapping, chunked
+    transfer encoding, the guide's body size, buffers and timeouts, temp paths on the tmpfs; :80
+    only redirects."""
+    t = v.nginx_timeout
+    hole = "\n            satisfy any;\n            allow all;" if v.nginx_auth_hole else ""
+    header = ("\n            add_header 'Docker-Distribution-Api-Version' $docker_distribution_api_version always;"
+              if v.nginx_api_version_header else "")
+    # add_header is inherited only by levels without their own: the location repeats HSTS
+    hsts = f'\n        add_header Strict-Transport-Security "{v.hsts}" always;' if v.hsts else ""
+    hsts_location = f'\n            add_header Strict-Transport-Security "{v.hsts}" always;' if v.hsts and header else ""
+    stapling = (f"\n        ssl_stapling on;\n        ssl_stapling_verify on;\n"
+                f"        ssl_trusted_certificate {p.pki / 'ca.pem'};" if v.ocsp_stapling else "")
+    return f"""\
+# regaudit lab ({v.name}): nginx alone terminates TLS (the registry's documentation recipe)
+{_nginx_http_head(p, upstream)}
     map $upstream_http_docker_distribution_api_version $docker_distribution_api_version {{
         '' 'registry/2.0';
     }}
@@ -198,27 +204,7 @@ def nginx_config(v: Variant, p: Paths, upstream: str) -> str:
         return nginx_edge_config(v, p, upstream)
     t = v.nginx_timeout
     return f"""\
-user www-data;
-worker_processes 1;
-pid {p.nginx_pid};
-error_log {p.nginx / 'error.log'} warn;
-
-events {{
-    worker_connections 256;
-}}
-
-http {{
-    default_type application/octet-stream;
-    access_log {p.nginx / 'access.log'};
-    server_tokens off;
-    fastcgi_temp_path {p.nginx / 'tmp' / 'fastcgi'};
-    uwsgi_temp_path {p.nginx / 'tmp' / 'uwsgi'};
-    scgi_temp_path {p.nginx / 'tmp' / 'scgi'};
-
-    upstream docker-registry {{
-        server {upstream};
-    }}
-
+{_nginx_http_head(p, upstream)}
     server {{
         listen {NGINX_LISTEN};
         server_name registry.internal;
