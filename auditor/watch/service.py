@@ -415,6 +415,8 @@ class Watcher:
         stop = stop or asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
+            # Signal handlers need a Unix event loop in the main thread (NotImplementedError
+            # elsewhere, RuntimeError off the main thread, as in tests): then `stop` ends the service.
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, stop.set)
         runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
