@@ -24,6 +24,7 @@ import jsonschema
 import pytest
 import xmlschema
 import yaml
+from headless import CHROMIUM, chromium_page
 from lab.fleet import FleetLab, find_python39
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -296,21 +297,11 @@ def test_evidence_altered_after_signing_fails_verification(fleet: Fleet) -> None
 
 
 def test_fleet_dashboard_in_chromium(fleet: Fleet) -> None:
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
     page_url = (fleet.out / "fleet.html").as_uri()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        requests: list[str] = []
-        errors: list[str] = []
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    with chromium_page() as watched:
+        page = watched.page
         page.goto(page_url)
         states = dict(page.locator("tr.target").evaluate_all(
             "rows => rows.map(r => [r.dataset.target, r.dataset.state])"))
@@ -330,6 +321,5 @@ def test_fleet_dashboard_in_chromium(fleet: Fleet) -> None:
         page.wait_for_load_state()
         assert page.url == (fleet.out / "targets" / "weak" / "regaudit.html").as_uri()
         assert page.locator("#grade").inner_text() == "F"
-        browser.close()
     local = {page_url, (fleet.out / "targets" / "weak" / "regaudit.html").as_uri()}
-    assert errors == [] and set(requests) == local
+    assert watched.console_errors == [] and set(watched.requests) == local

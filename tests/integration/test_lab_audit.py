@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import jsonschema
 import pytest
 import xmlschema
 import yaml
+from headless import CHROMIUM, chromium_page
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.integration
@@ -136,20 +136,10 @@ def test_weak_lab_reports_validate_and_the_html_shows_the_failures(weak_audit: A
     from .reports_schema import validate_report
 
     validate_report(weak_audit.report)
-    chromium = shutil.which("chromium")
-    if chromium is None:
+    if CHROMIUM is None:
         pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        requests: list[str] = []
-        errors: list[str] = []
-        page.on("request", lambda r: requests.append(r.url))
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    with chromium_page() as watched:
+        page = watched.page
         page.goto((merged / "regaudit.html").as_uri())
         shown = set(page.locator("tr.result:not(.hidden)").evaluate_all("rows => rows.map(r => r.dataset.check)"))
         assert shown == weak_audit.failing_checks()
@@ -164,8 +154,7 @@ def test_weak_lab_reports_validate_and_the_html_shows_the_failures(weak_audit: A
         ARTIFACTS.mkdir(exist_ok=True)
         page.select_option("#area-filter", "")
         page.screenshot(path=str(ARTIFACTS / "weak-lab-report.png"), full_page=True)
-        browser.close()
-    assert errors == [] and requests == [(merged / "regaudit.html").as_uri()]
+    assert watched.console_errors == [] and watched.requests == [(merged / "regaudit.html").as_uri()]
 
 
 def test_no_secret_in_any_evidence_or_report(weak_audit: Audit, hardened_audit: Audit, lab_hardened) -> None:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
 import xmlschema
+from headless import CHROMIUM, chromium_page
 from prometheus_client.parser import text_string_to_metric_families
 
 from auditor.compliance import _control_status, load_frameworks, unknown_check_ids
@@ -29,7 +29,6 @@ WEAK = FIXTURES / "lab-weak"
 HARDENED = FIXTURES / "lab-hardened"
 PROFILE = REPO / "tests" / "lab-profile.yaml"
 FORMATS = "console,json,html,sarif,markdown,junit,prometheus"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 def _evaluate(out: Path, *evidence: Path, frameworks: str = "nist-800-190,nist-800-52r2,cis-docker",
@@ -172,18 +171,10 @@ def test_sarif_has_a_taxonomy_per_framework_and_validates(weak: tuple[Path, subp
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
 def test_html_per_framework_view_in_chromium(weak: tuple[Path, subprocess.CompletedProcess]) -> None:
-    from playwright.sync_api import sync_playwright
-
     out, _ = weak
     report = json.loads((out / "regaudit.json").read_text())
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
+    with chromium_page() as watched:
+        page = watched.page
         page.goto((out / "regaudit.html").as_uri())
         rows = "rows => rows.map(r => [r.dataset.control, r.dataset.status])"
         for view in report["compliance"]:
@@ -194,8 +185,7 @@ def test_html_per_framework_view_in_chromium(weak: tuple[Path, subprocess.Comple
                 len(v["controls"]) for v in report["compliance"] if v["id"] != view["id"])
         page.select_option("#framework-select", "nist-800-190")
         page.locator("#compliance").screenshot(path=str(out / "compliance.png"))
-        browser.close()
-    assert errors == []
+    assert watched.console_errors + watched.page_errors == []
 
 
 def test_shipped_frameworks_are_valid_against_the_schema() -> None:

@@ -11,7 +11,6 @@ import csv
 import json
 import os
 import re
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -19,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from headless import CHROMIUM, chromium_page
 from hostile.servers import INJECTION, SUBJECT_INJECTION, HostileServer, make_cert
 
 from auditor.plugins import load_report_writers
 
 CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -93,24 +92,17 @@ def test_every_report_format_parses_back(hostile_audit: dict[str, Any]) -> None:
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
 def test_the_html_report_shows_the_strings_as_text_in_chromium(hostile_audit: dict[str, Any]) -> None:
-    from playwright.sync_api import sync_playwright
-
     page_file = hostile_audit["out"] / "regaudit.html"
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"])
-        page = browser.new_page()
+    with chromium_page() as watched:
+        page = watched.page
         dialogs: list[str] = []
-        requests: list[str] = []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("request", lambda r: requests.append(r.url))
         page.goto(page_file.as_uri())
         text = page.inner_text("body")
         injected = page.evaluate("() => document.querySelectorAll('img, iframe').length + [...document."
                                  "querySelectorAll('b, i')].filter(e => /^(bold|t)$/.test(e.textContent)).length")
         scripts = page.evaluate("() => document.scripts.length")
-        browser.close()
-    assert dialogs == [] and requests == [page_file.as_uri()]
+    assert dialogs == [] and watched.requests == [page_file.as_uri()]
     assert "<script>alert(1)</script>" in text and "<img src=x onerror=alert(2)>" in text
     assert "<b>bold</b>/x" in text
     assert injected == 0

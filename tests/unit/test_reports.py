@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
 import xmlschema
+from headless import CHROMIUM, chromium_page
 from prometheus_client.parser import text_string_to_metric_families
 
 from .helpers import FIXTURES
@@ -98,28 +98,15 @@ def test_markdown_summary_lists_findings_and_waivers(reports: Path) -> None:
     assert "| `registry.log-json` | * | ops | 2099-12-31 | active |" in text
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (scripts/setup.sh installs it)")
 def test_html_report_in_headless_chromium(reports: Path) -> None:
-    from playwright.sync_api import sync_playwright
-
     html = (reports / "regaudit.html").read_text()
     assert "<link" not in html and "src=\"http" not in html
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        requests: list[str] = []
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.on("request", lambda r: requests.append(r.url))
+    with chromium_page() as watched:
+        page = watched.page
         page.goto((reports / "regaudit.html").as_uri())
-        assert errors == []
-        assert requests == [(reports / "regaudit.html").as_uri()]
+        assert watched.console_errors + watched.page_errors == []
+        assert watched.requests == [(reports / "regaudit.html").as_uri()]
         visible = page.locator("tr.result:not(.hidden)")
         assert sorted(visible.evaluate_all("rows => rows.map(r => r.dataset.check)")) == [
             "registry.log-json", "registry.readonly-off", "registry.upload-purging"]
@@ -138,7 +125,6 @@ def test_html_report_in_headless_chromium(reports: Path) -> None:
         assert "waiver: SIEM parses text" in page.content()
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "html-report.png"), full_page=True)
-        browser.close()
     assert (ARTIFACTS / "html-report.png").stat().st_size > 10_000
 
 
